@@ -1,0 +1,81 @@
+"""The discovery port: what a resolver returns and promises.
+
+Endpoints are immutable values so a snapshot can be shared between the
+balancer, the admin page and the router without copying or locking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Endpoint", "Resolution", "ResolveError", "Resolver"]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One instance of a service, as a registry reports it."""
+
+    address: str
+    port: int
+    tags: tuple[str, ...] = ()
+    meta: Mapping[str, str] = field(default=_EMPTY, hash=False, compare=False)
+    weight: int = 1
+    id: str = ""
+
+    @property
+    def target(self) -> str:
+        """``host:port`` form that grpc channels accept (IPv6 bracketed)."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A snapshot of a service's healthy endpoints.
+
+    ``stale`` is set when the registry could not be reached and the snapshot is
+    the last one known; ``updated_at`` (monotonic seconds) lets callers expose
+    its age rather than fail calls during a registry outage.
+    """
+
+    service: str
+    endpoints: tuple[Endpoint, ...]
+    stale: bool = False
+    updated_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def age(self) -> float:
+        """Seconds since this snapshot was last confirmed by the registry."""
+        return time.monotonic() - self.updated_at
+
+
+class ResolveError(Exception):
+    """A service resolved to nothing usable; maps to gRPC UNAVAILABLE at call time."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"service {service!r}: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+@runtime_checkable
+class Resolver(Protocol):
+    """Answers "where does service X run" from a cache kept current in the background."""
+
+    async def resolve(self, service: str) -> Resolution:
+        """Current snapshot; an unknown service yields an empty, non-raising result."""
+        ...
+
+    def watch(self, service: str) -> AsyncIterator[Resolution]:
+        """Yields the current snapshot, then one per change, until cancelled."""
+        ...
+
+    async def close(self) -> None:
+        """Stops background watches and releases connections."""
+        ...

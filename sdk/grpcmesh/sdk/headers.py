@@ -1,0 +1,94 @@
+"""Mesh metadata: names, the request-id context, and metadata helpers.
+
+One place defines every header the mesh reads or writes, so the sidecar, the
+client interceptors and the server interceptor cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "BAGGAGE",
+    "HOP_BY_HOP",
+    "MESH_SERVICE",
+    "MESH_SOURCE",
+    "REQUEST_ID",
+    "TRACEPARENT",
+    "TRACESTATE",
+    "Metadata",
+    "current_request_id",
+    "ensure_request_id",
+    "get",
+    "new_request_id",
+    "request_id_var",
+    "strip_hop_by_hop",
+]
+
+REQUEST_ID = "x-request-id"
+MESH_SERVICE = "x-mesh-service"
+MESH_SOURCE = "x-mesh-source"
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+BAGGAGE = "baggage"
+
+# Connection-scoped headers that must not be copied from one hop to the next;
+# grpc-* reserved keys (timeout, encoding, status) are re-created by each hop.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        ":authority",
+        "proxy-connection",
+        "content-type",
+        "user-agent",
+        "content-length",
+    }
+)
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "grpcmesh_request_id", default=None
+)
+
+
+def new_request_id() -> str:
+    """A fresh UUID4, the format Envoy and most tracers expect."""
+    return str(uuid.uuid4())
+
+
+def current_request_id() -> str | None:
+    """The request id of the call being served in this task, if any."""
+    return request_id_var.get()
+
+
+def get(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str | None:
+    """First value of ``key`` in ``metadata`` as text (keys are lower-case on the wire)."""
+    for k, v in metadata or ():
+        if k == key:
+            return v.decode("latin-1") if isinstance(v, bytes) else v
+    return None
+
+
+def ensure_request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[str, bool]:
+    """The incoming request id, or a new one; the flag says whether it was generated."""
+    found = get(metadata, REQUEST_ID)
+    if found:
+        return found, False
+    return new_request_id(), True
+
+
+def strip_hop_by_hop(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:
+    """Metadata safe to forward to the next hop: no connection or grpc-* reserved keys.
+
+    ``grpc-status-details-bin`` and other ``grpc-``-prefixed application keys
+    that grpc itself does not reserve are kept only in trailers, never here.
+    """
+    return [(k, v) for k, v in metadata or () if k not in HOP_BY_HOP and not k.startswith("grpc-")]

@@ -1,0 +1,1 @@
+"""grpcmesh.services: the event store, command/query buses, saga orchestrator and gateway."""

@@ -1,0 +1,1 @@
+"""grpcmesh.sidecar: the per-service proxy process and the ``grpcmesh`` command line."""

@@ -1,0 +1,21 @@
+"""``grpcmesh demo``: the most complete end-to-end path that exists, on embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="run the end-to-end demo on embedded defaults")
+    demo.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from grpcmesh.sidecar.demo import run_demo
+
+    return asyncio.run(run_demo())

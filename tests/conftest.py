@@ -1,0 +1,35 @@
+"""Shared fixtures: free ports, managed subprocesses, and the marker per folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import ProcessGroup, free_port
+
+_FOLDER_MARKERS = {"unit", "contract", "integration", "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks each test with its folder (unit/contract/integration/e2e) for `-m` selection."""
+    for item in items:
+        for part in Path(str(item.fspath)).parts:
+            if part in _FOLDER_MARKERS:
+                item.add_marker(getattr(pytest.mark, part))
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Start processes with ``procs.start(argv, name)``; all are stopped after the test."""
+    group = ProcessGroup(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
