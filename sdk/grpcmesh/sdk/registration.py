@@ -130,9 +130,7 @@ class Registration:
 
     def _consul(self) -> Any:
         if self._client is None:
-            self._client = consul_client(
-                self.consul_url, token=self.token, datacenter=None, timeout=10.0, on_request=self._count
-            )
+            self._client = consul_client(self.consul_url, token=self.token, on_request=self._count)
         return self._client
 
     def _count(self) -> None:
@@ -145,16 +143,21 @@ class Registration:
             services = tuple(await list_grpc_services(cfg.app_target))
         return {**cfg.meta, GRPC_SERVICES_META: ",".join(services)}
 
-    async def register(self) -> str:
-        """Registers (or replaces) this instance with its gRPC check; returns the service id."""
+    def check_definition(self) -> dict[str, object]:
+        """Consul's native gRPC check against the app's grpc.health.v1 (overall status, service "")."""
         cfg = self.config
-        check = {
+        return {
+            "Name": f"gRPC health of {cfg.app_target}",
             "GRPC": cfg.app_target,
             "GRPCUseTLS": False,
             "Interval": cfg.check_interval,
             "Timeout": cfg.check_timeout,
             "DeregisterCriticalServiceAfter": cfg.deregister_after,
         }
+
+    async def register(self) -> str:
+        """Registers (or replaces) this instance with its gRPC check; returns the service id."""
+        cfg = self.config
         await self._consul().agent.service.register(
             cfg.name,
             service_id=cfg.service_id,
@@ -163,7 +166,7 @@ class Registration:
             tags=list(cfg.tags),
             meta=await self._meta(),
             weights={"Passing": cfg.weight, "Warning": 1},
-            check=check,
+            check=self.check_definition(),
             replace_existing_checks=True,
         )
         log.info(

@@ -91,7 +91,12 @@ class _CountingConsul(consul.aio.Consul):  # type: ignore[misc]
 
 
 def consul_client(
-    url: str, *, token: str | None, datacenter: str | None, timeout: float, on_request: Callable[[], None]
+    url: str,
+    *,
+    token: str | None = None,
+    datacenter: str | None = None,
+    timeout: float = 10.0,
+    on_request: Callable[[], None] = lambda: None,
 ) -> Any:
     """A py-consul asyncio client for ``http(s)://host:port``; call inside the running loop."""
     parts = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")
