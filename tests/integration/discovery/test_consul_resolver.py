@@ -42,16 +42,19 @@ async def test_health_filtered_and_watched_without_a_lookup_per_call(consul: Con
         assert resolver.stats.http_requests - before <= 2
 
         # One app goes away: it leaves within the check interval + 1 s.
+        watch = resolver.watch(SERVICE)
+        assert {ep.port for ep in (await anext(watch)).endpoints} == apps.ports
         victim = apps.apps[1].port
-        before, calls = resolver.stats.http_requests, 0
+        before = resolver.stats.http_requests
         await apps.stop_app(1)
         started = time.monotonic()
         while victim in await ports_of(resolver):
-            calls += 1
             assert time.monotonic() - started < LEAVE_BOUND, f"{victim} still resolved after {LEAVE_BOUND}s"
             await asyncio.sleep(0.005)
         assert await ports_of(resolver) == apps.ports - {victim}
-        assert calls > 20
+        changed = await asyncio.wait_for(anext(watch), 1)  # the watch saw the same change
+        assert {ep.port for ep in changed.endpoints} == apps.ports - {victim}
+        await watch.aclose()
         assert resolver.stats.http_requests - before <= 3, "resolve() must not query Consul per call"
 
         # It comes back on the same port: it returns once its check passes again.
