@@ -7,7 +7,8 @@ registered:
   entry instead of leaving a ghost next to it;
 * tags and meta, plus meta ``grpc_services`` = the comma-separated gRPC
   services the app serves, read from its reflection service (health and
-  reflection themselves left out) when not given explicitly;
+  reflection themselves left out) when not given explicitly (empty, with a
+  warning, for an app without reflection);
 * Consul's native ``GRPC`` health check against the app's grpc.health.v1
   endpoint (interval, timeout) with ``DeregisterCriticalServiceAfter`` so a
   crashed instance is removed without anyone deregistering it.
@@ -140,7 +141,13 @@ class Registration:
         cfg = self.config
         services = cfg.grpc_services
         if services is None:
-            services = tuple(await list_grpc_services(cfg.app_target))
+            try:
+                services = tuple(await list_grpc_services(cfg.app_target))
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                log.warning("%s serves no reflection; registering without grpc_services", cfg.app_target)
+                services = ()
         return {**cfg.meta, GRPC_SERVICES_META: ",".join(services)}
 
     def check_definition(self) -> dict[str, object]:

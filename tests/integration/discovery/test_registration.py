@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2_grpc
 
 from grpcmesh.sdk.discovery.consul import consul_client
-from grpcmesh.sdk.registration import list_grpc_services
+from grpcmesh.sdk.registration import Registration, list_grpc_services
 from tests.integration.discovery.apps import EVENTSTORE, SERVICE, registration, start_app
 from tests.support.consul import ConsulAgent
 from tests.support.procs import wait_for_async
@@ -46,3 +48,20 @@ async def test_register_check_stable_id_and_deregister(consul: ConsulAgent) -> N
     finally:
         await client.close()
         await app.stop(grace=0)
+
+
+@pytest.mark.consul
+async def test_app_without_reflection_registers_with_empty_grpc_services(consul: ConsulAgent) -> None:
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = consul_client(consul.http_url)
+    try:
+        reg = Registration(SERVICE, "127.0.0.1", port, consul_url=consul.http_url)
+        async with reg:
+            services = await client.agent.services()
+            assert services[reg.service_id]["Meta"] == {"grpc_services": ""}
+    finally:
+        await client.close()
+        await server.stop(0)

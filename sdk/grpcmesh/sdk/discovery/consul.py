@@ -19,6 +19,8 @@ Why it is built this way:
   the task retries with exponential backoff and jitter, restarting with a
   non-blocking query (index reset), which also covers a Consul restart where
   the raft index starts again from a lower number.
+* A service's task lives as long as the resolver (services a process talks
+  to are few and long-lived); ``close()`` cancels them all and ends watchers.
 * Endpoint ``id`` is the Consul service id, ``meta`` the service meta,
   ``weight`` the service's ``Weights.Passing``; the address falls back to the
   node address when the service registered none.
