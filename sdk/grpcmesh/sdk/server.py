@@ -4,7 +4,10 @@ Adds what every mesh service needs and nobody should write twice: the
 grpc.health.v1 service (SERVING after start, NOT_SERVING while draining so load
 balancers stop sending before the listener closes), reflection (the sidecar
 learns method kinds and service names from it), and a graceful stop on SIGTERM
-that lets in-flight calls finish within a grace period.
+that lets in-flight calls finish within a grace period. Every call runs inside
+:class:`~grpcmesh.sdk.interceptors.ServerContextInterceptor` (request id, trace
+span, incoming deadline, access log), so handlers and the calls they make
+through ``MeshClient`` carry the request's context without extra code.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+
+from grpcmesh.sdk.interceptors.context import ServerContextInterceptor
 
 __all__ = ["Server", "Servicer", "serve"]
 
@@ -47,13 +53,19 @@ class Server:
         interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
         options: Sequence[tuple[str, Any]] = (),
         grace: float = 10.0,
+        tracer_provider: trace.TracerProvider | None = None,
+        context: bool = True,
     ) -> None:
+        """``interceptors`` run after the context interceptor (disable it with ``context=False``)."""
         self.name = name
         self.grace = grace
         self._host = host
         self._requested_port = port
         self._servicers = list(servicers)
-        self._server = grpc.aio.server(interceptors=list(interceptors), options=[*_DEFAULT_OPTIONS, *options])
+        chain = [ServerContextInterceptor(tracer_provider=tracer_provider)] if context else []
+        self._server = grpc.aio.server(
+            interceptors=[*chain, *interceptors], options=[*_DEFAULT_OPTIONS, *options]
+        )
         self._health = health_aio.HealthServicer()
         self.port = 0
         self._stopped = asyncio.Event()

@@ -1,0 +1,350 @@
+"""MeshChannel: the channel generated stubs are bound to by ``MeshClient.stub()``.
+
+It quacks like ``grpc.aio.Channel`` for the four ``*_*`` multicallable
+factories stubs use, and sends each call through the mesh: it tags the call
+with the target service (``x-mesh-service``) and the caller (``x-mesh-source``),
+runs the client interceptors (request id, trace, deadline, …) exactly like a
+grpc.aio interceptor chain, and hands the final call to a :class:`Transport` —
+one pooled channel to the local sidecar, or an in-process cluster that picks an
+endpoint, breaks and retries (direct mode). Failures surface as typed
+:class:`~grpcmesh.sdk.errors.MeshError` exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import grpc
+
+from grpcmesh.sdk.headers import MESH_SERVICE, MESH_SOURCE, REQUEST_ID, get
+from grpcmesh.sdk.interceptors.deadline import effective_timeout
+from grpcmesh.sdk.interceptors.errors import map_errors
+
+__all__ = ["MeshCall", "MeshChannel", "MeshStreamCall", "StreamHook", "Transport"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+Attempt = Callable[[grpc.aio.Channel, float | None], Awaitable[T]]
+StreamHook = Callable[[Any], None]
+"""Called with the underlying grpc.aio call of a streaming RPC once it has started."""
+
+
+class Transport(Protocol):
+    """Where a call goes once the interceptors have run."""
+
+    async def unary(
+        self,
+        target: str,
+        attempt: Attempt[T],
+        *,
+        idempotent: bool,
+        timeout: float | None,  # noqa: ASYNC109 - the overall deadline, split across the transport's retries
+    ) -> T:
+        """Runs ``attempt(channel, timeout)`` on a channel to ``target`` (possibly several times)."""
+        ...
+
+    async def stream(self, target: str) -> tuple[grpc.aio.Channel, StreamHook | None]:
+        """A channel for one streaming call to ``target`` and a hook to report its outcome."""
+        ...
+
+
+@dataclass
+class _State:
+    call: Any = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Method:
+    path: str
+    kind: str  # unary_unary | unary_stream | stream_unary | stream_stream
+    serializer: Callable[[Any], bytes] | None
+    deserializer: Callable[[bytes], Any] | None
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-channel settings shared by every call a stub makes."""
+
+    target: str
+    source: str = ""
+    default_timeout: float | None = 30.0
+    interceptors: Sequence[Any] = ()
+    idempotent: Callable[[str], bool] = field(default=lambda _m: False)
+
+
+async def _run_chain(interceptors: Sequence[Any], kind: str, details: Any, request: Any, base: Any) -> Any:
+    """Runs grpc.aio client interceptors of ``kind`` (outermost first) around ``base``."""
+    chain = [getattr(i, f"intercept_{kind}") for i in interceptors if hasattr(i, f"intercept_{kind}")]
+
+    async def step(index: int, d: Any, r: Any) -> Any:
+        if index == len(chain):
+            return base(d, r)
+        return await chain[index](functools.partial(step, index + 1), d, r)
+
+    return await step(0, details, request)
+
+
+class MeshChannel:
+    """A stub-facing channel whose calls go through the mesh to one target service."""
+
+    def __init__(self, transport: Transport, options: CallOptions, check_open: Callable[[str], None]) -> None:
+        self._transport = transport
+        self._options = options
+        self._check_open = check_open
+
+    @property
+    def target(self) -> str:
+        """The service this channel's calls are routed to."""
+        return self._options.target
+
+    def _details(self, method: str, timeout: float | None, metadata: Any, credentials: Any, wfr: Any) -> Any:
+        self._check_open(method)
+        md = grpc.aio.Metadata(*(metadata or ()))
+        if self._options.target and MESH_SERVICE not in md:
+            md.add(MESH_SERVICE, self._options.target)
+        if self._options.source and MESH_SOURCE not in md:
+            md.add(MESH_SOURCE, self._options.source)
+        return grpc.aio.ClientCallDetails(method, timeout, md, credentials, wfr)
+
+    def _base(self, m: _Method, channel: grpc.aio.Channel, state: _State, hook: StreamHook | None) -> Any:
+        def call(details: Any, request: Any) -> Any:
+            state.request_id = get(details.metadata, REQUEST_ID)
+            method = details.method.decode() if isinstance(details.method, bytes) else details.method
+            factory = getattr(channel, m.kind)
+            raw = factory(method, request_serializer=m.serializer, response_deserializer=m.deserializer)(
+                request,
+                timeout=details.timeout,
+                metadata=details.metadata,
+                credentials=details.credentials,
+                wait_for_ready=details.wait_for_ready,
+            )
+            state.call = raw
+            if hook is not None:
+                hook(raw)
+            return raw
+
+        return call
+
+    def _unary(self, m: _Method, request: Any, details: Any) -> MeshCall[Any]:
+        state = _State()
+        options = self._options
+
+        async def attempt(channel: grpc.aio.Channel, attempt_timeout: float | None) -> Any:
+            d = grpc.aio.ClientCallDetails(
+                details.method, attempt_timeout, details.metadata, details.credentials, details.wait_for_ready
+            )
+            result = await _run_chain(
+                options.interceptors, m.kind, d, request, self._base(m, channel, state, None)
+            )
+            return await result if inspect.isawaitable(result) else result
+
+        async def run() -> Any:
+            timeout = effective_timeout(details.timeout, options.default_timeout)
+            idempotent = options.idempotent(m.path)
+            return await self._transport.unary(
+                options.target, attempt, idempotent=idempotent, timeout=timeout
+            )
+
+        return MeshCall(run, state)
+
+    def _streaming(self, m: _Method, request: Any, details: Any) -> MeshStreamCall[Any]:
+        state = _State()
+
+        async def open_call() -> Any:
+            channel, hook = await self._transport.stream(self._options.target)
+            d = grpc.aio.ClientCallDetails(
+                details.method,
+                effective_timeout(details.timeout, self._options.default_timeout),
+                details.metadata,
+                details.credentials,
+                details.wait_for_ready,
+            )
+            return await _run_chain(
+                self._options.interceptors, m.kind, d, request, self._base(m, channel, state, hook)
+            )
+
+        return MeshStreamCall(open_call, state)
+
+    def _multicallable(self, kind: str, method: str, ser: Any, deser: Any) -> Callable[..., Any]:
+        m = _Method(method, kind, ser, deser)
+        start = self._unary if kind == "unary_unary" else self._streaming
+
+        def invoke(
+            request: Any = None,
+            timeout: float | None = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: bool | None = None,
+            compression: Any = None,
+        ) -> Any:
+            return start(m, request, self._details(method, timeout, metadata, credentials, wait_for_ready))
+
+        invoke.__name__ = invoke.__qualname__ = method
+        return invoke
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> Callable[..., MeshCall[Any]]:
+        """A unary multicallable (``await stub.M(req, timeout=…)``)."""
+        return self._multicallable("unary_unary", method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> Callable[..., MeshStreamCall[Any]]:
+        """A server-streaming multicallable (``async for r in stub.M(req)``)."""
+        return self._multicallable("unary_stream", method, request_serializer, response_deserializer)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> Callable[..., MeshStreamCall[Any]]:
+        """A client-streaming multicallable (``await stub.M(request_iterator)``)."""
+        return self._multicallable("stream_unary", method, request_serializer, response_deserializer)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> Callable[..., MeshStreamCall[Any]]:
+        """A bidirectional multicallable."""
+        return self._multicallable("stream_stream", method, request_serializer, response_deserializer)
+
+
+class _CallBase(Generic[T]):
+    """Lazily started call; metadata/status accessors of the underlying grpc call."""
+
+    _task: asyncio.Task[T] | None
+
+    def __init__(self, run: Callable[[], Awaitable[T]], state: _State) -> None:
+        self._run = run
+        self._state = state
+        self._task = None
+
+    def _started(self) -> asyncio.Task[T]:
+        if self._task is None:
+
+            async def runner() -> T:
+                return await self._run()
+
+            self._task = asyncio.ensure_future(runner())
+        return self._task
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` this call went out with (after it started)."""
+        return self._state.request_id
+
+    async def _settled(self) -> Any:
+        task = self._started()
+        await asyncio.wait([task])
+        return self._state.call
+
+    async def initial_metadata(self) -> grpc.aio.Metadata | None:
+        """Headers the server sent (``None`` when the call never reached a server)."""
+        call = await self._settled()
+        return None if call is None else await call.initial_metadata()
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata | None:
+        """Trailers the server sent (``None`` when the call never reached a server)."""
+        call = await self._settled()
+        return None if call is None else await call.trailing_metadata()
+
+    async def code(self) -> grpc.StatusCode:
+        """The final status code of the (last) attempt."""
+        call = await self._settled()
+        return grpc.StatusCode.UNAVAILABLE if call is None else await call.code()
+
+    def cancel(self) -> bool:
+        """Cancels the call; returns whether it was still running."""
+        if self._state.call is not None and self._state.call.cancel():
+            return True
+        return self._task is not None and self._task.cancel()
+
+    def done(self) -> bool:
+        """Whether the call has finished."""
+        return self._task is not None and self._task.done()
+
+
+class MeshCall(_CallBase[T]):
+    """A unary call: ``await`` it for the response or a typed :class:`MeshError`."""
+
+    async def _result(self) -> T:
+        with map_errors(request_id=self._state.request_id):
+            try:
+                return await self._started()
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+
+    def __await__(self) -> Any:
+        return self._result().__await__()
+
+
+class MeshStreamCall(_CallBase[Any], Generic[R]):
+    """A streaming call: iterate / ``read()`` / ``write()``; ``await`` it when the response is unary."""
+
+    def __init__(self, run: Callable[[], Awaitable[Any]], state: _State) -> None:
+        super().__init__(run, state)
+        self._iter: AsyncIterator[R] | None = None
+
+    async def _call(self) -> Any:
+        with map_errors(request_id=self._state.request_id):
+            return await self._started()
+
+    async def _responses(self) -> AsyncIterator[R]:
+        call = await self._call()
+        with map_errors(request_id=self._state.request_id):
+            async for item in call:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[R]:
+        if self._iter is None:
+            self._iter = self._responses()
+        return self._iter
+
+    async def read(self) -> R | Any:
+        """The next response, or ``grpc.aio.EOF`` at the end of the stream."""
+        try:
+            return await self.__aiter__().__anext__()
+        except StopAsyncIteration:
+            return grpc.aio.EOF  # type: ignore[attr-defined]
+
+    async def write(self, request: Any) -> None:
+        """Sends one request on a call started without a request iterator."""
+        call = await self._call()
+        with map_errors(request_id=self._state.request_id):
+            await call.write(request)
+
+    async def done_writing(self) -> None:
+        """Half-closes the request stream."""
+        call = await self._call()
+        with map_errors(request_id=self._state.request_id):
+            await call.done_writing()
+
+    async def _response(self) -> R:
+        call = await self._call()
+        with map_errors(request_id=self._state.request_id):
+            response: R = await call
+            return response
+
+    def __await__(self) -> Any:
+        return self._response().__await__()
