@@ -24,7 +24,7 @@ class Endpoint:
     address: str
     port: int
     tags: tuple[str, ...] = ()
-    meta: Mapping[str, str] = field(default=_EMPTY, hash=False, compare=False)
+    meta: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False, compare=False)
     weight: int = 1
     id: str = ""
 
