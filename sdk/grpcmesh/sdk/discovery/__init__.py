@@ -1,10 +1,67 @@
 """Service discovery: a ``Resolver`` protocol and its implementations.
 
 Policies (balancers, the sidecar's router) depend only on :class:`Resolver`
-and :class:`Endpoint`; which registry answers is chosen once at the edge.
+and :class:`Endpoint`; which registry answers is chosen once at the edge, by
+:func:`resolver_from_url`:
+
+=================================  ==========================================
+``consul://host:port``             :class:`ConsulResolver` at ``http://host:port``
+``http://…`` / ``https://…``       :class:`ConsulResolver` at that address
+``file:///path`` or a plain path   :class:`StaticResolver` over that file
+``None`` / ``""``                  :class:`StaticResolver` over ``$GRPCMESH_REGISTRY``,
+                                   else ``./grpcmesh-registry.toml`` (a missing
+                                   file is an empty registry until it appears)
+=================================  ==========================================
+
+Consul URLs may carry ``?dc=…&tag=…&wait=…&token=…`` query parameters.
 """
 
-from grpcmesh.sdk.discovery.base import Endpoint, Resolution, ResolveError, Resolver
-from grpcmesh.sdk.discovery.memory import MemoryResolver
+from __future__ import annotations
 
-__all__ = ["Endpoint", "MemoryResolver", "Resolution", "ResolveError", "Resolver"]
+import os
+import urllib.parse
+
+from grpcmesh.sdk.discovery.base import Endpoint, Resolution, ResolveError, Resolver, require_endpoints
+from grpcmesh.sdk.discovery.consul import ConsulResolver
+from grpcmesh.sdk.discovery.memory import MemoryResolver
+from grpcmesh.sdk.discovery.static import RegistryFileError, StaticResolver
+
+__all__ = [
+    "DEFAULT_REGISTRY_FILE",
+    "ConsulResolver",
+    "Endpoint",
+    "MemoryResolver",
+    "RegistryFileError",
+    "Resolution",
+    "ResolveError",
+    "Resolver",
+    "StaticResolver",
+    "require_endpoints",
+    "resolver_from_url",
+]
+
+DEFAULT_REGISTRY_FILE = "grpcmesh-registry.toml"
+
+
+def resolver_from_url(url: str | None) -> Resolver:
+    """The resolver a registry address names (see the module docstring for the forms)."""
+    if not url:
+        return StaticResolver(os.environ.get("GRPCMESH_REGISTRY") or DEFAULT_REGISTRY_FILE)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("consul", "http", "https"):
+        if not parts.netloc:
+            raise ValueError(f"registry URL {url!r}: missing host:port")
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        scheme = "http" if parts.scheme == "consul" else parts.scheme
+        return ConsulResolver(
+            f"{scheme}://{parts.netloc}",
+            datacenter=query.get("dc"),
+            tag=query.get("tag"),
+            wait=query.get("wait", "30s"),
+            token=query.get("token"),
+        )
+    if parts.scheme == "file":
+        return StaticResolver(urllib.parse.unquote(parts.path))
+    if parts.scheme and len(parts.scheme) > 1:  # one letter: a Windows drive, i.e. a path
+        raise ValueError(f"registry URL {url!r}: unknown scheme {parts.scheme!r} (consul, http(s), file)")
+    return StaticResolver(url)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Endpoint", "Resolution", "ResolveError", "Resolver"]
+from grpcmesh.sdk.errors import Unavailable
+
+__all__ = ["Endpoint", "Resolution", "ResolveError", "Resolver", "require_endpoints"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -24,7 +26,7 @@ class Endpoint:
     address: str
     port: int
     tags: tuple[str, ...] = ()
-    meta: Mapping[str, str] = field(default=_EMPTY, hash=False, compare=False)
+    meta: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False, compare=False)
     weight: int = 1
     id: str = ""
 
@@ -55,13 +57,34 @@ class Resolution:
         return time.monotonic() - self.updated_at
 
 
-class ResolveError(Exception):
-    """A service resolved to nothing usable; maps to gRPC UNAVAILABLE at call time."""
+class ResolveError(Unavailable):
+    """A service resolved to nothing usable; maps to gRPC UNAVAILABLE at call time.
+
+    It is an :class:`~grpcmesh.sdk.errors.Unavailable`, so callers that handle
+    typed mesh errors (and the sidecar, which aborts with ``err.code``) treat
+    "nowhere to send it" like any other unavailable upstream.
+    """
 
     def __init__(self, service: str, reason: str) -> None:
         super().__init__(f"service {service!r}: {reason}")
         self.service = service
         self.reason = reason
+
+
+def require_endpoints(resolution: Resolution) -> tuple[Endpoint, ...]:
+    """The endpoints of ``resolution``; raises :class:`ResolveError` when there are none.
+
+    Resolvers answer an unknown or fully unhealthy service with an empty
+    snapshot (never an exception from a registry client); this is the one place
+    a call turns that into UNAVAILABLE, with a message that says why.
+    """
+    if resolution.endpoints:
+        return resolution.endpoints
+    if resolution.stale:
+        reason = f"no endpoints known and the registry is unreachable (last answer {resolution.age:.1f}s ago)"
+    else:
+        reason = "no healthy endpoints registered"
+    raise ResolveError(resolution.service, reason)
 
 
 @runtime_checkable
