@@ -30,8 +30,8 @@ from grpcmesh.sdk.errors import (
     rich_status,
 )
 from grpcmesh.sdk.headers import current_request_id
-from grpcmesh.sdk.interceptors import RetryPolicy
 from grpcmesh.sdk.logging import configure_logging
+from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.server import Server, Servicer, serve
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",
-    "RetryPolicy",
+    "RetryConfig",
     "Server",
     "Servicer",
     "Unauthenticated",

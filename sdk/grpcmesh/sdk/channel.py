@@ -248,6 +248,9 @@ class _CallBase(Generic[T]):
             self._task = asyncio.ensure_future(runner())
         return self._task
 
+    def _sent_id(self) -> str | None:
+        return self._state.request_id
+
     @property
     def request_id(self) -> str | None:
         """The ``x-request-id`` this call went out with (after it started)."""
@@ -288,7 +291,7 @@ class MeshCall(_CallBase[T]):
     """A unary call: ``await`` it for the response or a typed :class:`MeshError`."""
 
     async def _result(self) -> T:
-        with map_errors(request_id=self._state.request_id):
+        with map_errors(request_id=self._sent_id):
             try:
                 return await self._started()
             except asyncio.CancelledError:
@@ -307,12 +310,12 @@ class MeshStreamCall(_CallBase[Any], Generic[R]):
         self._iter: AsyncIterator[R] | None = None
 
     async def _call(self) -> Any:
-        with map_errors(request_id=self._state.request_id):
+        with map_errors(request_id=self._sent_id):
             return await self._started()
 
     async def _responses(self) -> AsyncIterator[R]:
         call = await self._call()
-        with map_errors(request_id=self._state.request_id):
+        with map_errors(request_id=self._sent_id):
             async for item in call:
                 yield item
 
@@ -331,18 +334,18 @@ class MeshStreamCall(_CallBase[Any], Generic[R]):
     async def write(self, request: Any) -> None:
         """Sends one request on a call started without a request iterator."""
         call = await self._call()
-        with map_errors(request_id=self._state.request_id):
+        with map_errors(request_id=self._sent_id):
             await call.write(request)
 
     async def done_writing(self) -> None:
         """Half-closes the request stream."""
         call = await self._call()
-        with map_errors(request_id=self._state.request_id):
+        with map_errors(request_id=self._sent_id):
             await call.done_writing()
 
     async def _response(self) -> R:
         call = await self._call()
-        with map_errors(request_id=self._state.request_id):
+        with map_errors(request_id=self._sent_id):
             response: R = await call
             return response
 

@@ -41,23 +41,25 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import grpc
 from opentelemetry import trace
 
-from grpcmesh.sdk.channel import Attempt, CallOptions, MeshChannel, StreamHook, Transport
-from grpcmesh.sdk.discovery import Resolver
+from grpcmesh.sdk.channel import Attempt, CallOptions, MeshChannel, StreamHook
+from grpcmesh.sdk.cluster import ClusterConfig
+from grpcmesh.sdk.direct import ClusterTransport, Discovery
 from grpcmesh.sdk.errors import Unavailable
 from grpcmesh.sdk.interceptors import (
     DeadlineInterceptor,
+    IdempotentMethods,
     RequestIdInterceptor,
     RetryInterceptor,
-    RetryPolicy,
     TraceInterceptor,
 )
+from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.sync import LoopThread, SyncChannel
 
 __all__ = ["SIDECAR_ENV", "AsyncMeshClient", "ClientClosedError", "ClientConfig", "MeshClient"]
@@ -67,7 +69,6 @@ DISCOVERY_ENV = "GRPCMESH_DISCOVERY"
 DEFAULT_SIDECAR = "127.0.0.1:15001"
 S = TypeVar("S")
 T = TypeVar("T")
-Discovery = str | Resolver | Mapping[str, Sequence[str]]
 _TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -103,7 +104,9 @@ class ClientConfig:
     direct: bool = False
     discovery: Discovery | None = None
     timeout: float | None = 30.0
-    retry: RetryPolicy | None = None
+    retry: RetryConfig | None = None
+    idempotent: tuple[str, ...] = ()
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @classmethod
     def build(
@@ -114,8 +117,9 @@ class ClientConfig:
         direct: bool = False,
         discovery: Discovery | None = None,
         timeout: float | None = 30.0,
-        retry: RetryPolicy | bool | None = None,
+        retry: RetryConfig | bool | None = None,
         idempotent: Sequence[str] = (),
+        cluster: ClusterConfig | None = None,
     ) -> ClientConfig:
         """Validates the arguments and fills defaults from ``GRPCMESH_SIDECAR`` / ``GRPCMESH_DISCOVERY``."""
         if timeout is not None and timeout <= 0:
@@ -131,12 +135,17 @@ class ClientConfig:
         address = sidecar if sidecar is not None else os.environ.get(SIDECAR_ENV, DEFAULT_SIDECAR)
         if not direct:
             address = validate_address(address, source)
-        policy = retry if isinstance(retry, RetryPolicy) else None
-        if retry is True or (policy is None and idempotent):
-            policy = RetryPolicy(idempotent=tuple(idempotent))
-        elif policy is not None and idempotent:
-            policy = RetryPolicy(**{**policy.__dict__, "idempotent": (*policy.idempotent, *idempotent)})
-        return cls(service, address, source, direct, discovery, timeout, policy)
+        # Sidecar mode: no client retries unless asked (the sidecar retries). Direct mode: the
+        # cluster retries with RetryConfig() unless retry=False.
+        if isinstance(retry, RetryConfig):
+            policy: RetryConfig | None = retry
+        elif retry is True or (retry is None and direct):
+            policy = RetryConfig()
+        else:
+            policy = None
+        cluster = cluster or ClusterConfig()
+        cluster = replace(cluster, retry=policy or RetryConfig(max_attempts=1))
+        return cls(service, address, source, direct, discovery, timeout, policy, tuple(idempotent), cluster)
 
 
 class _SidecarTransport:
@@ -181,8 +190,9 @@ class AsyncMeshClient:
         direct: bool = False,
         discovery: Discovery | None = None,
         timeout: float | None = 30.0,
-        retry: RetryPolicy | bool | None = None,
+        retry: RetryConfig | bool | None = None,
         idempotent: Sequence[str] = (),
+        cluster: ClusterConfig | None = None,
         interceptors: Sequence[Any] = (),
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
@@ -194,16 +204,17 @@ class AsyncMeshClient:
             timeout=timeout,
             retry=retry,
             idempotent=idempotent,
+            cluster=cluster,
         )
-        self._policy = self.config.retry or RetryPolicy(idempotent=tuple(idempotent))
+        self._idempotent = IdempotentMethods(self.config.idempotent)
         chain: list[Any] = [*interceptors, RequestIdInterceptor(), DeadlineInterceptor(self.config.timeout)]
         if self.config.retry is not None and not self.config.direct:
-            chain.append(RetryInterceptor(self.config.retry))
+            chain.append(RetryInterceptor(self.config.retry, self._idempotent))
         chain.append(TraceInterceptor(tracer_provider))
         self._interceptors = tuple(chain)
         self._transport: Any = (
-            _direct_transport(self.config, self._policy)
-            if self.config.direct
+            ClusterTransport(self.config.discovery, self.config.cluster)
+            if self.config.discovery is not None
             else _SidecarTransport(self.config.sidecar)
         )
         self._channels: dict[str, MeshChannel] = {}
@@ -236,7 +247,7 @@ class AsyncMeshClient:
                 source=self.config.service,
                 default_timeout=self.config.timeout,
                 interceptors=self._interceptors,
-                idempotent=self._policy.is_idempotent,
+                idempotent=self._idempotent,
             )
             self._channels[name] = MeshChannel(self._transport, options, lambda m: self._check_open(m, name))
         return self._channels[name]
@@ -275,13 +286,6 @@ class AsyncMeshClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _direct_transport(config: ClientConfig, policy: RetryPolicy) -> Transport:
-    from grpcmesh.sdk.direct import ClusterTransport  # imported lazily: only direct mode needs it
-
-    assert config.discovery is not None
-    return ClusterTransport(config.discovery, policy)
 
 
 class MeshClient:

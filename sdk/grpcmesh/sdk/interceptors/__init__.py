@@ -16,15 +16,14 @@ from grpcmesh.sdk.interceptors.deadline import (
 )
 from grpcmesh.sdk.interceptors.errors import map_errors, to_mesh_error
 from grpcmesh.sdk.interceptors.request_id import RequestIdInterceptor
-from grpcmesh.sdk.interceptors.retry import RetryBudget, RetryInterceptor, RetryPolicy, declared_idempotent
+from grpcmesh.sdk.interceptors.retry import IdempotentMethods, RetryInterceptor, declared_idempotent
 from grpcmesh.sdk.interceptors.trace import TraceInterceptor
 
 __all__ = [
     "DeadlineInterceptor",
+    "IdempotentMethods",
     "RequestIdInterceptor",
-    "RetryBudget",
     "RetryInterceptor",
-    "RetryPolicy",
     "ServerContextInterceptor",
     "TraceInterceptor",
     "deadline_var",

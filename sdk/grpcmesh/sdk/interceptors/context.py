@@ -12,6 +12,7 @@ rich details, and writes one structured access-log line per call.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -91,6 +92,11 @@ class ServerContextInterceptor(_ServerInterceptor):
                 except grpc.aio.AbortError:
                     if rpc.code is grpc.StatusCode.OK:
                         rpc.code = _code_of(context)
+                    raise
+                except asyncio.CancelledError:  # the caller cancelled or the deadline passed
+                    left = context.time_remaining()
+                    expired = left is not None and left <= 0
+                    rpc.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
                     raise
                 except BaseException as exc:
                     rpc.code = grpc.StatusCode.UNKNOWN

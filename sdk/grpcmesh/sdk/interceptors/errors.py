@@ -10,7 +10,7 @@ exception. The request id falls back to the one that was sent when the server
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -36,12 +36,17 @@ def to_mesh_error(exc: BaseException, *, request_id: str | None = None) -> MeshE
 
 
 @contextlib.contextmanager
-def map_errors(*, request_id: str | None = None) -> Iterator[None]:
-    """Re-raises RPC failures inside the block as typed :class:`MeshError` subclasses."""
+def map_errors(*, request_id: str | Callable[[], str | None] | None = None) -> Iterator[None]:
+    """Re-raises RPC failures inside the block as typed :class:`MeshError` subclasses.
+
+    ``request_id`` (or a function returning it, read when the error happens) is
+    the id the call was sent with, used when the error does not carry one.
+    """
     try:
         yield
     except Exception as exc:
-        err = to_mesh_error(exc, request_id=request_id)
+        sent = request_id() if callable(request_id) else request_id
+        err = to_mesh_error(exc, request_id=sent)
         if err is None or err is exc:
             raise
         raise err from exc
