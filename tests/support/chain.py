@@ -141,9 +141,10 @@ class Hop:
             ),
         }
         generic = grpc.method_handlers_generic_handler(SERVICE, handlers)
-        add: Callable[[Any, grpc.aio.Server], None] = lambda _impl, server: server.add_generic_rpc_handlers(
-            (generic,)
-        )
+
+        def add(_impl: Any, server: grpc.aio.Server) -> None:
+            return server.add_generic_rpc_handlers((generic,))
+
         return (self, add, SERVICE)
 
 

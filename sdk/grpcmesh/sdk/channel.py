@@ -103,6 +103,10 @@ class MeshChannel:
         """The service this channel's calls are routed to."""
         return self._options.target
 
+    def ensure_open(self, method: str) -> None:
+        """Raises ``ClientClosedError`` when the owning client is closed."""
+        self._check_open(method)
+
     def _details(self, method: str, timeout: float | None, metadata: Any, credentials: Any, wfr: Any) -> Any:
         self._check_open(method)
         md = grpc.aio.Metadata(*(metadata or ()))

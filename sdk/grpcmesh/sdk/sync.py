@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -81,12 +82,15 @@ async def _from_sync(requests: Iterable[Any]) -> AsyncIterator[Any]:
 class _Responses(Iterator[Any]):
     """A blocking iterator over a streaming call's responses."""
 
-    def __init__(self, runner: LoopThread, start: Callable[[], Any]) -> None:
+    def __init__(self, runner: LoopThread, start: Callable[[], Any], check: Callable[[], None]) -> None:
+        self._check = check
         self._runner = runner
         self._start = start
         self._call: Any = None
 
     def __next__(self) -> Any:
+        self._check()
+
         async def step() -> Any:
             if self._call is None:
                 self._call = self._start()
@@ -129,6 +133,8 @@ class SyncChannel:
         mc = self._channel.unary_unary(method, request_serializer, response_deserializer)
 
         def call(request: Any, *args: Any, **kwargs: Any) -> Any:
+            self._channel.ensure_open(method)
+
             async def run() -> Any:
                 return await mc(request, *args, **kwargs)
 
@@ -143,6 +149,8 @@ class SyncChannel:
         mc = self._channel.stream_unary(method, request_serializer, response_deserializer)
 
         def call(requests: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+            self._channel.ensure_open(method)
+
             async def run() -> Any:
                 return await mc(_from_sync(requests), *args, **kwargs)
 
@@ -155,11 +163,15 @@ class SyncChannel:
     ) -> Any:
         """``for r in stub.M(request)`` iterates the responses."""
         mc = self._channel.unary_stream(method, request_serializer, response_deserializer)
-        return lambda request, *a, **kw: _Responses(self._runner, lambda: mc(request, *a, **kw))
+        check = functools.partial(self._channel.ensure_open, method)
+        return lambda request, *a, **kw: _Responses(self._runner, lambda: mc(request, *a, **kw), check)
 
     def stream_stream(
         self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
     ) -> Any:
         """``for r in stub.M(iter_of_requests)`` iterates the responses."""
         mc = self._channel.stream_stream(method, request_serializer, response_deserializer)
-        return lambda requests, *a, **kw: _Responses(self._runner, lambda: mc(_from_sync(requests), *a, **kw))
+        check = functools.partial(self._channel.ensure_open, method)
+        return lambda requests, *a, **kw: _Responses(
+            self._runner, lambda: mc(_from_sync(requests), *a, **kw), check
+        )

@@ -41,14 +41,16 @@ async def test_one_trace_and_one_request_id_end_to_end(
     assert [s.hop for s in chain.seen] == ["a", "b", "c"]
     assert {s.request_id for s in chain.seen} == {"req-chain-1"}
     trace_ids = {s.trace_id for s in chain.seen}
-    assert len(trace_ids) == 1 and trace_ids != {"0" * 32}
+    assert len(trace_ids) == 1
+    assert trace_ids != {"0" * 32}
     # every span of the request (3 client + 3 server) is in that one trace, parent-linked
     finished = spans.get_finished_spans()
     assert {format(s.context.trace_id, "032x") for s in finished} == trace_ids
     assert sorted(s.kind.name for s in finished) == ["CLIENT"] * 3 + ["SERVER"] * 3
     by_id = {s.context.span_id: s for s in finished}
     for server_span in (s for s in finished if s.kind is SpanKind.SERVER):
-        assert server_span.parent is not None and by_id[server_span.parent.span_id].kind is SpanKind.CLIENT
+        assert server_span.parent is not None
+        assert by_id[server_span.parent.span_id].kind is SpanKind.CLIENT
     # routing metadata names the target and the caller
     assert [(s.metadata[MESH_SOURCE], s.metadata[MESH_SERVICE]) for s in chain.seen] == [
         ("edge", "a"),
@@ -60,13 +62,16 @@ async def test_one_trace_and_one_request_id_end_to_end(
 async def test_request_id_is_generated_at_the_edge_and_kept(chain: Chain, edge: AsyncMeshClient) -> None:
     await edge.stub(HopStub, target="a").Call({"hops": ["b", "c"]})
     ids = {s.request_id for s in chain.seen}
-    assert len(ids) == 1 and None not in ids
+    assert len(ids) == 1
+    assert None not in ids
 
 
 async def test_deadline_set_at_a_shrinks_along_the_chain(chain: Chain, edge: AsyncMeshClient) -> None:
     await edge.stub(HopStub, target="a").Call({"hops": ["b", "c"], "gap": 0.05}, timeout=5)
     left = {s.hop: s.remaining for s in chain.seen}
-    assert left["a"] is not None and left["b"] is not None and left["c"] is not None
+    assert left["a"] is not None
+    assert left["b"] is not None
+    assert left["c"] is not None
     assert 5 >= left["a"] > left["b"] > left["c"] > 0
     # each hop spent its 50 ms gap before calling the next, and the next saw it gone
     assert left["a"] - left["c"] >= 0.1
@@ -93,9 +98,10 @@ async def test_error_raised_in_c_arrives_at_the_edge_typed_with_details(
     assert err.details == "amount must be positive"
     assert err.field_violations() == {"amount": "must be > 0, got -5"}
     bad = err.detail(error_details_pb2.BadRequest)
-    assert bad is not None and bad.field_violations[0].field == "amount"
+    assert bad is not None
+    assert bad.field_violations[0].field == "amount"
     assert err.request_id == "req-fail-1"
-    assert "INVALID_ARGUMENT: amount must be positive (request id req-fail-1)" == str(err)
+    assert str(err) == "INVALID_ARGUMENT: amount must be positive (request id req-fail-1)"
 
 
 async def test_logs_inside_handlers_carry_request_and_trace_id(chain: Chain, edge: AsyncMeshClient) -> None:

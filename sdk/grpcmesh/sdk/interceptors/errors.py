@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from grpcmesh.sdk.discovery import ResolveError
-from grpcmesh.sdk.errors import MeshError, Unavailable, from_rpc_error
+from grpcmesh.sdk.errors import MeshError, from_rpc_error
 
 __all__ = ["map_errors", "to_mesh_error"]
 
@@ -26,8 +25,6 @@ def to_mesh_error(exc: BaseException, *, request_id: str | None = None) -> MeshE
         err = exc
     elif isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
         err = from_rpc_error(exc)
-    elif isinstance(exc, ResolveError):
-        err = Unavailable(f"target {exc.service!r} resolves to no endpoint: {exc.reason}")
     else:
         return None
     if err.request_id is None:
