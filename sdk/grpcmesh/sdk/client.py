@@ -23,16 +23,14 @@ Use the SDK (the README quotes this example; a test runs it as a doctest):
 ...     async with Server([queries], name="queries") as server, AsyncMeshClient(
 ...             service="checkout", discovery={"queries": [server.address]}) as mesh:
 ...         stub = mesh.stub(rpc.QueryBusStub, target="queries")
-...         print(await stub.Query(pb.QueryRequest(min_position=7, payload={}), timeout=2))
+...         reply = await stub.Query(pb.QueryRequest(min_position=7, payload={}), timeout=2)
+...         print("position", reply.position)
 ...         try:
 ...             await stub.Query(pb.QueryRequest())
 ...         except InvalidArgument as err:
 ...             print(err.code.name, err.field_violations())
 >>> asyncio.run(main())
-payload {
-}
-position: 7
-<BLANKLINE>
+position 7
 INVALID_ARGUMENT {'payload': 'must be set'}
 """
 

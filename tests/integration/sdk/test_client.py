@@ -71,10 +71,14 @@ async def test_server_streaming_and_its_typed_error(chain: Chain) -> None:
     async with AsyncMeshClient(discovery=chain.resolver) as client:
         stub = client.stub(HopStub, target="b")
         assert [m["i"] async for m in stub.Count({"n": 4})] == [0, 1, 2, 3]
-        got = []
-        with pytest.raises(NotFound, match="no more items") as caught:
+        got: list[int] = []
+
+        async def drain() -> None:
             async for m in stub.Count({"n": 2, "fail": "b"}):
                 got.append(m["i"])
+
+        with pytest.raises(NotFound, match="no more items") as caught:
+            await drain()
         assert got == [0, 1]
         assert caught.value.request_id
 
@@ -159,10 +163,14 @@ async def test_target_registered_but_emptied_names_the_target(chain: Chain) -> N
         stub = client.stub(HopStub, target="c")
         assert await stub.Get({}) == {"hop": "c"}
         await chain.resolver.set("c", [])
-        with pytest.raises(Unavailable, match="'c'"):
-            for _ in range(50):  # the cluster applies the change from its watch
+
+        async def until_it_fails() -> None:
+            for _ in range(250):  # the cluster applies the change from its watch, soon
                 await stub.Get({})
                 await asyncio.sleep(0.02)
+
+        with pytest.raises(Unavailable, match="'c'"):
+            await until_it_fails()
 
 
 @pytest.mark.parametrize(
