@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -10,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.chain import Chain, running_chain
+from tests.support.consul import ConsulAgent, consul_agent
 
 
 @pytest.fixture
@@ -33,3 +35,9 @@ async def chain(tracer_provider: TracerProvider) -> AsyncIterator[Chain]:
     """Hops a, b, c running on real sockets; each calls the next through direct-mode MeshClient."""
     async with running_chain(tracer_provider=tracer_provider) as running:
         yield running
+
+
+@pytest.fixture
+def consul(tmp_path: Path) -> Iterator[ConsulAgent]:
+    """A started ``consul agent -dev`` on free ports (skipped without a binary; see tests/support/consul.py)."""
+    yield from consul_agent(tmp_path)

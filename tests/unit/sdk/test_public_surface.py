@@ -85,7 +85,7 @@ def test_every_public_name_is_documented(module_name: str) -> None:
                 missing.append(name)
             if inspect.isclass(obj) and obj.__module__ == module_name:
                 for attr, value in vars(obj).items():
-                    if attr.startswith("_") or not callable(value) and not isinstance(value, property):
+                    if attr.startswith("_") or (not callable(value) and not isinstance(value, property)):
                         continue
                     if not inspect.getdoc(value):
                         missing.append(f"{name}.{attr}")
