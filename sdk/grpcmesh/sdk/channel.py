@@ -78,9 +78,21 @@ class CallOptions:
     idempotent: Callable[[str], bool] = field(default=lambda _m: False)
 
 
-async def _run_chain(interceptors: Sequence[Any], kind: str, details: Any, request: Any, base: Any) -> Any:
-    """Runs grpc.aio client interceptors of ``kind`` (outermost first) around ``base``."""
-    chain = [getattr(i, f"intercept_{kind}") for i in interceptors if hasattr(i, f"intercept_{kind}")]
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def _chains(interceptors: Sequence[Any]) -> dict[str, list[Callable[..., Awaitable[Any]]]]:
+    """Each call kind's bound ``intercept_<kind>`` methods, outermost first."""
+    return {
+        k: [getattr(i, f"intercept_{k}") for i in interceptors if hasattr(i, f"intercept_{k}")]
+        for k in _KINDS
+    }
+
+
+async def _run_chain(
+    chain: Sequence[Callable[..., Awaitable[Any]]], details: Any, request: Any, base: Any
+) -> Any:
+    """Runs grpc.aio client interceptor methods (outermost first) around ``base``, as grpc.aio does."""
 
     async def step(index: int, d: Any, r: Any) -> Any:
         if index == len(chain):
@@ -97,6 +109,7 @@ class MeshChannel:
         self._transport = transport
         self._options = options
         self._check_open = check_open
+        self._chains = _chains(options.interceptors)
 
     @property
     def target(self) -> str:
@@ -143,9 +156,7 @@ class MeshChannel:
             d = grpc.aio.ClientCallDetails(
                 details.method, attempt_timeout, details.metadata, details.credentials, details.wait_for_ready
             )
-            result = await _run_chain(
-                options.interceptors, m.kind, d, request, self._base(m, channel, state, None)
-            )
+            result = await _run_chain(self._chains[m.kind], d, request, self._base(m, channel, state, None))
             return await result if inspect.isawaitable(result) else result
 
         async def run() -> Any:
@@ -169,9 +180,7 @@ class MeshChannel:
                 details.credentials,
                 details.wait_for_ready,
             )
-            return await _run_chain(
-                self._options.interceptors, m.kind, d, request, self._base(m, channel, state, hook)
-            )
+            return await _run_chain(self._chains[m.kind], d, request, self._base(m, channel, state, hook))
 
         return MeshStreamCall(open_call, state)
 
@@ -234,23 +243,31 @@ class MeshChannel:
 
 
 class _CallBase(Generic[T]):
-    """Lazily started call; metadata/status accessors of the underlying grpc call."""
-
-    _task: asyncio.Task[T] | None
+    """A call started on first use (await, iteration or an accessor); later uses share its outcome."""
 
     def __init__(self, run: Callable[[], Awaitable[T]], state: _State) -> None:
         self._run = run
         self._state = state
-        self._task = None
+        self._outcome: asyncio.Future[T] | None = None
+        self._cancelled = False
 
-    def _started(self) -> asyncio.Task[T]:
-        if self._task is None:
-
-            async def runner() -> T:
-                return await self._run()
-
-            self._task = asyncio.ensure_future(runner())
-        return self._task
+    async def _once(self) -> T:
+        if self._outcome is not None:
+            return await asyncio.shield(self._outcome)
+        outcome = self._outcome = asyncio.get_running_loop().create_future()
+        try:
+            if self._cancelled:
+                raise asyncio.CancelledError
+            result = await self._run()
+        except asyncio.CancelledError:
+            outcome.cancel()
+            raise
+        except BaseException as exc:
+            outcome.set_exception(exc)
+            outcome.exception()  # the first awaiter raises it; later ones read it from the future
+            raise
+        outcome.set_result(result)
+        return result
 
     def _sent_id(self) -> str | None:
         return self._state.request_id
@@ -261,8 +278,14 @@ class _CallBase(Generic[T]):
         return self._state.request_id
 
     async def _settled(self) -> Any:
-        task = self._started()
-        await asyncio.wait([task])
+        if not self.done():
+            try:
+                await self._once()
+            except asyncio.CancelledError:
+                if not (self._outcome is not None and self._outcome.cancelled()):
+                    raise  # our caller was cancelled, not the call
+            except Exception:  # the outcome is read from the call below
+                pass
         return self._state.call
 
     async def initial_metadata(self) -> grpc.aio.Metadata | None:
@@ -282,13 +305,16 @@ class _CallBase(Generic[T]):
 
     def cancel(self) -> bool:
         """Cancels the call; returns whether it was still running."""
-        if self._state.call is not None and self._state.call.cancel():
-            return True
-        return self._task is not None and self._task.cancel()
+        if self.done():
+            return False
+        self._cancelled = True
+        if self._state.call is not None:
+            self._state.call.cancel()
+        return True
 
     def done(self) -> bool:
         """Whether the call has finished."""
-        return self._task is not None and self._task.done()
+        return self._outcome is not None and self._outcome.done()
 
 
 class MeshCall(_CallBase[T]):
@@ -296,11 +322,7 @@ class MeshCall(_CallBase[T]):
 
     async def _result(self) -> T:
         with map_errors(request_id=self._sent_id):
-            try:
-                return await self._started()
-            except asyncio.CancelledError:
-                self.cancel()
-                raise
+            return await self._once()
 
     def __await__(self) -> Any:
         return self._result().__await__()
@@ -315,7 +337,7 @@ class MeshStreamCall(_CallBase[Any], Generic[R]):
 
     async def _call(self) -> Any:
         with map_errors(request_id=self._sent_id):
-            return await self._started()
+            return await self._once()
 
     async def _responses(self) -> AsyncIterator[R]:
         call = await self._call()

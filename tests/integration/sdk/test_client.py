@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
 from grpcmesh.sdk import (
@@ -16,7 +17,7 @@ from grpcmesh.sdk import (
 )
 from grpcmesh.sdk.headers import MESH_SERVICE, MESH_SOURCE, REQUEST_ID, request_id_var
 from tests.support.chain import Chain, HopStub
-from tests.support.procs import free_port
+from tests.support.procs import free_port, wait_for_async
 
 # -- sidecar mode ---------------------------------------------------------------------------
 # No sidecar here: the "sidecar" address points straight at hop a, which ignores the
@@ -218,3 +219,24 @@ async def test_other_bad_arguments_fail_with_a_message() -> None:
             client.stub(HopStub)
     with pytest.raises(ValueError, match="is not host:port"):
         AsyncMeshClient(discovery={"a": ["nowhere"]})
+
+
+async def test_cancel_stops_an_in_flight_call(chain: Chain) -> None:
+    async with AsyncMeshClient(discovery=chain.resolver) as client:
+        call = client.stub(HopStub, target="a").Call({"sleep": 30})
+        waiter = asyncio.create_task(_await(call))
+
+        async def started() -> bool:
+            return bool(chain.seen)
+
+        await wait_for_async(started, timeout=10, what="hop a to receive the call")
+        assert call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert call.done()
+        assert not call.cancel()
+        assert await call.code() is grpc.StatusCode.CANCELLED
+
+
+async def _await(call: object) -> object:
+    return await call  # type: ignore[misc]

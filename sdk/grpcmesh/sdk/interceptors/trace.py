@@ -81,8 +81,20 @@ class TraceInterceptor(
         return call
 
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        """Traces a unary call."""
-        return await self._intercept(continuation, client_call_details, request)
+        """Traces a unary call: the span ends with the call's status."""
+        span, details = self._start(client_call_details)
+        try:
+            call = await continuation(details, request)
+            await call
+        except grpc.aio.AioRpcError as err:
+            end_span(span, err.code(), err.details() or "")
+            return call  # failed call: awaiting it raises the error, as without this interceptor
+        except BaseException as exc:
+            span.record_exception(exc)
+            end_span(span, grpc.StatusCode.CANCELLED, repr(exc))
+            raise
+        end_span(span, grpc.StatusCode.OK)
+        return call
 
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         """Traces a server-streaming call until its status arrives."""
