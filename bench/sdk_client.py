@@ -95,10 +95,16 @@ async def main(quick: bool) -> dict[str, Any]:
     for name, r in results.items():
         print(f"{name:<10} {r['p50_us']:>10.0f} {r['p99_us']:>10.0f} {r['rps']:>16.0f}")
     ratios = {
-        f"{name}_p50_ratio": round(r["p50_us"] / base["p50_us"], 2) for name, r in results.items() if name != "baseline"
+        f"{name}_p50_ratio": round(r["p50_us"] / base["p50_us"], 2)
+        for name, r in results.items()
+        if name != "baseline"
     }
     ratios.update(
-        {f"{name}_rps_ratio": round(r["rps"] / base["rps"], 2) for name, r in results.items() if name != "baseline"}
+        {
+            f"{name}_rps_ratio": round(r["rps"] / base["rps"], 2)
+            for name, r in results.items()
+            if name != "baseline"
+        }
     )
     print("ratios to baseline: " + ", ".join(f"{k}={v}" for k, v in ratios.items()))
     doc: dict[str, Any] = {"bench": "sdk_client", "calls": n, "concurrency": 16}
