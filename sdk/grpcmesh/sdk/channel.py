@@ -102,6 +102,23 @@ async def _run_chain(
     return await step(0, details, request)
 
 
+def _factory(kind: str, doc: str) -> Callable[..., Callable[..., Any]]:
+    """One of the four ``grpc.aio.Channel`` multicallable factories that generated stubs call."""
+
+    def make(
+        self: MeshChannel,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> Callable[..., Any]:
+        return self._multicallable(kind, method, request_serializer, response_deserializer)
+
+    make.__name__ = make.__qualname__ = kind
+    make.__doc__ = doc
+    return make
+
+
 class MeshChannel:
     """A stub-facing channel whose calls go through the mesh to one target service."""
 
@@ -201,45 +218,12 @@ class MeshChannel:
         invoke.__name__ = invoke.__qualname__ = method
         return invoke
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-        _registered_method: bool = False,
-    ) -> Callable[..., MeshCall[Any]]:
-        """A unary multicallable (``await stub.M(req, timeout=…)``)."""
-        return self._multicallable("unary_unary", method, request_serializer, response_deserializer)
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-        _registered_method: bool = False,
-    ) -> Callable[..., MeshStreamCall[Any]]:
-        """A server-streaming multicallable (``async for r in stub.M(req)``)."""
-        return self._multicallable("unary_stream", method, request_serializer, response_deserializer)
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-        _registered_method: bool = False,
-    ) -> Callable[..., MeshStreamCall[Any]]:
-        """A client-streaming multicallable (``await stub.M(request_iterator)``)."""
-        return self._multicallable("stream_unary", method, request_serializer, response_deserializer)
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-        _registered_method: bool = False,
-    ) -> Callable[..., MeshStreamCall[Any]]:
-        """A bidirectional multicallable."""
-        return self._multicallable("stream_stream", method, request_serializer, response_deserializer)
+    unary_unary = _factory("unary_unary", "A unary multicallable (``await stub.M(req, timeout=…)``).")
+    unary_stream = _factory(
+        "unary_stream", "A server-streaming multicallable (``async for r in stub.M(req)``)."
+    )
+    stream_unary = _factory("stream_unary", "A client-streaming multicallable (``await stub.M(requests)``).")
+    stream_stream = _factory("stream_stream", "A bidirectional multicallable (iterate, ``write()``).")
 
 
 class _CallBase(Generic[T]):

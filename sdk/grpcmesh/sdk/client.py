@@ -41,7 +41,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import grpc
 from opentelemetry import trace
@@ -60,7 +60,14 @@ from grpcmesh.sdk.interceptors import (
 from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.sync import LoopThread, SyncChannel
 
-__all__ = ["SIDECAR_ENV", "AsyncMeshClient", "ClientClosedError", "ClientConfig", "MeshClient"]
+__all__ = [
+    "SIDECAR_ENV",
+    "AsyncMeshClient",
+    "ClientClosedError",
+    "ClientConfig",
+    "ClientOptions",
+    "MeshClient",
+]
 
 SIDECAR_ENV = "GRPCMESH_SIDECAR"
 DISCOVERY_ENV = "GRPCMESH_DISCOVERY"
@@ -68,6 +75,25 @@ DEFAULT_SIDECAR = "127.0.0.1:15001"
 S = TypeVar("S")
 T = TypeVar("T")
 _TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword options of the clients and :meth:`ClientConfig.build`."""
+
+    sidecar: str | None
+    """Local sidecar ``host:port``; default ``$GRPCMESH_SIDECAR`` or ``127.0.0.1:15001``."""
+    direct: bool
+    """Resolve and balance in-process (needs ``discovery`` or ``$GRPCMESH_DISCOVERY``)."""
+    discovery: Discovery | None
+    """``consul://…`` / ``http://…`` / ``file://…``, a ``Resolver``, or ``{service: ["host:port"]}``."""
+    timeout: float | None
+    """Default deadline in seconds for calls made without one (``None``: no default); 30."""
+    retry: RetryConfig | bool | None
+    """Client retries: off through a sidecar, on in direct mode, unless set."""
+    idempotent: Sequence[str]
+    """fnmatch patterns of methods safe to retry besides those the proto declares."""
+    cluster: ClusterConfig | None
+    """Direct mode: balancer, breaker and channel settings (its ``retry`` comes from ``retry``)."""
 
 
 class ClientClosedError(RuntimeError):
@@ -107,22 +133,13 @@ class ClientConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @classmethod
-    def build(
-        cls,
-        service: str = "",
-        *,
-        sidecar: str | None = None,
-        direct: bool = False,
-        discovery: Discovery | None = None,
-        timeout: float | None = 30.0,
-        retry: RetryConfig | bool | None = None,
-        idempotent: Sequence[str] = (),
-        cluster: ClusterConfig | None = None,
-    ) -> ClientConfig:
-        """Validates the arguments and fills defaults from ``GRPCMESH_SIDECAR`` / ``GRPCMESH_DISCOVERY``."""
+    def build(cls, service: str = "", **options: Unpack[ClientOptions]) -> ClientConfig:
+        """Validates the options and fills defaults from ``GRPCMESH_SIDECAR`` / ``GRPCMESH_DISCOVERY``."""
+        sidecar, discovery = options.get("sidecar"), options.get("discovery")
+        timeout, retry = options.get("timeout", 30.0), options.get("retry")
+        direct = options.get("direct", False) or discovery is not None
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
-        direct = direct or discovery is not None
         if direct and discovery is None:
             discovery = os.environ.get(DISCOVERY_ENV) or None
             if discovery is None:
@@ -141,9 +158,11 @@ class ClientConfig:
             policy = RetryConfig()
         else:
             policy = None
-        cluster = cluster or ClusterConfig()
-        cluster = replace(cluster, retry=policy or RetryConfig(max_attempts=1))
-        return cls(service, address, source, direct, discovery, timeout, policy, tuple(idempotent), cluster)
+        cluster = replace(
+            options.get("cluster") or ClusterConfig(), retry=policy or RetryConfig(max_attempts=1)
+        )
+        idempotent = tuple(options.get("idempotent", ()))
+        return cls(service, address, source, direct, discovery, timeout, policy, idempotent, cluster)
 
 
 class _SidecarTransport:
@@ -184,26 +203,16 @@ class AsyncMeshClient:
         self,
         service: str = "",
         *,
-        sidecar: str | None = None,
-        direct: bool = False,
-        discovery: Discovery | None = None,
-        timeout: float | None = 30.0,
-        retry: RetryConfig | bool | None = None,
-        idempotent: Sequence[str] = (),
-        cluster: ClusterConfig | None = None,
+        config: ClientConfig | None = None,
         interceptors: Sequence[Any] = (),
         tracer_provider: trace.TracerProvider | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.config = ClientConfig.build(
-            service,
-            sidecar=sidecar,
-            direct=direct,
-            discovery=discovery,
-            timeout=timeout,
-            retry=retry,
-            idempotent=idempotent,
-            cluster=cluster,
-        )
+        """``service`` names the caller; see :class:`ClientOptions` (or pass a built ``config``).
+
+        ``interceptors`` (grpc.aio client interceptors) run outermost, before the mesh's own.
+        """
+        self.config = config or ClientConfig.build(service, **options)
         self._idempotent = IdempotentMethods(self.config.idempotent)
         chain: list[Any] = [*interceptors, RequestIdInterceptor(), DeadlineInterceptor(self.config.timeout)]
         if self.config.retry is not None and not self.config.direct:
@@ -289,8 +298,19 @@ class AsyncMeshClient:
 class MeshClient:
     """The blocking facade: same options and stubs as :class:`AsyncMeshClient`, no ``await``."""
 
-    def __init__(self, service: str = "", **options: Any) -> None:
-        self._async = AsyncMeshClient(service, **options)
+    def __init__(
+        self,
+        service: str = "",
+        *,
+        config: ClientConfig | None = None,
+        interceptors: Sequence[Any] = (),
+        tracer_provider: trace.TracerProvider | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        """Same arguments as :class:`AsyncMeshClient`; calls run on a private event-loop thread."""
+        self._async = AsyncMeshClient(
+            service, config=config, interceptors=interceptors, tracer_provider=tracer_provider, **options
+        )
         self._runner = LoopThread(name=f"grpcmesh-client-{service or 'anon'}")
 
     @property

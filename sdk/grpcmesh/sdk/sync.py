@@ -126,52 +126,48 @@ class SyncChannel:
         self._channel = channel
         self._runner = runner
 
-    def unary_unary(
-        self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
-    ) -> Any:
-        """``stub.M(request, timeout=…)`` returns the response or raises a typed error."""
-        mc = self._channel.unary_unary(method, request_serializer, response_deserializer)
+    def _blocking(self, kind: str, method: str, ser: Any, deser: Any, adapt: Callable[[Any], Any]) -> Any:
+        mc = getattr(self._channel, kind)(method, ser, deser)
 
         def call(request: Any, *args: Any, **kwargs: Any) -> Any:
             self._channel.ensure_open(method)
 
             async def run() -> Any:
-                return await mc(request, *args, **kwargs)
+                return await mc(adapt(request), *args, **kwargs)
 
             return self._runner.run(run)
 
         return call
+
+    def _iterating(self, kind: str, method: str, ser: Any, deser: Any, adapt: Callable[[Any], Any]) -> Any:
+        mc = getattr(self._channel, kind)(method, ser, deser)
+        check = functools.partial(self._channel.ensure_open, method)
+        return lambda request, *a, **kw: _Responses(self._runner, lambda: mc(adapt(request), *a, **kw), check)
+
+    def unary_unary(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
+    ) -> Any:
+        """``stub.M(request, timeout=…)`` returns the response or raises a typed error."""
+        return self._blocking("unary_unary", method, request_serializer, response_deserializer, _same)
 
     def stream_unary(
         self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
     ) -> Any:
         """``stub.M(iter_of_requests)`` returns the response."""
-        mc = self._channel.stream_unary(method, request_serializer, response_deserializer)
-
-        def call(requests: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
-            self._channel.ensure_open(method)
-
-            async def run() -> Any:
-                return await mc(_from_sync(requests), *args, **kwargs)
-
-            return self._runner.run(run)
-
-        return call
+        return self._blocking("stream_unary", method, request_serializer, response_deserializer, _from_sync)
 
     def unary_stream(
         self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
     ) -> Any:
         """``for r in stub.M(request)`` iterates the responses."""
-        mc = self._channel.unary_stream(method, request_serializer, response_deserializer)
-        check = functools.partial(self._channel.ensure_open, method)
-        return lambda request, *a, **kw: _Responses(self._runner, lambda: mc(request, *a, **kw), check)
+        return self._iterating("unary_stream", method, request_serializer, response_deserializer, _same)
 
     def stream_stream(
         self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
     ) -> Any:
         """``for r in stub.M(iter_of_requests)`` iterates the responses."""
-        mc = self._channel.stream_stream(method, request_serializer, response_deserializer)
-        check = functools.partial(self._channel.ensure_open, method)
-        return lambda requests, *a, **kw: _Responses(
-            self._runner, lambda: mc(_from_sync(requests), *a, **kw), check
-        )
+        return self._iterating("stream_stream", method, request_serializer, response_deserializer, _from_sync)
+
+
+def _same(request: Any) -> Any:
+    return request
