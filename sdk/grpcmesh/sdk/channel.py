@@ -12,20 +12,19 @@ endpoint, breaks and retries (direct mode). Failures surface as typed
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from grpcmesh.sdk.calls import CallState, MeshCall, MeshStreamCall
 from grpcmesh.sdk.headers import MESH_SERVICE, MESH_SOURCE, REQUEST_ID, get
 from grpcmesh.sdk.interceptors.deadline import effective_timeout
-from grpcmesh.sdk.interceptors.errors import map_errors
 
-__all__ = ["MeshCall", "MeshChannel", "MeshStreamCall", "StreamHook", "Transport"]
+__all__ = ["CallOptions", "MeshChannel", "StreamHook", "Transport"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,12 +52,6 @@ class Transport(Protocol):
         ...
 
 
-@dataclass
-class _State:
-    call: Any = None
-    request_id: str | None = None
-
-
 @dataclass(frozen=True)
 class _Method:
     path: str
@@ -76,6 +69,7 @@ class CallOptions:
     default_timeout: float | None = 30.0
     interceptors: Sequence[Any] = ()
     idempotent: Callable[[str], bool] = field(default=lambda _m: False)
+    """Whether a method path may be retried after it reached the app."""
 
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
@@ -146,7 +140,7 @@ class MeshChannel:
             md.add(MESH_SOURCE, self._options.source)
         return grpc.aio.ClientCallDetails(method, timeout, md, credentials, wfr)
 
-    def _base(self, m: _Method, channel: grpc.aio.Channel, state: _State, hook: StreamHook | None) -> Any:
+    def _base(self, m: _Method, channel: grpc.aio.Channel, state: CallState, hook: StreamHook | None) -> Any:
         def call(details: Any, request: Any) -> Any:
             state.request_id = get(details.metadata, REQUEST_ID)
             method = details.method.decode() if isinstance(details.method, bytes) else details.method
@@ -166,7 +160,7 @@ class MeshChannel:
         return call
 
     def _unary(self, m: _Method, request: Any, details: Any) -> MeshCall[Any]:
-        state = _State()
+        state = CallState()
         options = self._options
 
         async def attempt(channel: grpc.aio.Channel, attempt_timeout: float | None) -> Any:
@@ -186,7 +180,7 @@ class MeshChannel:
         return MeshCall(run, state)
 
     def _streaming(self, m: _Method, request: Any, details: Any) -> MeshStreamCall[Any]:
-        state = _State()
+        state = CallState()
 
         async def open_call() -> Any:
             channel, hook = await self._transport.stream(self._options.target)
@@ -224,140 +218,3 @@ class MeshChannel:
     )
     stream_unary = _factory("stream_unary", "A client-streaming multicallable (``await stub.M(requests)``).")
     stream_stream = _factory("stream_stream", "A bidirectional multicallable (iterate, ``write()``).")
-
-
-class _CallBase(Generic[T]):
-    """A call started on first use (await, iteration or an accessor); later uses share its outcome."""
-
-    def __init__(self, run: Callable[[], Awaitable[T]], state: _State) -> None:
-        self._run = run
-        self._state = state
-        self._outcome: asyncio.Future[T] | None = None
-        self._cancelled = False
-
-    async def _once(self) -> T:
-        if self._outcome is not None:
-            return await asyncio.shield(self._outcome)
-        outcome = self._outcome = asyncio.get_running_loop().create_future()
-        try:
-            if self._cancelled:
-                raise asyncio.CancelledError
-            result = await self._run()
-        except asyncio.CancelledError:
-            outcome.cancel()
-            raise
-        except BaseException as exc:
-            outcome.set_exception(exc)
-            outcome.exception()  # the first awaiter raises it; later ones read it from the future
-            raise
-        outcome.set_result(result)
-        return result
-
-    def _sent_id(self) -> str | None:
-        return self._state.request_id
-
-    @property
-    def request_id(self) -> str | None:
-        """The ``x-request-id`` this call went out with (after it started)."""
-        return self._state.request_id
-
-    async def _settled(self) -> Any:
-        if not self.done():
-            try:
-                await self._once()
-            except asyncio.CancelledError:
-                if not (self._outcome is not None and self._outcome.cancelled()):
-                    raise  # our caller was cancelled, not the call
-            except Exception:  # the outcome is read from the call below
-                pass
-        return self._state.call
-
-    async def initial_metadata(self) -> grpc.aio.Metadata | None:
-        """Headers the server sent (``None`` when the call never reached a server)."""
-        call = await self._settled()
-        return None if call is None else await call.initial_metadata()
-
-    async def trailing_metadata(self) -> grpc.aio.Metadata | None:
-        """Trailers the server sent (``None`` when the call never reached a server)."""
-        call = await self._settled()
-        return None if call is None else await call.trailing_metadata()
-
-    async def code(self) -> grpc.StatusCode:
-        """The final status code of the (last) attempt."""
-        call = await self._settled()
-        return grpc.StatusCode.UNAVAILABLE if call is None else await call.code()
-
-    def cancel(self) -> bool:
-        """Cancels the call; returns whether it was still running."""
-        if self.done():
-            return False
-        self._cancelled = True
-        if self._state.call is not None:
-            self._state.call.cancel()
-        return True
-
-    def done(self) -> bool:
-        """Whether the call has finished."""
-        return self._outcome is not None and self._outcome.done()
-
-
-class MeshCall(_CallBase[T]):
-    """A unary call: ``await`` it for the response or a typed :class:`MeshError`."""
-
-    async def _result(self) -> T:
-        with map_errors(request_id=self._sent_id):
-            return await self._once()
-
-    def __await__(self) -> Any:
-        return self._result().__await__()
-
-
-class MeshStreamCall(_CallBase[Any], Generic[R]):
-    """A streaming call: iterate / ``read()`` / ``write()``; ``await`` it when the response is unary."""
-
-    def __init__(self, run: Callable[[], Awaitable[Any]], state: _State) -> None:
-        super().__init__(run, state)
-        self._iter: AsyncIterator[R] | None = None
-
-    async def _call(self) -> Any:
-        with map_errors(request_id=self._sent_id):
-            return await self._once()
-
-    async def _responses(self) -> AsyncIterator[R]:
-        call = await self._call()
-        with map_errors(request_id=self._sent_id):
-            async for item in call:
-                yield item
-
-    def __aiter__(self) -> AsyncIterator[R]:
-        if self._iter is None:
-            self._iter = self._responses()
-        return self._iter
-
-    async def read(self) -> R | Any:
-        """The next response, or ``grpc.aio.EOF`` at the end of the stream."""
-        try:
-            return await self.__aiter__().__anext__()
-        except StopAsyncIteration:
-            return grpc.aio.EOF  # type: ignore[attr-defined]
-
-    async def write(self, request: Any) -> None:
-        """Sends one request on a call started without a request iterator."""
-        call = await self._call()
-        with map_errors(request_id=self._sent_id):
-            await call.write(request)
-
-    async def done_writing(self) -> None:
-        """Half-closes the request stream."""
-        call = await self._call()
-        with map_errors(request_id=self._sent_id):
-            await call.done_writing()
-
-    async def _response(self) -> R:
-        call = await self._call()
-        with map_errors(request_id=self._sent_id):
-            response: R = await call
-            return response
-
-    def __await__(self) -> Any:
-        return self._response().__await__()

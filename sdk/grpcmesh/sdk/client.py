@@ -37,18 +37,16 @@ INVALID_ARGUMENT {'payload': 'must be set'}
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 
 import grpc
 from opentelemetry import trace
 
 from grpcmesh.sdk.channel import Attempt, CallOptions, MeshChannel, StreamHook
-from grpcmesh.sdk.cluster import ClusterConfig
-from grpcmesh.sdk.direct import ClusterTransport, Discovery
+from grpcmesh.sdk.client_config import ClientConfig, ClientOptions
+from grpcmesh.sdk.direct import ClusterTransport
 from grpcmesh.sdk.errors import Unavailable
 from grpcmesh.sdk.interceptors import (
     DeadlineInterceptor,
@@ -57,112 +55,17 @@ from grpcmesh.sdk.interceptors import (
     RetryInterceptor,
     TraceInterceptor,
 )
-from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.sync import LoopThread, SyncChannel
 
-__all__ = [
-    "SIDECAR_ENV",
-    "AsyncMeshClient",
-    "ClientClosedError",
-    "ClientConfig",
-    "ClientOptions",
-    "MeshClient",
-]
+__all__ = ["AsyncMeshClient", "ClientClosedError", "ClientConfig", "ClientOptions", "MeshClient"]
 
-SIDECAR_ENV = "GRPCMESH_SIDECAR"
-DISCOVERY_ENV = "GRPCMESH_DISCOVERY"
-DEFAULT_SIDECAR = "127.0.0.1:15001"
 S = TypeVar("S")
 T = TypeVar("T")
 _TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class ClientOptions(TypedDict, total=False):
-    """Keyword options of the clients and :meth:`ClientConfig.build`."""
-
-    sidecar: str | None
-    """Local sidecar ``host:port``; default ``$GRPCMESH_SIDECAR`` or ``127.0.0.1:15001``."""
-    direct: bool
-    """Resolve and balance in-process (needs ``discovery`` or ``$GRPCMESH_DISCOVERY``)."""
-    discovery: Discovery | None
-    """``consul://…`` / ``http://…`` / ``file://…``, a ``Resolver``, or ``{service: ["host:port"]}``."""
-    timeout: float | None
-    """Default deadline in seconds for calls made without one (``None``: no default); 30."""
-    retry: RetryConfig | bool | None
-    """Client retries: off through a sidecar, on in direct mode, unless set."""
-    idempotent: Sequence[str]
-    """fnmatch patterns of methods safe to retry besides those the proto declares."""
-    cluster: ClusterConfig | None
-    """Direct mode: balancer, breaker and channel settings (its ``retry`` comes from ``retry``)."""
-
-
 class ClientClosedError(RuntimeError):
     """A stub of a closed client was called."""
-
-
-def validate_address(value: str, source: str = "sidecar") -> str:
-    """``value`` if it is a dialable ``host:port`` / ``[v6]:port`` / ``unix:path``, else ``ValueError``."""
-    address = value.strip()
-    if address.startswith("unix:") and len(address) > len("unix:"):
-        return address
-    hint = f"{source}={value!r} is not a valid sidecar address (expected host:port such as {DEFAULT_SIDECAR})"
-    if "://" in address:
-        raise ValueError(f"{hint}: drop the URL scheme")
-    host, sep, port = address.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{hint}: missing {'port' if not sep else 'host'}")
-    if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        raise ValueError(f"{hint}: put IPv6 hosts in brackets, e.g. [::1]:15001")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{hint}: port must be a number in 1..65535, got {port!r}")
-    return address
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """Everything a client needs, resolved once (arguments first, then the environment)."""
-
-    service: str = ""
-    sidecar: str = DEFAULT_SIDECAR
-    sidecar_source: str = "sidecar"
-    direct: bool = False
-    discovery: Discovery | None = None
-    timeout: float | None = 30.0
-    retry: RetryConfig | None = None
-    idempotent: tuple[str, ...] = ()
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
-
-    @classmethod
-    def build(cls, service: str = "", **options: Unpack[ClientOptions]) -> ClientConfig:
-        """Validates the options and fills defaults from ``GRPCMESH_SIDECAR`` / ``GRPCMESH_DISCOVERY``."""
-        sidecar, discovery = options.get("sidecar"), options.get("discovery")
-        timeout, retry = options.get("timeout", 30.0), options.get("retry")
-        direct = options.get("direct", False) or discovery is not None
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
-        if direct and discovery is None:
-            discovery = os.environ.get(DISCOVERY_ENV) or None
-            if discovery is None:
-                raise ValueError(
-                    f"direct mode needs discovery= (a consul:// or file:// URL) or {DISCOVERY_ENV}"
-                )
-        source = "sidecar" if sidecar is not None else SIDECAR_ENV
-        address = sidecar if sidecar is not None else os.environ.get(SIDECAR_ENV, DEFAULT_SIDECAR)
-        if not direct:
-            address = validate_address(address, source)
-        # Sidecar mode: no client retries unless asked (the sidecar retries). Direct mode: the
-        # cluster retries with RetryConfig() unless retry=False.
-        if isinstance(retry, RetryConfig):
-            policy: RetryConfig | None = retry
-        elif retry is True or (retry is None and direct):
-            policy = RetryConfig()
-        else:
-            policy = None
-        cluster = replace(
-            options.get("cluster") or ClusterConfig(), retry=policy or RetryConfig(max_attempts=1)
-        )
-        idempotent = tuple(options.get("idempotent", ()))
-        return cls(service, address, source, direct, discovery, timeout, policy, idempotent, cluster)
 
 
 class _SidecarTransport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grpcmesh.sdk import ClientConfig, RetryConfig
-from grpcmesh.sdk.client import DEFAULT_SIDECAR, validate_address
+from grpcmesh.sdk.client_config import DEFAULT_SIDECAR, validate_address
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:15001", "localhost:1", "[::1]:15001", "unix:/tmp/mesh.sock"])
