@@ -24,8 +24,8 @@ from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sdk.headers import REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id, strip_hop_by_hop
 from grpcmesh.sdk.idempotency import STREAMING_UNKNOWN, CallKind, MethodCatalog, MethodInfo, fetch_reflection
-from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
-from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md
+from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, never_reached
+from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md, relay_error
 from grpcmesh.sidecar.telemetry import Telemetry
 
 __all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
@@ -177,9 +177,9 @@ class Inbound:
         try:
             reply: bytes = await channel.unary_unary(HEALTH_CHECK, None, None)(request, timeout=2.0)
         except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
-                await ctx.abort(err.code(), err.details() or "")
-            return _NOT_SERVING
+            if never_reached(err) or err.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                return _NOT_SERVING  # the app is down or stuck: that is the answer
+            await relay_error(ctx, err)  # NOT_FOUND for an unknown service, a decode error, ...
         return reply
 
     async def close(self) -> None:
