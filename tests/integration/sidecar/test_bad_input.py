@@ -62,7 +62,9 @@ async def test_unknown_method(pair: Pair) -> None:
 
 async def test_no_route_names_what_was_tried(pair: Pair) -> None:
     details = await expect(pair, "/nope.v1.Nothing/Do", b"x", grpc.StatusCode.UNAVAILABLE)
-    assert "x-mesh-service" in details and "nope.v1.Nothing" in details and "grpc_services" in details
+    assert "x-mesh-service" in details
+    assert "nope.v1.Nothing" in details
+    assert "grpc_services" in details
     await still_serving(pair)
 
 
