@@ -53,6 +53,8 @@ def require_consul() -> str:
     binary = find_consul()
     if binary is None:
         msg = "no consul binary (looked at $CONSUL_BIN, .cache/bin/consul, PATH): run `make consul`"
+        if os.environ.get("CONSUL_BIN"):
+            msg = f"CONSUL_BIN={os.environ['CONSUL_BIN']} is not an executable file: run `make consul`"
         if _required():
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)

@@ -267,21 +267,12 @@ class Cluster:
         clock = self._clock
         deadline = None if timeout is None else clock() + timeout
         self.requests_total += 1
-        self.retry.budget.record_request()
         tried: list[Endpoint] = []
-        try:
-            return await self._attempt(call, deadline, tried)
-        except grpc.aio.AioRpcError as err:
-            if self.config.retry.max_attempts <= 1 or not self.retry.retryable(err, idempotent):
-                raise
-            first: grpc.aio.AioRpcError | None = err
-        async for attempt in self.retry.retrying(idempotent=idempotent, deadline=deadline, clock=clock):
-            with attempt:
-                if first is not None:  # replays the fast path's failure as attempt 1
-                    failed, first = first, None
-                    raise failed
-                return await self._attempt(call, deadline, tried)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+        def attempt() -> Awaitable[T]:
+            return self._attempt(call, deadline, tried)
+
+        return await self.retry.run(attempt, idempotent=idempotent, deadline=deadline, clock=clock)
 
     async def _attempt(
         self,

@@ -149,5 +149,5 @@ async def fetch_reflection(
                 catalog.learn_file(descriptor_pb2.FileDescriptorProto.FromString(raw), names)
         return names
     except grpc.aio.AioRpcError as err:
-        log.info("reflection unavailable: %s %s", err.code().name, err.details())
+        log.debug("reflection unavailable: %s %s", err.code().name, err.details())
         return []

@@ -7,7 +7,8 @@ registered:
   entry instead of leaving a ghost next to it;
 * tags and meta, plus meta ``grpc_services`` = the comma-separated gRPC
   services the app serves, read from its reflection service (health and
-  reflection themselves left out) when not given explicitly;
+  reflection themselves left out) when not given explicitly (empty, with a
+  warning, for an app without reflection);
 * Consul's native ``GRPC`` health check against the app's grpc.health.v1
   endpoint (interval, timeout) with ``DeregisterCriticalServiceAfter`` so a
   crashed instance is removed without anyone deregistering it.
@@ -130,9 +131,7 @@ class Registration:
 
     def _consul(self) -> Any:
         if self._client is None:
-            self._client = consul_client(
-                self.consul_url, token=self.token, datacenter=None, timeout=10.0, on_request=self._count
-            )
+            self._client = consul_client(self.consul_url, token=self.token, on_request=self._count)
         return self._client
 
     def _count(self) -> None:
@@ -142,19 +141,30 @@ class Registration:
         cfg = self.config
         services = cfg.grpc_services
         if services is None:
-            services = tuple(await list_grpc_services(cfg.app_target))
+            try:
+                services = tuple(await list_grpc_services(cfg.app_target))
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                log.warning("%s serves no reflection; registering without grpc_services", cfg.app_target)
+                services = ()
         return {**cfg.meta, GRPC_SERVICES_META: ",".join(services)}
 
-    async def register(self) -> str:
-        """Registers (or replaces) this instance with its gRPC check; returns the service id."""
+    def check_definition(self) -> dict[str, object]:
+        """Consul's native gRPC check against the app's grpc.health.v1 (overall status, service "")."""
         cfg = self.config
-        check = {
+        return {
+            "Name": f"gRPC health of {cfg.app_target}",
             "GRPC": cfg.app_target,
             "GRPCUseTLS": False,
             "Interval": cfg.check_interval,
             "Timeout": cfg.check_timeout,
             "DeregisterCriticalServiceAfter": cfg.deregister_after,
         }
+
+    async def register(self) -> str:
+        """Registers (or replaces) this instance with its gRPC check; returns the service id."""
+        cfg = self.config
         await self._consul().agent.service.register(
             cfg.name,
             service_id=cfg.service_id,
@@ -163,7 +173,7 @@ class Registration:
             tags=list(cfg.tags),
             meta=await self._meta(),
             weights={"Passing": cfg.weight, "Warning": 1},
-            check=check,
+            check=self.check_definition(),
             replace_existing_checks=True,
         )
         log.info(

@@ -17,9 +17,9 @@ service sees at most ~1.2x its normal load instead of ``max_attempts``x.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
@@ -32,6 +32,8 @@ __all__ = [
     "RetryPolicy",
     "never_reached",
 ]
+
+T = TypeVar("T")
 
 # Trailer a sidecar adds when it could not deliver the request to its app.
 NOT_REACHED = "x-mesh-not-reached"
@@ -177,6 +179,50 @@ class RetryPolicy:
             return self.retryable(err, idempotent)
 
         return AsyncRetrying(stop=stop, wait=self._wait, retry=retry_if_exception(predicate), reraise=True)
+
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool,
+        deadline: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        replayable: Callable[[], bool] | None = None,
+    ) -> T:
+        """Runs ``attempt`` once; on a retryable error, retries through :meth:`retrying`.
+
+        The first attempt skips tenacity entirely (the common, successful case
+        pays for nothing); its failure is replayed as tenacity's attempt 1 so
+        backoff, attempt counting and the budget see the whole story.
+        ``replayable`` says whether the request can still be sent again (a
+        streamed request whose buffer overflowed cannot).
+        """
+        self.budget.record_request()
+        try:
+            return await attempt()
+        except grpc.aio.AioRpcError as err:
+            if (
+                self.config.max_attempts <= 1
+                or not self.retryable(err, idempotent)
+                or (replayable is not None and not replayable())
+            ):
+                raise
+            first: grpc.aio.AioRpcError | None = err
+        async for state in self.retrying(idempotent=idempotent, deadline=deadline, clock=clock):
+            with state:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                if replayable is not None and not replayable():
+                    raise grpc.aio.AioRpcError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        grpc.aio.Metadata(),
+                        grpc.aio.Metadata(),
+                        "request stream too large to replay for a retry",
+                        None,
+                    )
+                return await attempt()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def snapshot(self) -> dict[str, Any]:
         requests, retries = self.budget.window()

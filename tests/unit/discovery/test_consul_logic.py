@@ -95,6 +95,8 @@ async def test_published_stale_keeps_endpoints_and_age() -> None:
         ("consul://127.0.0.1:8500", "http://127.0.0.1:8500"),
         ("http://10.1.2.3:8501", "http://10.1.2.3:8501"),
         ("https://consul.internal:8501", "https://consul.internal:8501"),
+        ("localhost:8500", "http://localhost:8500"),
+        ("127.0.0.1:8500", "http://127.0.0.1:8500"),
     ],
 )
 async def test_factory_consul_urls(url: str, expected: str) -> None:

@@ -58,8 +58,7 @@ def registry(tmp_path: Path) -> Path:
 
 
 async def test_reads_toml_schema(registry: Path) -> None:
-    resolver = StaticResolver(registry, interval=0.02)
-    try:
+    async with StaticResolver(registry, interval=0.02) as resolver:
         res = await resolver.resolve("orders")
         assert [ep.target for ep in res.endpoints] == ["127.0.0.1:50051", "127.0.0.1:50052"]
         first = res.endpoints[0]
@@ -70,24 +69,18 @@ async def test_reads_toml_schema(registry: Path) -> None:
         assert res.endpoints[1].weight == 1
         assert not res.stale
         assert resolver.last_error is None
-    finally:
-        await resolver.close()
 
 
 async def test_reads_json_schema(tmp_path: Path) -> None:
     path = tmp_path / "registry.json"
     write(path, '{"services": {"pay": [{"address": "::1", "port": 7000, "id": "pay-a"}]}}')
-    resolver = StaticResolver(path)
-    try:
+    async with StaticResolver(path) as resolver:
         (ep,) = (await resolver.resolve("pay")).endpoints
         assert (ep.id, ep.target) == ("pay-a", "[::1]:7000")
-    finally:
-        await resolver.close()
 
 
 async def test_edit_is_picked_up_and_watch_yields(registry: Path) -> None:
-    resolver = StaticResolver(registry, interval=0.02)
-    try:
+    async with StaticResolver(registry, interval=0.02) as resolver:
         watch = resolver.watch("orders")
         first = await asyncio.wait_for(anext(watch), 5)
         assert len(first.endpoints) == 2
@@ -96,13 +89,10 @@ async def test_edit_is_picked_up_and_watch_yields(registry: Path) -> None:
         assert [ep.port for ep in second.endpoints] == [50051, 50052, 50053]
         assert (await resolver.resolve("orders")) is second
         await watch.aclose()
-    finally:
-        await resolver.close()
 
 
 async def test_unchanged_rewrite_does_not_wake_watchers(registry: Path) -> None:
-    resolver = StaticResolver(registry, interval=0.02)
-    try:
+    async with StaticResolver(registry, interval=0.02) as resolver:
         watch = resolver.watch("orders")
         await asyncio.wait_for(anext(watch), 5)
         reloads = resolver.reloads
@@ -113,8 +103,6 @@ async def test_unchanged_rewrite_does_not_wake_watchers(registry: Path) -> None:
         changed = await asyncio.wait_for(pending, 5)
         assert [ep.port for ep in changed.endpoints] == [50051, 50059]
         await watch.aclose()
-    finally:
-        await resolver.close()
 
 
 @pytest.mark.parametrize(
@@ -132,8 +120,7 @@ async def test_malformed_file_names_file_and_line_and_keeps_endpoints(
         path,
         '{"services": {"orders": [{"address": "127.0.0.1", "port": 50051}]}}' if suffix == ".json" else GOOD,
     )
-    resolver = StaticResolver(path, interval=0.02)
-    try:
+    async with StaticResolver(path, interval=0.02) as resolver:
         before = await resolver.resolve("orders")
         assert before.endpoints
         write(path, bad)
@@ -147,37 +134,28 @@ async def test_malformed_file_names_file_and_line_and_keeps_endpoints(
         assert (await resolver.resolve("orders")).endpoints == before.endpoints
         write(path, GOOD if suffix == ".toml" else '{"services": {"orders": []}}')
         await eventually(lambda: resolver.last_error is None, "recovery")
-    finally:
-        await resolver.close()
 
 
 async def test_schema_error_names_field_and_table_line(registry: Path) -> None:
     write(registry, GOOD + '\n[[services.orders]]\naddress = "h"\nport = 70000\n')
-    resolver = StaticResolver(registry)
-    try:
+    async with StaticResolver(registry) as resolver:
         err = resolver.last_error
         assert err is not None
         assert "services.orders[2].port" in str(err)
         assert err.line == GOOD.count("\n") + 2
-    finally:
-        await resolver.close()
 
 
 async def test_missing_file_is_an_empty_registry_until_it_appears(tmp_path: Path) -> None:
     path = tmp_path / "later.toml"
-    resolver = StaticResolver(path, interval=0.02)
-    try:
+    async with StaticResolver(path, interval=0.02) as resolver:
         assert (await resolver.resolve("orders")).endpoints == ()
         assert resolver.last_error is None
         write(path, GOOD)
         await eventually(lambda: resolver.services().get("orders"), "the new file to be loaded")
-    finally:
-        await resolver.close()
 
 
 async def test_unknown_service_is_empty_and_unavailable_at_call_time(registry: Path) -> None:
-    resolver = StaticResolver(registry)
-    try:
+    async with StaticResolver(registry) as resolver:
         res = await resolver.resolve("nope")
         assert res == Resolution("nope", (), updated_at=res.updated_at)
         with pytest.raises(ResolveError) as info:
@@ -186,8 +164,6 @@ async def test_unknown_service_is_empty_and_unavailable_at_call_time(registry: P
         assert info.value.code is grpc.StatusCode.UNAVAILABLE
         assert "'nope'" in str(info.value)
         assert "no healthy endpoints" in str(info.value)
-    finally:
-        await resolver.close()
 
 
 def test_require_endpoints_explains_a_registry_outage() -> None:

@@ -7,6 +7,7 @@ and :class:`Endpoint`; which registry answers is chosen once at the edge, by
 =================================  ==========================================
 ``consul://host:port``             :class:`ConsulResolver` at ``http://host:port``
 ``http://…`` / ``https://…``       :class:`ConsulResolver` at that address
+``host:port`` (no scheme)          :class:`ConsulResolver` at ``http://host:port``
 ``file:///path`` or a plain path   :class:`StaticResolver` over that file
 ``None`` / ``""``                  :class:`StaticResolver` over ``$GRPCMESH_REGISTRY``,
                                    else ``./grpcmesh-registry.toml`` (a missing
@@ -19,6 +20,7 @@ Consul URLs may carry ``?dc=…&tag=…&wait=…&token=…`` query parameters.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 
 from grpcmesh.sdk.discovery.base import Endpoint, Resolution, ResolveError, Resolver, require_endpoints
@@ -41,12 +43,15 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY_FILE = "grpcmesh-registry.toml"
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}(\?.*)?$")
 
 
 def resolver_from_url(url: str | None) -> Resolver:
     """The resolver a registry address names (see the module docstring for the forms)."""
     if not url:
         return StaticResolver(os.environ.get("GRPCMESH_REGISTRY") or DEFAULT_REGISTRY_FILE)
+    if _HOST_PORT.match(url):
+        url = f"consul://{url}"
     parts = urllib.parse.urlsplit(url)
     if parts.scheme in ("consul", "http", "https"):
         if not parts.netloc:

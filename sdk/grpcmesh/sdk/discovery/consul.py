@@ -19,6 +19,8 @@ Why it is built this way:
   the task retries with exponential backoff and jitter, restarting with a
   non-blocking query (index reset), which also covers a Consul restart where
   the raft index starts again from a lower number.
+* A service's task lives as long as the resolver (services a process talks
+  to are few and long-lived); ``close()`` cancels them all and ends watchers.
 * Endpoint ``id`` is the Consul service id, ``meta`` the service meta,
   ``weight`` the service's ``Weights.Passing``; the address falls back to the
   node address when the service registered none.
@@ -91,7 +93,12 @@ class _CountingConsul(consul.aio.Consul):  # type: ignore[misc]
 
 
 def consul_client(
-    url: str, *, token: str | None, datacenter: str | None, timeout: float, on_request: Callable[[], None]
+    url: str,
+    *,
+    token: str | None = None,
+    datacenter: str | None = None,
+    timeout: float = 10.0,
+    on_request: Callable[[], None] = lambda: None,
 ) -> Any:
     """A py-consul asyncio client for ``http(s)://host:port``; call inside the running loop."""
     parts = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")

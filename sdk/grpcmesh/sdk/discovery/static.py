@@ -220,3 +220,9 @@ class StaticResolver:
                 await self._task
         for pub in self._published.values():
             pub.close()
+
+    async def __aenter__(self) -> StaticResolver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
