@@ -156,6 +156,7 @@ class Chain:
     servers: dict[str, Any]
     resolver: Any
     seen: list[Seen]
+    edge_sidecar: str | None = None  # sidecar mode: the outbound address the edge calls through
 
     def address(self, name: str) -> str:
         return str(self.servers[name].address)

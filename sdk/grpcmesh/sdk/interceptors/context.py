@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 else:
     _ServerInterceptor = grpc.aio.ServerInterceptor
 
-__all__ = ["ServerContextInterceptor"]
+__all__ = ["INFRA_SERVICES", "ServerContextInterceptor"]
 
 access_log = logging.getLogger("grpcmesh.access")
 log = logging.getLogger("grpcmesh.server")
@@ -57,11 +57,24 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], err: MeshError
     await context.abort(err.code, err.details, (*status.trailing_metadata, (REQUEST_ID, request_id)))
 
 
+INFRA_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+"""Services left alone by default: health probes and reflection would flood traces and logs."""
+
+
 class ServerContextInterceptor(_ServerInterceptor):
     """Request id, trace span, deadline and logs for every served call (install first)."""
 
-    def __init__(self, *, tracer_provider: trace.TracerProvider | None = None) -> None:
+    def __init__(
+        self, *, tracer_provider: trace.TracerProvider | None = None, skip: frozenset[str] = INFRA_SERVICES
+    ) -> None:
         self._tracer = trace.get_tracer("grpcmesh.sdk.server", tracer_provider=tracer_provider)
+        self._skip = skip
 
     @contextlib.contextmanager
     def _scope(
@@ -129,9 +142,9 @@ class ServerContextInterceptor(_ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any]:
         """Wraps the handler's behaviour in the request's context."""
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method: str = handler_call_details.method
+        if handler is None or method.lstrip("/").partition("/")[0] in self._skip:
+            return handler
         metadata = handler_call_details.invocation_metadata
         return _wrap(handler, lambda context: self._scope(method, metadata, context))
 
