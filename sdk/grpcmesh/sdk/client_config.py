@@ -9,10 +9,15 @@ first call. The same value configures sidecar and direct mode.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TypedDict, Unpack
+from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
+import grpc
+
+from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import ClusterConfig
 from grpcmesh.sdk.direct import Discovery
 from grpcmesh.sdk.retry import RetryConfig
@@ -102,14 +107,65 @@ class ClientConfig:
             address = validate_address(address, source)
         # Sidecar mode: no client retries unless asked (the sidecar retries). Direct mode: the
         # cluster retries with RetryConfig() unless retry=False.
+        base = options.get("cluster") or ClusterConfig()
         if isinstance(retry, RetryConfig):
             policy: RetryConfig | None = retry
-        elif retry is True or (retry is None and direct):
-            policy = RetryConfig()
+        elif retry is None and direct:
+            policy = base.retry
         else:
-            policy = None
-        cluster = replace(
-            options.get("cluster") or ClusterConfig(), retry=policy or RetryConfig(max_attempts=1)
-        )
+            policy = RetryConfig() if retry is True else None
+        cluster = replace(base, retry=policy or RetryConfig(max_attempts=1))
         idempotent = tuple(options.get("idempotent", ()))
         return cls(service, address, source, direct, discovery, timeout, policy, idempotent, cluster)
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str], service: str = "", **options: Unpack[ClientOptions]
+    ) -> ClientConfig:
+        """The client's reading of a sidecar TOML file, so one file configures both modes.
+
+        ``outbound`` is the sidecar address; ``[client] direct = true`` switches to direct
+        mode over ``consul`` (plus ``consul_token``) or the ``[endpoints]`` table; ``[cluster]``
+        (``balancer``, ``[cluster.breaker]``, ``[cluster.retry]``) sets the in-process policies;
+        ``[client]`` may also set ``timeout`` and ``idempotent``. Keyword options win over the file.
+        """
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ValueError(f"client config {os.fspath(path)!r}: {err}") from None
+        client = dict(data.get("client", {}))
+        found: ClientOptions = {}
+        if "outbound" in data:
+            found["sidecar"] = str(data["outbound"])
+        if client.get("direct"):
+            found["direct"] = True
+            found["discovery"] = _registry(data)
+        if "timeout" in client:
+            found["timeout"] = float(client["timeout"])
+        if "idempotent" in client:
+            found["idempotent"] = tuple(client["idempotent"])
+        if "cluster" in data:
+            found["cluster"] = _cluster(dict(data["cluster"]))
+        found.update(options)
+        return cls.build(service or str(data.get("service", "")), **found)
+
+
+def _registry(data: dict[str, Any]) -> Discovery:
+    if data.get("consul"):
+        url = str(data["consul"])
+        token = data.get("consul_token") or os.environ.get("GRPCMESH_CONSUL_TOKEN")
+        return f"{url}{'&' if '?' in url else '?'}token={token}" if token else url
+    if data.get("endpoints"):
+        return {name: list(addresses) for name, addresses in dict(data["endpoints"]).items()}
+    raise ValueError("client config: [client] direct = true needs consul = URL or an [endpoints] table")
+
+
+def _cluster(table: dict[str, Any]) -> ClusterConfig:
+    """``[cluster]`` with its ``breaker`` / ``retry`` sub-tables; an unknown key names itself."""
+    try:
+        retry, breaker = dict(table.pop("retry", {})), dict(table.pop("breaker", {}))
+        if "retry_codes" in retry:
+            retry["retry_codes"] = frozenset(grpc.StatusCode[str(c).upper()] for c in retry["retry_codes"])
+        return ClusterConfig(**table, breaker=BreakerConfig(**breaker), retry=RetryConfig(**retry))
+    except (TypeError, KeyError) as err:
+        raise ValueError(f"client config [cluster]: {err}") from None

@@ -5,6 +5,8 @@ makes. The server context interceptor stores the incoming deadline in
 :data:`deadline_var`; :class:`DeadlineInterceptor` then gives each outgoing call
 the smallest of its explicit timeout (or the configured default) and the time
 the incoming call has left, so a deadline set at the edge shrinks hop by hop.
+(On the wire gRPC may send a ``grpc-timeout`` up to ~3 % longer, reusing a
+recent HPACK entry; the calling side still cancels at the exact deadline.)
 """
 
 from __future__ import annotations
