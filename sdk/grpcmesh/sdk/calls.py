@@ -52,9 +52,12 @@ class _CallBase(Generic[T]):
         except asyncio.CancelledError:
             outcome.cancel()
             raise
-        except BaseException as exc:
+        except Exception as exc:
             outcome.set_exception(exc)
             outcome.exception()  # the first awaiter raises it; later ones read it from the future
+            raise
+        except BaseException:  # KeyboardInterrupt / SystemExit: nobody waits for an outcome
+            outcome.cancel()
             raise
         outcome.set_result(result)
         return result
@@ -124,6 +127,13 @@ class MeshStreamCall(_CallBase[Any], Generic[R]):
     def __init__(self, run: Callable[[], Awaitable[Any]], state: CallState) -> None:
         super().__init__(run, state)
         self._iter: AsyncIterator[R] | None = None
+
+    def done(self) -> bool:
+        """Whether the stream has finished (not merely opened)."""
+        call = self._state.call
+        if call is not None:
+            return bool(call.done())
+        return super().done()
 
     async def _call(self) -> Any:
         with map_errors(request_id=self._sent_id):

@@ -122,7 +122,7 @@ class AsyncMeshClient:
             chain.append(RetryInterceptor(self.config.retry, self._idempotent))
         chain.append(TraceInterceptor(tracer_provider))
         self._interceptors = tuple(chain)
-        self._transport: Any = (
+        self._transport: _SidecarTransport | ClusterTransport = (
             ClusterTransport(self.config.discovery, self.config.cluster)
             if self.config.discovery is not None
             else _SidecarTransport(self.config.sidecar)
@@ -173,9 +173,13 @@ class AsyncMeshClient:
             )
 
     async def ready(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounded probe
-        """Waits until the sidecar accepts connections; raises :class:`Unavailable` naming it if not."""
+        """Waits until the sidecar accepts connections; raises :class:`Unavailable` naming it if not.
+
+        Direct mode has no single address to probe: it returns at once (a target with no
+        endpoints fails its first call with an ``Unavailable`` that names it).
+        """
         self._check_open("ready()", "")
-        if self.config.direct:
+        if not isinstance(self._transport, _SidecarTransport):
             return
         try:
             await asyncio.wait_for(self._transport.channel().channel_ready(), timeout)

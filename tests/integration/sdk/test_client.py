@@ -240,3 +240,16 @@ async def test_cancel_stops_an_in_flight_call(chain: Chain) -> None:
 
 async def _await(call: object) -> object:
     return await call  # type: ignore[misc]
+
+
+async def test_cancel_stops_an_open_stream(chain: Chain) -> None:
+    async with AsyncMeshClient(discovery=chain.resolver) as client:
+        call = client.stub(HopStub, target="b").Echo()
+        await call.write({"n": 1})
+        assert (await call.read())["echo"] == {"n": 1}
+        assert not call.done()
+        assert call.cancel()
+        assert call.done()
+        with pytest.raises(asyncio.CancelledError):
+            await call.read()
+        assert await call.code() is grpc.StatusCode.CANCELLED
