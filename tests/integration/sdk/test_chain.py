@@ -88,7 +88,7 @@ async def test_deadline_set_at_a_shrinks_along_the_chain(chain: Chain, edge: Asy
     assert left["a"] is not None
     assert left["b"] is not None
     assert left["c"] is not None
-    assert 2 >= left["a"] > left["b"] > left["c"] > 0, [(s.hop, s.remaining) for s in chain.seen]
+    assert 2 * 1.03 >= left["a"] > left["b"] > left["c"] > 0, [(s.hop, s.remaining) for s in chain.seen]
     assert left["a"] - left["c"] > 0.05
 
 

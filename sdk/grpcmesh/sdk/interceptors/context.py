@@ -102,6 +102,8 @@ class ServerContextInterceptor(_ServerInterceptor):
             with span_cm as span:
                 try:
                     yield rpc
+                    if rpc.code is grpc.StatusCode.OK:  # a handler may set_code() and return
+                        rpc.code = _code_of(context)
                 except grpc.aio.AbortError:
                     if rpc.code is grpc.StatusCode.OK:
                         rpc.code = _code_of(context)
@@ -151,6 +153,8 @@ class ServerContextInterceptor(_ServerInterceptor):
 
 def _code_of(context: Any) -> grpc.StatusCode:
     code = context.code()
+    if code is None:
+        return grpc.StatusCode.OK
     if isinstance(code, grpc.StatusCode):
         return code
     return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
