@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import sys
 from typing import Any
 
 import grpc
@@ -17,7 +20,8 @@ from grpcmesh.sdk.interceptors import DeadlineInterceptor, RequestIdInterceptor,
 from grpcmesh.sdk.logging import ContextFilter
 from tests.support.chain import SERVICE, Chain, Hop, HopStub, dumps, loads
 from tests.support.consul import ConsulAgent
-from tests.support.procs import wait_for_async
+from tests.support.mesh import ROOT
+from tests.support.procs import ProcessGroup, free_port, wait_for_async
 
 
 class Failing(Hop):
@@ -132,3 +136,54 @@ def test_registration_needs_a_name_and_a_dialable_host() -> None:
         Server([], register="http://127.0.0.1:8500")
     with pytest.raises(ValueError, match="needs advertise="):
         Server([], name="x", host="0.0.0.0", register="http://127.0.0.1:8500")
+
+
+async def test_drain_reports_not_serving_and_lets_in_flight_calls_finish() -> None:
+    seen: list[Any] = []
+    server = Server([Hop("slow", seen).servicer()], name="slow")
+    await server.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(server.address) as channel,
+            AsyncMeshClient(discovery={"slow": [server.address]}) as client,
+        ):
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            in_flight = asyncio.create_task(_call(client.stub(HopStub, target="slow"), {"sleep": 0.3}))
+
+            async def started() -> bool:
+                return bool(seen)
+
+            await wait_for_async(started, timeout=5, what="the slow call to reach its handler")
+            stopping = asyncio.create_task(server.stop(grace=5))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await in_flight == {"path": ["slow"]}
+            await stopping
+    finally:
+        await server.stop(grace=0)
+
+
+async def _call(stub: HopStub, request: dict[str, Any]) -> Any:
+    return await stub.Call(request)
+
+
+def test_serve_runs_until_sigterm_then_exits_cleanly(procs: ProcessGroup) -> None:
+    port = free_port()
+    code = (
+        "import asyncio\n"
+        "from grpcmesh.sdk import serve\n"
+        "from tests.support.chain import Hop\n"
+        f"asyncio.run(serve(Hop('svc', []).servicer(), port={port}, name='svc', grace=2))\n"
+    )
+    proc = procs.start([sys.executable, "-c", code], "serve", cwd=ROOT)
+    proc.wait_output('"msg": "listening on 127.0.0.1:', timeout=20)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = channel.unary_unary(f"/{SERVICE}/Get", request_serializer=dumps, response_deserializer=loads)(
+            {}, timeout=5
+        )
+    assert reply == {"hop": "svc"}
+    proc.signal(signal.SIGTERM)
+    assert proc.proc.wait(timeout=15) == 0
+    out = proc.output()
+    assert '"logger": "grpcmesh.access"' in out  # JSON access log with the request id
+    assert '"request_id": "' in out
