@@ -184,14 +184,9 @@ class MeshChannel:
 
         async def open_call() -> Any:
             channel, hook = await self._transport.stream(self._options.target)
-            d = grpc.aio.ClientCallDetails(
-                details.method,
-                effective_timeout(details.timeout, self._options.default_timeout),
-                details.metadata,
-                details.credentials,
-                details.wait_for_ready,
+            return await _run_chain(
+                self._chains[m.kind], details, request, self._base(m, channel, state, hook)
             )
-            return await _run_chain(self._chains[m.kind], d, request, self._base(m, channel, state, hook))
 
         return MeshStreamCall(open_call, state)
 

@@ -87,3 +87,23 @@ def test_idempotency_from_patterns_and_from_the_proto() -> None:
 
 def test_traceparent_key_name() -> None:
     assert TRACEPARENT == "traceparent"
+
+
+async def test_streams_get_no_default_deadline_but_keep_the_incoming_cap() -> None:
+    seen: list[Any] = []
+
+    async def continuation(out: Any, request: Any) -> str:
+        seen.append(out)
+        return "call"
+
+    interceptor = DeadlineInterceptor(7.0)
+    await interceptor.intercept_unary_stream(continuation, details(), "req")
+    await interceptor.intercept_stream_stream(continuation, details(timeout=3.0), iter(()))
+    await interceptor.intercept_stream_unary(continuation, details(), iter(()))
+    assert [d.timeout for d in seen] == [None, 3.0, 7.0]
+    token = deadline_var.set(time.monotonic() + 1.0)
+    try:
+        await interceptor.intercept_unary_stream(continuation, details(), "req")
+    finally:
+        deadline_var.reset(token)
+    assert 0 < seen[-1].timeout <= 1.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from typing import Any
 
 import grpc
 
@@ -41,7 +42,11 @@ def effective_timeout(explicit: float | None, default: float | None) -> float | 
 
 
 class DeadlineInterceptor(RewritingInterceptor):
-    """Sets a per-call timeout: a call without one gets ``default`` seconds (``None``: none)."""
+    """Sets a per-call timeout: a unary-response call without one gets ``default`` seconds.
+
+    Server-streaming and bidirectional calls (subscriptions, watches) are often meant to
+    stay open: they get no default, only the cap of the incoming deadline.
+    """
 
     def __init__(self, default: float | None = 30.0) -> None:
         if default is not None and default <= 0:
@@ -49,5 +54,18 @@ class DeadlineInterceptor(RewritingInterceptor):
         self.default = default
 
     def rewrite(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        """Replaces the timeout by :func:`effective_timeout`."""
+        """Replaces the timeout by :func:`effective_timeout` with the default."""
         return replace_details(details, timeout=effective_timeout(details.timeout, self.default))
+
+    def _capped(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        return replace_details(details, timeout=effective_timeout(details.timeout, None))
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        """No default deadline for a response stream; the incoming deadline still caps it."""
+        return await continuation(self._capped(client_call_details), request)
+
+    async def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        """No default deadline for a bidirectional stream; the incoming deadline still caps it."""
+        return await continuation(self._capped(client_call_details), request_iterator)
