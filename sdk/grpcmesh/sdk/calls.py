@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
+from grpcmesh.sdk.headers import request_id_var
 from grpcmesh.sdk.interceptors.errors import map_errors
 
 __all__ = ["CallState", "MeshCall", "MeshStreamCall"]
@@ -63,7 +64,8 @@ class _CallBase(Generic[T]):
         return result
 
     def _sent_id(self) -> str | None:
-        return self._state.request_id
+        # Failed before anything was sent (e.g. no endpoint): the id of the request being served.
+        return self._state.request_id or request_id_var.get()
 
     @property
     def request_id(self) -> str | None:

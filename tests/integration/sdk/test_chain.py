@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from grpcmesh.sdk import AsyncMeshClient, DeadlineExceeded, InvalidArgument
+from grpcmesh.sdk import AsyncMeshClient, DeadlineExceeded, InvalidArgument, Unavailable
 from grpcmesh.sdk.headers import MESH_SERVICE, MESH_SOURCE, request_id_var
 from grpcmesh.sdk.logging import ContextFilter
 from tests.support.chain import Chain, HopStub
@@ -142,3 +142,13 @@ async def test_logs_inside_handlers_carry_request_and_trace_id(chain: Chain, edg
     assert [r.getMessage() for r in records] == ["hop a handling", "hop b handling", "hop c handling"]
     assert {r.request_id for r in records} == {"req-log-1"}  # type: ignore[attr-defined]
     assert {r.trace_id for r in records} == {chain.seen[0].trace_id}  # type: ignore[attr-defined]
+
+
+async def test_a_target_that_resolves_to_nothing_names_the_target(edge: AsyncMeshClient) -> None:
+    token = request_id_var.set("req-ghost-1")
+    try:
+        with pytest.raises(Unavailable, match="'ghost'") as caught:
+            await edge.stub(HopStub, target="ghost").Get({}, timeout=5)
+    finally:
+        request_id_var.reset(token)
+    assert caught.value.request_id == "req-ghost-1"
