@@ -4,7 +4,12 @@ Adds what every mesh service needs and nobody should write twice: the
 grpc.health.v1 service (SERVING after start, NOT_SERVING while draining so load
 balancers stop sending before the listener closes), reflection (the sidecar
 learns method kinds and service names from it), and a graceful stop on SIGTERM
-that lets in-flight calls finish within a grace period.
+that lets in-flight calls finish within a grace period. Every call runs inside
+:class:`~grpcmesh.sdk.interceptors.ServerContextInterceptor` (request id, trace
+span, incoming deadline, access log), so handlers and the calls they make
+through ``MeshClient`` carry the request's context without extra code. Without
+a sidecar, ``register="http://consul:8500"`` registers the instance in Consul
+(with a gRPC health check) after start and deregisters it before draining.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+
+from grpcmesh.sdk.interceptors.context import ServerContextInterceptor
+from grpcmesh.sdk.logging import configure_logging
+from grpcmesh.sdk.registration import Registration
 
 __all__ = ["Server", "Servicer", "serve"]
 
@@ -47,13 +57,32 @@ class Server:
         interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
         options: Sequence[tuple[str, Any]] = (),
         grace: float = 10.0,
+        tracer_provider: trace.TracerProvider | None = None,
+        context: bool = True,
+        register: str | None = None,
+        advertise: str | None = None,
     ) -> None:
+        """``interceptors`` run after the context interceptor (disable it with ``context=False``).
+
+        ``register`` is a Consul URL to self-register in (needs ``name``); ``advertise``
+        is the host other services dial (default: ``host``).
+        """
+        if register and not name:
+            raise ValueError("Server(register=...) needs name= (the service name to register under)")
+        if register and (advertise or host) in ("0.0.0.0", "::", ""):
+            raise ValueError(f"Server(register=...) listening on {host!r} needs advertise= (a dialable host)")
         self.name = name
+        self._register_url = register
+        self._advertise = advertise or host
+        self._registration: Registration | None = None
         self.grace = grace
         self._host = host
         self._requested_port = port
         self._servicers = list(servicers)
-        self._server = grpc.aio.server(interceptors=list(interceptors), options=[*_DEFAULT_OPTIONS, *options])
+        chain = [ServerContextInterceptor(tracer_provider=tracer_provider)] if context else []
+        self._server = grpc.aio.server(
+            interceptors=[*chain, *interceptors], options=[*_DEFAULT_OPTIONS, *options]
+        )
         self._health = health_aio.HealthServicer()
         self.port = 0
         self._stopped = asyncio.Event()
@@ -83,6 +112,17 @@ class Server:
         for svc in ["", *self.service_names]:
             await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %s on %s", self.service_names, self.address)
+        if self._register_url:
+            self._registration = Registration(
+                self.name,
+                self._advertise,
+                self.port,
+                consul_url=self._register_url,
+                grpc_services=self.service_names,
+                check_interval="2s",
+                check_timeout="1s",
+            )
+            await self._registration.register()
         return self
 
     async def stop(self, grace: float | None = None) -> None:
@@ -90,6 +130,13 @@ class Server:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self._registration is not None:
+            try:
+                await self._registration.deregister()
+            except Exception as err:  # Consul down: the health check will drop us
+                log.warning("deregistering %s failed: %s", self.name, err)
+            finally:
+                await self._registration.close()
         await self._health.enter_graceful_shutdown()
         await self._server.stop(self.grace if grace is None else grace)
         log.info("stopped %s", self.address)
@@ -118,9 +165,21 @@ class Server:
         await self.stop(grace=0)
 
 
-async def serve(*servicers: Servicer, port: int = 0, host: str = "127.0.0.1", name: str = "") -> None:
-    """Runs a :class:`Server` until SIGTERM; the one-liner for ``__main__`` blocks."""
-    server = Server(servicers, host=host, port=port, name=name)
+async def serve(
+    *servicers: Servicer,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    name: str = "",
+    register: str | None = None,
+    grace: float = 10.0,
+) -> None:
+    """Runs a :class:`Server` until SIGTERM; the one-liner for ``__main__`` blocks.
+
+    Installs JSON logs with request and trace ids when the process has no logging set up.
+    """
+    if not logging.getLogger().handlers:
+        configure_logging()
+    server = Server(servicers, host=host, port=port, name=name, register=register, grace=grace)
     await server.start()
     log.info("listening on %s", server.address)
     await server.run_until_signal()

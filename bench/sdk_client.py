@@ -1,0 +1,121 @@
+"""SDK client overhead: MeshClient (direct mode and sidecar-mode path) vs a bare grpc.aio channel.
+
+One in-process grpc.aio server answers a unary echo (raw bytes, generic
+handler, no SDK server interceptors so only the client side differs). Each
+variant makes the same calls, sequentially (latency) and with 16 concurrent
+callers (throughput):
+
+  baseline   grpc.aio.insecure_channel + unary_unary multicallable
+  sidecar    AsyncMeshClient(sidecar=<the server>): request id, trace, deadline, x-mesh-*
+             headers, typed errors; one pooled channel (no proxy in between)
+  direct     AsyncMeshClient(discovery={...}): the above plus Cluster (p2c balancer,
+             breaker, retry budget) in-process
+
+Prints a table, the ratios to the baseline and one JSON line (keys in bench/README.md).
+Run: python bench/sdk_client.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from grpcmesh.sdk import AsyncMeshClient
+
+METHOD = "/bench.v1.Echo/Unary"
+
+
+async def _echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+class _Stub:
+    def __init__(self, channel: Any) -> None:
+        self.Unary = channel.unary_unary(METHOD)
+
+
+async def _measure(call: Callable[[bytes], Awaitable[bytes]], n: int, concurrency: int) -> dict[str, float]:
+    payload = b"x" * 64
+    for _ in range(min(200, n)):  # warm-up: connections, caches
+        await call(payload)
+    latencies: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await call(payload)
+        latencies.append(time.perf_counter() - t0)
+    per_worker = max(1, n // concurrency)
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            await call(payload)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "p50_us": statistics.median(latencies) * 1e6,
+        "p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
+        "rps": per_worker * concurrency / elapsed,
+    }
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    n = 1500 if quick else 8000
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler(
+        "bench.v1.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(_echo)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    address = f"127.0.0.1:{port}"
+    results: dict[str, dict[str, float]] = {}
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            raw = channel.unary_unary(METHOD)
+            results["baseline"] = await _measure(lambda p: raw(p, timeout=30), n, 16)
+        async with AsyncMeshClient(service="bench", sidecar=address) as client:
+            stub = _Stub(client.channel("echo"))
+            results["sidecar"] = await _measure(lambda p: stub.Unary(p), n, 16)
+        async with AsyncMeshClient(service="bench", discovery={"echo": [address]}) as client:
+            stub = _Stub(client.channel("echo"))
+            results["direct"] = await _measure(lambda p: stub.Unary(p), n, 16)
+    finally:
+        await server.stop(0)
+    base = results["baseline"]
+    print(f"{'variant':<10} {'p50 µs':>10} {'p99 µs':>10} {'rps (16 conc.)':>16}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['p50_us']:>10.0f} {r['p99_us']:>10.0f} {r['rps']:>16.0f}")
+    ratios = {
+        f"{name}_p50_ratio": round(r["p50_us"] / base["p50_us"], 2)
+        for name, r in results.items()
+        if name != "baseline"
+    }
+    ratios.update(
+        {
+            f"{name}_rps_ratio": round(r["rps"] / base["rps"], 2)
+            for name, r in results.items()
+            if name != "baseline"
+        }
+    )
+    print("ratios to baseline: " + ", ".join(f"{k}={v}" for k, v in ratios.items()))
+    doc: dict[str, Any] = {"bench": "sdk_client", "calls": n, "concurrency": 16}
+    for name, r in results.items():
+        doc.update({f"{name}_{k}": round(v, 1) for k, v in r.items()})
+    doc.update(ratios)
+    print(json.dumps(doc))
+    return doc
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls; finishes in well under 45 s")
+    asyncio.run(main(parser.parse_args().quick))

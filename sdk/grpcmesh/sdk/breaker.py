@@ -1,0 +1,206 @@
+"""Per-endpoint circuit breaker: stop sending to an instance that keeps failing.
+
+Trips on N consecutive failures or on a failure rate over a sliding window
+(only once the window holds a minimum number of requests). OPEN fails fast
+without touching the network; after a cool-down, HALF_OPEN lets a bounded
+number of probes through and closes again when they succeed. Which gRPC codes
+count as failures is configurable: an INVALID_ARGUMENT from the app is the
+caller's mistake, not the endpoint's, and never trips a breaker.
+
+The clock is injected so the state machine is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+__all__ = ["DEFAULT_FAILURE_CODES", "Breaker", "BreakerConfig", "BreakerState", "StateListener"]
+
+DEFAULT_FAILURE_CODES: frozenset[grpc.StatusCode] = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+
+
+class BreakerState(enum.IntEnum):
+    """Numeric values are exported as the breaker-state gauge."""
+
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    consecutive_failures: int = 5
+    failure_rate: float = 0.5
+    window_s: float = 10.0
+    min_requests: int = 20
+    cool_down_s: float = 5.0
+    half_open_probes: int = 3
+    failure_codes: frozenset[grpc.StatusCode] = DEFAULT_FAILURE_CODES
+
+    def __post_init__(self) -> None:
+        if self.consecutive_failures < 1:
+            raise ValueError("breaker.consecutive_failures must be >= 1")
+        if not 0.0 < self.failure_rate <= 1.0:
+            raise ValueError("breaker.failure_rate must be in (0, 1]")
+        if self.window_s <= 0 or self.cool_down_s < 0:
+            raise ValueError("breaker.window_s must be > 0 and breaker.cool_down_s >= 0")
+        if self.min_requests < 1 or self.half_open_probes < 1:
+            raise ValueError("breaker.min_requests and breaker.half_open_probes must be >= 1")
+
+
+# (old state, new state) → None; used for logs and metrics.
+StateListener = Callable[["Breaker", BreakerState, BreakerState], None]
+
+_BUCKETS = 10
+
+
+class Breaker:
+    """Circuit breaker state machine for one endpoint."""
+
+    __slots__ = (
+        "_bucket_s",
+        "_buckets",
+        "_clock",
+        "_consecutive",
+        "_listener",
+        "_opened_at",
+        "_probe_successes",
+        "_probes_in_flight",
+        "config",
+        "name",
+        "state",
+    )
+
+    def __init__(
+        self,
+        config: BreakerConfig = BreakerConfig(),
+        *,
+        name: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        on_change: StateListener | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.state = BreakerState.CLOSED
+        self._clock = clock
+        self._listener = on_change
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self._bucket_s = config.window_s / _BUCKETS
+        # ring of [bucket index, requests, failures]
+        self._buckets: list[list[int]] = [[-1, 0, 0] for _ in range(_BUCKETS)]
+
+    # -- admission -----------------------------------------------------------------
+    def available(self) -> bool:
+        """Whether a call may be sent now (without reserving a probe slot)."""
+        if self.state is BreakerState.CLOSED:
+            return True
+        if self.state is BreakerState.OPEN:
+            if self._clock() - self._opened_at < self.config.cool_down_s:
+                return False
+            self._transition(BreakerState.HALF_OPEN)
+        return self._probes_in_flight < self.config.half_open_probes
+
+    def acquire(self) -> bool:
+        """Admits one call; in HALF_OPEN this takes one of the bounded probe slots."""
+        if not self.available():
+            return False
+        if self.state is BreakerState.HALF_OPEN:
+            self._probes_in_flight += 1
+        return True
+
+    # -- outcomes ------------------------------------------------------------------
+    def is_failure(self, code: grpc.StatusCode) -> bool:
+        return code in self.config.failure_codes
+
+    def record(self, code: grpc.StatusCode) -> None:
+        """Records the outcome of an admitted call."""
+        self.record_outcome(code in self.config.failure_codes)
+
+    def record_outcome(self, failed: bool) -> None:
+        if self.state is BreakerState.HALF_OPEN:
+            self._probes_in_flight = max(0, self._probes_in_flight - 1)
+            if failed:
+                self._open()
+            else:
+                self._probe_successes += 1
+                if self._probe_successes >= self.config.half_open_probes:
+                    self._close()
+            return
+        if self.state is BreakerState.OPEN:  # a call admitted before the trip finished
+            return
+        bucket = self._bucket()
+        bucket[1] += 1
+        if not failed:
+            self._consecutive = 0
+            return
+        bucket[2] += 1
+        self._consecutive += 1
+        if self._consecutive >= self.config.consecutive_failures:
+            self._open()
+            return
+        requests, failures = self.window_counts()
+        if requests >= self.config.min_requests and failures >= self.config.failure_rate * requests:
+            self._open()
+
+    def window_counts(self) -> tuple[int, int]:
+        """(requests, failures) over the sliding window."""
+        current = int(self._clock() / self._bucket_s)
+        requests = failures = 0
+        for idx, req, fail in self._buckets:
+            if current - idx < _BUCKETS:
+                requests += req
+                failures += fail
+        return requests, failures
+
+    def snapshot(self) -> dict[str, object]:
+        requests, failures = self.window_counts()
+        return {
+            "state": self.state.name,
+            "consecutive_failures": self._consecutive,
+            "window_requests": requests,
+            "window_failures": failures,
+        }
+
+    # -- internals -----------------------------------------------------------------
+    def _bucket(self) -> list[int]:
+        idx = int(self._clock() / self._bucket_s)
+        bucket = self._buckets[idx % _BUCKETS]
+        if bucket[0] != idx:
+            bucket[0], bucket[1], bucket[2] = idx, 0, 0
+        return bucket
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self._transition(BreakerState.OPEN)
+
+    def _close(self) -> None:
+        self._consecutive = 0
+        for bucket in self._buckets:
+            bucket[0], bucket[1], bucket[2] = -1, 0, 0
+        self._transition(BreakerState.CLOSED)
+
+    def _transition(self, new: BreakerState) -> None:
+        old = self.state
+        if old is new and new is not BreakerState.OPEN:
+            return
+        self.state = new
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        if self._listener is not None and old is not new:
+            self._listener(self, old, new)

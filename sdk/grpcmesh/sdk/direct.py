@@ -1,0 +1,102 @@
+"""Direct mode: the client resolves, balances, breaks and retries in-process.
+
+The same :class:`~grpcmesh.sdk.cluster.Cluster` the sidecar runs, one per
+target service: unary calls go through ``Cluster.invoke`` (balanced endpoint,
+breaker, retry on another endpoint within the budget), streaming calls take
+one endpoint from ``Cluster.pick`` and report their outcome back with
+``Cluster.record``. A target whose registry entry is empty fails with an
+error that names the target and the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from grpcmesh.sdk.channel import Attempt, StreamHook
+from grpcmesh.sdk.cluster import Cluster, ClusterConfig, ClusterManager
+from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, ResolveError, Resolver, resolver_from_url
+
+__all__ = ["ClusterTransport", "Discovery", "make_resolver"]
+
+T = TypeVar("T")
+Discovery = str | Resolver | Mapping[str, Sequence[str]]
+"""A registry URL (``consul://``, ``http://``, ``file://``), a resolver, or ``{service: ["host:port"]}``."""
+
+
+def _endpoint(service: str, address: str) -> Endpoint:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"discovery[{service!r}]: {address!r} is not host:port")
+    return Endpoint(host.strip("[]"), int(port), id=f"{service}-{address}")
+
+
+def make_resolver(discovery: Discovery) -> tuple[Resolver, bool]:
+    """The resolver for ``discovery`` and whether the client owns (and must close) it."""
+    if isinstance(discovery, str):
+        return resolver_from_url(discovery), True
+    if isinstance(discovery, Mapping):
+        fixed: dict[str, Iterable[Endpoint]] = {
+            name: [_endpoint(name, a) for a in addresses] for name, addresses in discovery.items()
+        }
+        return MemoryResolver(fixed), True
+    return discovery, False
+
+
+class ClusterTransport:
+    """Routes each target service to its own :class:`Cluster`."""
+
+    def __init__(self, discovery: Discovery, config: ClusterConfig | None = None) -> None:
+        self.where = discovery if isinstance(discovery, str) else type(discovery).__name__
+        self.resolver, self._owns_resolver = make_resolver(discovery)
+        self.clusters = ClusterManager(self.resolver, config or ClusterConfig())
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def _cluster(self, target: str) -> Cluster:
+        cluster = self.clusters.get(target)
+        await cluster.start()
+        if not cluster.endpoints:
+            raise ResolveError(target, f"no endpoints registered (discovery: {self.where})")
+        return cluster
+
+    async def unary(
+        self,
+        target: str,
+        attempt: Attempt[T],
+        *,
+        idempotent: bool,
+        timeout: float | None,  # noqa: ASYNC109 - the overall deadline across retries
+    ) -> T:
+        """One unary call through the target's cluster."""
+        cluster = await self._cluster(target)
+        return await cluster.invoke(attempt, idempotent=idempotent, timeout=timeout)
+
+    async def stream(self, target: str) -> tuple[grpc.aio.Channel, StreamHook | None]:
+        """A balanced endpoint's channel and a hook that reports the call's outcome."""
+        cluster = await self._cluster(target)
+        endpoint, channel = await cluster.pick()
+        started = time.monotonic()
+
+        async def report(call: Any) -> None:
+            try:
+                code = await call.code()
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+            cluster.record(endpoint, code, time.monotonic() - started)
+
+        def hook(call: Any) -> None:
+            task = asyncio.get_running_loop().create_task(report(call))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        return channel, hook
+
+    async def close(self) -> None:
+        """Closes every cluster (draining channels) and the resolver if the client made it."""
+        await self.clusters.close()
+        if self._owns_resolver:
+            await self.resolver.close()

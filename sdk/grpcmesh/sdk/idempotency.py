@@ -1,0 +1,153 @@
+"""Method facts the proxy and retry policy need: call kind and idempotency level.
+
+A transparent proxy cannot tell a unary call from a stream by looking at the
+bytes, and forwarding a stream as unary silently loses messages. So kinds are
+learned from descriptors: generated modules (direct mode), the app's server
+reflection (inbound sidecar), or the reflection of an upstream reached through
+its sidecar (outbound). ``idempotency_level`` (NO_SIDE_EFFECTS / IDEMPOTENT)
+decides which methods may be retried on app-level errors. Unknown methods are
+treated as bidi streaming and non-idempotent: always correct, just slower.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import descriptor, descriptor_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+__all__ = ["STREAMING_UNKNOWN", "CallKind", "MethodCatalog", "MethodInfo", "fetch_reflection"]
+
+log = logging.getLogger("grpcmesh.idempotency")
+
+
+class CallKind(enum.Enum):
+    UNARY_UNARY = "unary_unary"
+    UNARY_STREAM = "unary_stream"
+    STREAM_UNARY = "stream_unary"
+    STREAM_STREAM = "stream_stream"
+
+    @classmethod
+    def of(cls, client_streaming: bool, server_streaming: bool) -> CallKind:
+        if client_streaming:
+            return cls.STREAM_STREAM if server_streaming else cls.STREAM_UNARY
+        return cls.UNARY_STREAM if server_streaming else cls.UNARY_UNARY
+
+
+@dataclass(frozen=True, slots=True)
+class MethodInfo:
+    kind: CallKind
+    idempotent: bool = False
+    known: bool = True
+
+
+STREAMING_UNKNOWN = MethodInfo(CallKind.STREAM_STREAM, idempotent=False, known=False)
+
+_IDEMPOTENT_LEVELS = (
+    descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
+    descriptor_pb2.MethodOptions.IDEMPOTENT,
+)
+
+
+class MethodCatalog:
+    """``/pkg.Service/Method`` → :class:`MethodInfo`, filled from descriptors and config."""
+
+    def __init__(self, overrides: Mapping[str, MethodInfo] | None = None) -> None:
+        self._methods: dict[str, MethodInfo] = {}
+        self._overrides = dict(overrides or {})
+        self._services: set[str] = set()
+
+    def get(self, path: str) -> MethodInfo:
+        found = self._overrides.get(path) or self._methods.get(path)
+        return found if found is not None else STREAMING_UNKNOWN
+
+    def knows_service(self, service: str) -> bool:
+        return service in self._services
+
+    @property
+    def services(self) -> frozenset[str]:
+        return frozenset(self._services)
+
+    def add(self, path: str, info: MethodInfo) -> None:
+        self._methods[path] = info
+        self._services.add(path.split("/")[1])
+
+    def learn_service(self, service: descriptor.ServiceDescriptor) -> None:
+        """From a generated module, e.g. ``pb2.DESCRIPTOR.services_by_name['Orders']``."""
+        for m in service.methods:
+            level = m.GetOptions().idempotency_level
+            self.add(
+                f"/{service.full_name}/{m.name}",
+                MethodInfo(CallKind.of(m.client_streaming, m.server_streaming), level in _IDEMPOTENT_LEVELS),
+            )
+
+    def learn_file(self, fdp: descriptor_pb2.FileDescriptorProto, only: Iterable[str] = ()) -> None:
+        """From a serialized file descriptor (what reflection returns)."""
+        wanted = set(only)
+        prefix = f"{fdp.package}." if fdp.package else ""
+        for svc in fdp.service:
+            full = prefix + svc.name
+            if wanted and full not in wanted:
+                continue
+            for m in svc.method:
+                self.add(
+                    f"/{full}/{m.name}",
+                    MethodInfo(
+                        CallKind.of(m.client_streaming, m.server_streaming),
+                        m.options.idempotency_level in _IDEMPOTENT_LEVELS,
+                    ),
+                )
+
+
+async def _reflect(
+    channel: grpc.aio.Channel,
+    requests: list[reflection_pb2.ServerReflectionRequest],
+    timeout: float,  # noqa: ASYNC109 - a gRPC deadline
+    metadata: tuple[tuple[str, str], ...],
+) -> list[reflection_pb2.ServerReflectionResponse]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    async def gen() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        for r in requests:
+            yield r
+
+    call = stub.ServerReflectionInfo(gen(), timeout=timeout, metadata=metadata)
+    return [resp async for resp in call]
+
+
+async def fetch_reflection(
+    channel: grpc.aio.Channel,
+    catalog: MethodCatalog,
+    *,
+    services: Iterable[str] | None = None,
+    timeout: float = 2.0,  # noqa: ASYNC109 - a gRPC deadline
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> list[str]:
+    """Fills ``catalog`` from the server reflection behind ``channel``; returns the services found.
+
+    ``services=None`` lists every service first. Errors are logged and yield an
+    empty result: a missing reflection service only costs the unary fast path.
+    """
+    try:
+        if services is None:
+            listing = await _reflect(
+                channel, [reflection_pb2.ServerReflectionRequest(list_services="")], timeout, metadata
+            )
+            names = [s.name for r in listing for s in r.list_services_response.service]
+        else:
+            names = list(services)
+        names = [n for n in names if not n.startswith("grpc.reflection.")]
+        if not names:
+            return []
+        reqs = [reflection_pb2.ServerReflectionRequest(file_containing_symbol=n) for n in names]
+        for resp in await _reflect(channel, reqs, timeout, metadata):
+            for raw in resp.file_descriptor_response.file_descriptor_proto:
+                catalog.learn_file(descriptor_pb2.FileDescriptorProto.FromString(raw), names)
+        return names
+    except grpc.aio.AioRpcError as err:
+        log.debug("reflection unavailable: %s %s", err.code().name, err.details())
+        return []

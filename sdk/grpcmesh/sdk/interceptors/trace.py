@@ -1,0 +1,113 @@
+"""Client tracing interceptor: a CLIENT span per call and W3C context on the wire.
+
+The span is a child of whatever span is current (the server span of the
+request being handled, or the caller's own), and ``traceparent`` /
+``tracestate`` / ``baggage`` are injected with the globally configured
+OpenTelemetry propagator, so the next hop continues the same trace. Without an
+SDK tracer provider the no-op tracer still forwards the incoming context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from grpcmesh.sdk.interceptors.base import method_of, replace_details, with_metadata
+
+__all__ = ["TraceInterceptor", "rpc_attributes"]
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def rpc_attributes(method: str) -> dict[str, str]:
+    """OpenTelemetry semantic-convention attributes for a ``/pkg.Service/Method`` path."""
+    service, _, name = method.lstrip("/").partition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def end_span(span: Span, code: grpc.StatusCode, details: str = "") -> None:
+    """Records the gRPC status on ``span`` and ends it."""
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code is not grpc.StatusCode.OK:
+        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
+    span.end()
+
+
+async def _end_when_done(span: Span, call: Any) -> None:
+    try:
+        code = await call.code()
+        details = await call.details()
+    except asyncio.CancelledError:
+        code, details = grpc.StatusCode.CANCELLED, "cancelled"
+    end_span(span, code, details or "")
+
+
+class TraceInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Starts a CLIENT span per call and injects its context into the metadata."""
+
+    def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
+        self._tracer = trace.get_tracer("grpcmesh.sdk.client", tracer_provider=tracer_provider)
+
+    def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[Span, grpc.aio.ClientCallDetails]:
+        method = method_of(details)
+        span = self._tracer.start_span(
+            method.lstrip("/"), kind=SpanKind.CLIENT, attributes=rpc_attributes(method)
+        )
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        metadata = with_metadata(details, carrier.items(), overwrite=True)
+        return span, replace_details(details, metadata=metadata)
+
+    async def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
+        span, details = self._start(details)
+        try:
+            call = await continuation(details, request)
+        except BaseException as exc:
+            span.record_exception(exc)
+            end_span(span, grpc.StatusCode.UNKNOWN, repr(exc))
+            raise
+        task = asyncio.get_running_loop().create_task(_end_when_done(span, call))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return call
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        """Traces a unary call: the span ends with the call's status."""
+        span, details = self._start(client_call_details)
+        try:
+            call = await continuation(details, request)
+            await call
+        except grpc.aio.AioRpcError as err:
+            end_span(span, err.code(), err.details() or "")
+            return call  # failed call: awaiting it raises the error, as without this interceptor
+        except BaseException as exc:
+            span.record_exception(exc)
+            end_span(span, grpc.StatusCode.CANCELLED, repr(exc))
+            raise
+        end_span(span, grpc.StatusCode.OK)
+        return call
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        """Traces a server-streaming call until its status arrives."""
+        return await self._intercept(continuation, client_call_details, request)
+
+    async def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        """Traces a client-streaming call until its status arrives."""
+        return await self._intercept(continuation, client_call_details, request_iterator)
+
+    async def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        """Traces a bidirectional call until its status arrives."""
+        return await self._intercept(continuation, client_call_details, request_iterator)

@@ -1,0 +1,234 @@
+"""Retry policy (on tenacity) and the retry budget that keeps retries from piling on.
+
+What may be retried:
+- UNAVAILABLE when the request provably never reached the app (connect
+  failure, breaker open, the remote sidecar could not reach its app): safe for
+  any method;
+- the configured codes, only for methods that are idempotent or free of side
+  effects (proto ``idempotency_level`` or config).
+
+How: on another endpoint when possible, exponential backoff with full jitter,
+never past the caller's deadline, and only while the :class:`RetryBudget`
+allows: retries stay below ``ratio`` of requests over a sliding window, plus a
+small floor per second (the Envoy / Linkerd retry-budget model), so a failing
+service sees at most ~1.2x its normal load instead of ``max_attempts``x.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
+
+__all__ = [
+    "DEFAULT_RETRY_CODES",
+    "NOT_REACHED",
+    "RetryBudget",
+    "RetryConfig",
+    "RetryPolicy",
+    "never_reached",
+]
+
+T = TypeVar("T")
+
+# Trailer a sidecar adds when it could not deliver the request to its app.
+NOT_REACHED = "x-mesh-not-reached"
+
+DEFAULT_RETRY_CODES: frozenset[grpc.StatusCode] = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+
+# Details fragments grpc core uses when no byte left this process for the server.
+_CONNECT_FAILURES = (
+    "failed to connect",
+    "connection refused",
+    "connections to all backends failing",
+    "no healthy endpoint",
+    "breaker open",
+    "no endpoints",
+    "dns resolution failed",
+)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    max_attempts: int = 3
+    retry_codes: frozenset[grpc.StatusCode] = DEFAULT_RETRY_CODES
+    backoff_base_s: float = 0.025
+    backoff_max_s: float = 0.25
+    budget_ratio: float = 0.2
+    budget_min_per_s: float = 5.0
+    budget_window_s: float = 10.0
+    stream_replay_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("retry.max_attempts must be >= 1")
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("retry.backoff_max_s must be >= retry.backoff_base_s >= 0")
+        if self.budget_ratio < 0 or self.budget_min_per_s < 0 or self.budget_window_s <= 0:
+            raise ValueError("retry.budget_ratio / budget_min_per_s must be >= 0, budget_window_s > 0")
+
+
+def never_reached(err: grpc.aio.AioRpcError) -> bool:
+    """True when ``err`` shows the request was never delivered to an application."""
+    if err.code() is not grpc.StatusCode.UNAVAILABLE:
+        return False
+    trailers: Any = err.trailing_metadata() or ()
+    for item in trailers:
+        if item[0] == NOT_REACHED:
+            return True
+    details = (err.details() or "").lower()
+    return any(frag in details for frag in _CONNECT_FAILURES)
+
+
+_BUCKETS = 10
+
+
+class RetryBudget:
+    """Sliding-window budget: retries <= ratio x requests + floor x window."""
+
+    __slots__ = ("_bucket_s", "_buckets", "_clock", "_floor", "denied", "ratio", "retries_total")
+
+    def __init__(self, config: RetryConfig = RetryConfig(), *, clock: Callable[[], float] = time.monotonic):
+        self.ratio = config.budget_ratio
+        self._floor = config.budget_min_per_s * config.budget_window_s
+        self._clock = clock
+        self._bucket_s = config.budget_window_s / _BUCKETS
+        self._buckets: list[list[int]] = [[-1, 0, 0] for _ in range(_BUCKETS)]  # [index, requests, retries]
+        self.denied = 0
+        self.retries_total = 0
+
+    def _bucket(self) -> list[int]:
+        idx = int(self._clock() / self._bucket_s)
+        bucket = self._buckets[idx % _BUCKETS]
+        if bucket[0] != idx:
+            bucket[0], bucket[1], bucket[2] = idx, 0, 0
+        return bucket
+
+    def record_request(self) -> None:
+        """Counts one original (non-retry) request."""
+        self._bucket()[1] += 1
+
+    def window(self) -> tuple[int, int]:
+        """(requests, retries) in the window."""
+        current = int(self._clock() / self._bucket_s)
+        requests = retries = 0
+        for idx, req, ret in self._buckets:
+            if current - idx < _BUCKETS:
+                requests += req
+                retries += ret
+        return requests, retries
+
+    def try_acquire(self) -> bool:
+        """Takes one retry from the budget; False (and counted as denied) when empty."""
+        requests, retries = self.window()
+        if retries + 1 > self.ratio * requests + self._floor:
+            self.denied += 1
+            return False
+        self._bucket()[2] += 1
+        self.retries_total += 1
+        return True
+
+
+class RetryPolicy:
+    """Decides whether a failed attempt may be retried and drives the retry loop."""
+
+    def __init__(self, config: RetryConfig = RetryConfig(), budget: RetryBudget | None = None) -> None:
+        self.config = config
+        self.budget = budget or RetryBudget(config)
+        self._wait = wait_random_exponential(multiplier=config.backoff_base_s, max=config.backoff_max_s)
+
+    def retryable(self, err: BaseException, idempotent: bool) -> bool:
+        """Whether this error class may be retried for this method (ignores budget)."""
+        if not isinstance(err, grpc.aio.AioRpcError):
+            return False
+        code = err.code()
+        if idempotent and code in self.config.retry_codes:
+            return True
+        return never_reached(err)
+
+    def retrying(
+        self,
+        *,
+        idempotent: bool,
+        deadline: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> AsyncRetrying:
+        """A tenacity loop: retry predicate, jittered backoff, stop on attempts/deadline/budget."""
+        max_attempts = self.config.max_attempts
+        budget = self.budget
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= max_attempts:
+                return True
+            if deadline is not None and clock() + state.upcoming_sleep >= deadline:
+                return True
+            return not budget.try_acquire()
+
+        def predicate(err: BaseException) -> bool:
+            return self.retryable(err, idempotent)
+
+        return AsyncRetrying(stop=stop, wait=self._wait, retry=retry_if_exception(predicate), reraise=True)
+
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool,
+        deadline: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        replayable: Callable[[], bool] | None = None,
+    ) -> T:
+        """Runs ``attempt`` once; on a retryable error, retries through :meth:`retrying`.
+
+        The first attempt skips tenacity entirely (the common, successful case
+        pays for nothing); its failure is replayed as tenacity's attempt 1 so
+        backoff, attempt counting and the budget see the whole story.
+        ``replayable`` says whether the request can still be sent again (a
+        streamed request whose buffer overflowed cannot).
+        """
+        self.budget.record_request()
+        try:
+            return await attempt()
+        except grpc.aio.AioRpcError as err:
+            if (
+                self.config.max_attempts <= 1
+                or not self.retryable(err, idempotent)
+                or (replayable is not None and not replayable())
+            ):
+                raise
+            first: grpc.aio.AioRpcError | None = err
+        async for state in self.retrying(idempotent=idempotent, deadline=deadline, clock=clock):
+            with state:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                if replayable is not None and not replayable():
+                    raise grpc.aio.AioRpcError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        grpc.aio.Metadata(),
+                        grpc.aio.Metadata(),
+                        "request stream too large to replay for a retry",
+                        None,
+                    )
+                return await attempt()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def snapshot(self) -> dict[str, Any]:
+        requests, retries = self.budget.window()
+        return {
+            "window_requests": requests,
+            "window_retries": retries,
+            "retries_total": self.budget.retries_total,
+            "budget_denied": self.budget.denied,
+        }

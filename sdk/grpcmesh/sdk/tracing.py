@@ -1,0 +1,72 @@
+"""OpenTelemetry setup shared by the SDK and the sidecar.
+
+One call builds a TracerProvider with a ratio sampler (parent-based, so a
+sampled caller keeps its whole trace) and the chosen exporter: ``none``
+(spans are created for context propagation only), ``console``, ``otlp``
+(needs the ``otlp`` extra) or ``memory`` (tests read spans back). The
+embedded span store plugs in here later as one more exporter name.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+__all__ = ["EXPORTERS", "configure_tracing", "memory_exporter"]
+
+EXPORTERS = ("none", "console", "otlp", "memory")
+
+_memory: InMemorySpanExporter | None = None
+
+
+def memory_exporter() -> InMemorySpanExporter | None:
+    """The exporter installed by ``exporter="memory"``, for tests."""
+    return _memory
+
+
+def configure_tracing(
+    service_name: str,
+    *,
+    sample_ratio: float = 1.0,
+    exporter: str = "none",
+    endpoint: str | None = None,
+    set_global: bool = True,
+) -> TracerProvider:
+    """Builds (and by default installs globally) a TracerProvider for ``service_name``."""
+    global _memory
+    if not 0.0 <= sample_ratio <= 1.0:
+        raise ValueError(f"tracing.sample_ratio must be within [0, 1], got {sample_ratio}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"tracing.exporter must be one of {EXPORTERS}, got {exporter!r}")
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    chosen: SpanExporter | None = None
+    if exporter == "console":
+        chosen = ConsoleSpanExporter()
+    elif exporter == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
+                OTLPSpanExporter,
+            )
+        except ImportError as err:  # pragma: no cover - depends on the optional extra
+            raise ValueError("tracing.exporter 'otlp' needs: pip install 'grpcmesh[otlp]'") from err
+        chosen = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+    elif exporter == "memory":
+        _memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(_memory))
+    if chosen is not None:
+        provider.add_span_processor(BatchSpanProcessor(chosen))
+    if set_global:
+        trace.set_tracer_provider(provider)
+    return provider

@@ -1,0 +1,291 @@
+"""The sidecar process: two gRPC listeners, the admin endpoint, discovery and drain.
+
+Composition root of the sidecar: builds the resolver, clusters, router,
+telemetry and the OUTBOUND / INBOUND listeners from one :class:`SidecarConfig`,
+then runs until SIGTERM: deregister from discovery, mark NOT_SERVING, stop
+accepting, let in-flight calls finish up to ``drain_timeout_s``, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from grpcmesh.sdk.breaker import BreakerConfig
+from grpcmesh.sdk.cluster import ClusterConfig, ClusterManager
+from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolver
+from grpcmesh.sdk.idempotency import MethodCatalog
+from grpcmesh.sdk.retry import RetryConfig
+from grpcmesh.sdk.tracing import configure_tracing
+from grpcmesh.sidecar.admin import AdminServer, json_route
+from grpcmesh.sidecar.config import SidecarConfig, masked
+from grpcmesh.sidecar.inbound import Inbound
+from grpcmesh.sidecar.outbound import Outbound
+from grpcmesh.sidecar.proxy import Forwarder, ProxyHandler
+from grpcmesh.sidecar.router import Router
+from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
+
+__all__ = ["Sidecar", "build_resolver", "register", "run"]
+
+log = logging.getLogger("grpcmesh.sidecar")
+
+Deregister = Callable[[], Awaitable[None]]
+
+
+def build_resolver(cfg: SidecarConfig) -> Resolver:
+    """The ONE place discovery is chosen: Consul URL, a static endpoints file, or inline endpoints."""
+    if cfg.consul:
+        discovery = importlib.import_module("grpcmesh.sdk.discovery")
+        factory = getattr(discovery, "resolver_from_url", None)
+        if factory is None:
+            raise RuntimeError(
+                "consul: this build has no Consul resolver (grpcmesh.sdk.discovery.resolver_from_url)"
+            )
+        resolver: Resolver = factory(cfg.consul)
+        return resolver
+    services: dict[str, Iterable[Endpoint]] = {}
+    if cfg.endpoints_file:
+        raw = json.loads(Path(cfg.endpoints_file).read_text())
+        for name, targets in raw.items():
+            services[name] = [_endpoint(t) for t in targets]
+    for name, targets in cfg.endpoints.items():
+        services[name] = [_endpoint(t) for t in targets]
+    return MemoryResolver(services)
+
+
+def _endpoint(target: str | dict[str, Any]) -> Endpoint:
+    if isinstance(target, dict):  # {"address": ..., "port": ..., "meta": {...}}
+        return Endpoint(str(target["address"]), int(target["port"]), meta=dict(target.get("meta", {})))
+    host, _, port = target.rpartition(":")
+    return Endpoint(host.strip("[]"), int(port))
+
+
+async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: int) -> Deregister:
+    """Registers this instance (advertising ``grpc_services``) in Consul; no-op without Consul."""
+
+    async def nothing() -> None:
+        return None
+
+    if not cfg.consul:
+        return nothing
+    try:
+        registration = importlib.import_module("grpcmesh.sdk.registration")
+    except ImportError:
+        log.warning("consul configured but grpcmesh.sdk.registration is missing: not registering")
+        return nothing
+    host = (cfg.advertise or cfg.inbound).rpartition(":")[0]
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    registrar = registration.register_service(  # lead: adapt to the registration API when merged
+        cfg.consul, cfg.service, host, inbound_port, grpc_services=grpc_services
+    )
+    if asyncio.iscoroutine(registrar):
+        registrar = await registrar
+    deregister: Deregister = registrar
+    return deregister
+
+
+def _bare(cfg: ClusterConfig) -> ClusterConfig:
+    """Policies off: round robin, no retries, a breaker that never trips."""
+    return dataclasses.replace(
+        cfg,
+        balancer="round_robin",
+        retry=RetryConfig(max_attempts=1),
+        breaker=BreakerConfig(consecutive_failures=1 << 30, min_requests=1 << 30),
+    )
+
+
+class Sidecar:
+    def __init__(self, cfg: SidecarConfig, *, resolver: Resolver | None = None) -> None:
+        self.cfg = cfg
+        self.resolver = resolver or build_resolver(cfg)
+        self.registry = CollectorRegistry()
+        provider = None
+        if cfg.policies and cfg.tracing.enabled:
+            provider = configure_tracing(
+                f"{cfg.service}-sidecar",
+                sample_ratio=cfg.tracing.sample_ratio,
+                exporter=cfg.tracing.exporter,
+                endpoint=cfg.tracing.endpoint,
+                set_global=False,
+            )
+        self.provider = provider
+        self.telemetry = (
+            Telemetry(cfg.service, registry=self.registry, provider=provider, access_log=cfg.access_log)
+            if cfg.policies
+            else None
+        )
+
+        def cluster_config(service: str) -> ClusterConfig:
+            c = dataclasses.replace(cfg.cluster_for(service), max_message_bytes=cfg.max_message_bytes)
+            return c if cfg.policies else _bare(c)
+
+        self.clusters = ClusterManager(
+            self.resolver,
+            cluster_config,
+            on_breaker_change=self.telemetry.on_breaker_change if self.telemetry else None,
+        )
+        self.outbound = Outbound(
+            cfg.service,
+            self.clusters,
+            Router(self.resolver, cfg.routes, own_authorities=(cfg.outbound,)),
+            MethodCatalog(cfg.methods),
+            Forwarder(stream_replay_bytes=cfg.cluster.retry.stream_replay_bytes),
+            self.telemetry,
+        )
+        self.inbound = Inbound(
+            cfg.service,
+            cfg.app,
+            forwarder=Forwarder(mark_not_reached=True),
+            telemetry=self.telemetry,
+            max_concurrency=cfg.max_concurrency,
+            max_message_bytes=cfg.max_message_bytes,
+            catalog=MethodCatalog(cfg.methods),
+        )
+        self.registry.register(
+            ClusterCollector(
+                lambda: [*self.clusters, self.inbound.cluster],
+                lambda: {"outbound": self.outbound.in_flight, "inbound": self.inbound.in_flight},
+            )
+        )
+        self.ready = False
+        self.grpc_services: list[str] = []
+        self.ports: dict[str, int] = {}
+        self._servers: list[grpc.aio.Server] = []
+        self._admin: AdminServer | None = None
+        self._deregister: Deregister | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _server(self, side: Outbound | Inbound, listen: str, name: str) -> grpc.aio.Server:
+        limit = self.cfg.max_message_bytes
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        server.add_generic_rpc_handlers((ProxyHandler(side),))
+        port = server.add_insecure_port(listen)
+        if not port:
+            raise OSError(f"{name}: cannot listen on {listen}")
+        self.ports[name] = port
+        self._servers.append(server)
+        return server
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        out = self._server(self.outbound, cfg.outbound, "outbound")
+        inb = self._server(self.inbound, cfg.inbound, "inbound")
+        host, _, port = cfg.admin.rpartition(":")
+        self._admin = AdminServer(host, int(port), self._routes())
+        await self._admin.start()
+        self.ports["admin"] = self._admin.port
+        await out.start()
+        await inb.start()
+        self.grpc_services = await self.inbound.start()
+        if not self.grpc_services:
+            self._spawn(self._learn_later())
+        self._deregister = await register(cfg, self.grpc_services, self.ports["inbound"])
+        self.ready = True
+        log.info(
+            "sidecar ready service=%s outbound=%d inbound=%d admin=%d app=%s grpc_services=%s",
+            cfg.service,
+            self.ports["outbound"],
+            self.ports["inbound"],
+            self.ports["admin"],
+            cfg.app,
+            ",".join(self.grpc_services),
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _learn_later(self) -> None:
+        """The app was not up (or has no reflection): keep asking, the stream path works meanwhile."""
+        for _ in range(120):
+            await asyncio.sleep(1.0)
+            self.grpc_services = await self.inbound.learn()
+            if self.grpc_services:
+                log.info("learned app services %s", ",".join(self.grpc_services))
+                return
+
+    def _routes(self) -> dict[str, Any]:
+        def metrics() -> tuple[int, str, bytes]:
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+        return {
+            "/live": lambda: (200, "text/plain", b"live\n"),
+            "/ready": lambda: (
+                (200, "text/plain", b"ready\n") if self.ready else (503, "text/plain", b"not ready\n")
+            ),
+            "/metrics": metrics,
+            "/clusters": json_route(self.clusters_snapshot),
+            "/config": json_route(lambda: masked(self.cfg)),
+        }
+
+    def clusters_snapshot(self) -> dict[str, Any]:
+        return {
+            "service": self.cfg.service,
+            "ready": self.ready,
+            "outbound": self.clusters.snapshot(),
+            "routes": self.outbound.router.snapshot(),
+            "inbound": {
+                "app": self.cfg.app,
+                "grpc_services": self.grpc_services,
+                "in_flight": self.inbound.in_flight,
+                "rejected": self.inbound.rejected,
+                "cluster": self.inbound.cluster.snapshot(),
+            },
+        }
+
+    async def drain(self) -> None:
+        """Deregister, NOT_SERVING, stop accepting, wait for in-flight calls up to the drain timeout."""
+        self.ready = False
+        self.inbound.draining = True
+        if self._deregister is not None:
+            with contextlib.suppress(Exception):
+                await self._deregister()
+        await asyncio.gather(*(s.stop(self.cfg.drain_timeout_s) for s in self._servers))
+        for task in list(self._tasks):
+            task.cancel()
+        await self.outbound.close()
+        await self.clusters.close()
+        await self.inbound.close()
+        if self._admin is not None:
+            await self._admin.close()
+        await self.resolver.close()
+        if self.provider is not None:
+            self.provider.shutdown()
+        log.info("sidecar drained")
+
+    async def run_until_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("signal received: draining (up to %.1fs)", self.cfg.drain_timeout_s)
+        finally:
+            await self.drain()
+
+
+async def run(cfg: SidecarConfig) -> int:
+    await Sidecar(cfg).run_until_signal()
+    return 0

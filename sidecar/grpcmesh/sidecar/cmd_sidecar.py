@@ -1,0 +1,98 @@
+"""``grpcmesh sidecar``: run the mesh proxy next to one service.
+
+Flags override ``GRPCMESH_*`` env, which overrides the TOML file (``--config``);
+an invalid value exits with status 2 and a message naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "overrides_from_args"]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("sidecar", help="run the sidecar proxy next to a service")
+    p.add_argument("--config", help="TOML config file (env GRPCMESH_CONFIG)")
+    p.add_argument("--service", help="name of the service this sidecar fronts")
+    p.add_argument("--app", help="host:port of the local app")
+    p.add_argument("--outbound", help="listen address for the app's outgoing calls (127.0.0.1:15001)")
+    p.add_argument("--inbound", help="listen address for calls from the mesh (0.0.0.0:15000)")
+    p.add_argument("--admin", help="admin HTTP address (127.0.0.1:15090)")
+    p.add_argument("--advertise", help="host:port registered in discovery (default: inbound)")
+    p.add_argument("--consul", help="Consul URL, e.g. http://127.0.0.1:8500")
+    p.add_argument(
+        "--endpoints",
+        action="append",
+        help="static discovery: orders=127.0.0.1:5001,127.0.0.1:5002 (repeatable)",
+    )
+    p.add_argument("--endpoints-file", help='static discovery file: {"orders": ["127.0.0.1:5001"]}')
+    p.add_argument("--balancer", choices=("p2c_ewma", "round_robin"))
+    p.add_argument("--max-concurrency", type=int, help="inbound calls in flight before RESOURCE_EXHAUSTED")
+    p.add_argument("--max-message-bytes", type=int)
+    p.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", help="seconds to drain on SIGTERM")
+    p.add_argument("--sample-ratio", type=float, help="trace sampling ratio 0..1")
+    p.add_argument("--trace-exporter", choices=("none", "console", "otlp", "memory"))
+    p.add_argument("--no-tracing", action="store_true", help="no spans (trace headers pass through)")
+    p.add_argument("--bare", action="store_true", help="policies off: plain proxy (benchmarks)")
+    p.add_argument("--access-log", action="store_true", help="one log line per call (request id, trace id)")
+    p.add_argument("--no-uvloop", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    from grpcmesh.sidecar.config import parse_endpoints
+
+    endpoints: dict[str, tuple[str, ...]] = {}
+    for spec in args.endpoints or ():
+        endpoints.update(parse_endpoints(spec))
+    tracing: dict[str, Any] = {}
+    if args.sample_ratio is not None:
+        tracing["sample_ratio"] = args.sample_ratio
+    if args.trace_exporter:
+        tracing["exporter"] = args.trace_exporter
+    if args.no_tracing:
+        tracing["enabled"] = False
+    out: dict[str, Any] = {
+        "service": args.service,
+        "app": args.app,
+        "outbound": args.outbound,
+        "inbound": args.inbound,
+        "admin": args.admin,
+        "advertise": args.advertise,
+        "consul": args.consul,
+        "endpoints_file": args.endpoints_file,
+        "max_concurrency": args.max_concurrency,
+        "max_message_bytes": args.max_message_bytes,
+        "drain_timeout_s": args.drain_timeout_s,
+        "endpoints": endpoints or None,
+        "tracing": tracing or None,
+        "cluster": {"balancer": args.balancer} if args.balancer else None,
+        "policies": False if args.bare else None,
+        "access_log": True if args.access_log else None,
+        "uvloop": False if args.no_uvloop else None,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from grpcmesh.sidecar.app import run
+    from grpcmesh.sidecar.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, overrides_from_args(args))
+    except ConfigError as err:
+        print(f"grpcmesh sidecar: invalid config: {err}", file=sys.stderr)
+        return 2
+    if cfg.uvloop:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            pass
+    return asyncio.run(run(cfg))

@@ -1,0 +1,298 @@
+"""Sidecar configuration: one TOML file, then GRPCMESH_* env, then flags → frozen dataclasses.
+
+Everything is validated up front, before any socket opens; a bad value raises
+:class:`ConfigError` naming the key (``cluster.retry.max_attempts: must be >= 1``),
+which the CLI prints and exits on. Policy objects receive the resulting
+dataclasses and never read env or files themselves.
+
+TOML layout (every key optional except ``service`` and ``app``)::
+
+    service = "orders"            app = "127.0.0.1:50051"
+    outbound = "127.0.0.1:15001"  inbound = "0.0.0.0:15000"  admin = "127.0.0.1:15090"
+    consul = "http://127.0.0.1:8500"   consul_token = "..."   (masked in /config)
+    max_message_bytes = 16777216  max_concurrency = 1000  drain_timeout_s = 10
+    [endpoints]  payments = ["127.0.0.1:5001"]       # static discovery
+    [routes]     "shop.v1.Payments" = "payments"      # proto service → mesh service
+    [methods."/shop.v1.Orders/Get"]  kind = "unary_unary"  idempotent = true
+    [tracing]    sample_ratio = 0.01  exporter = "otlp"  endpoint = "..."
+    [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
+    [services.payments]  balancer = "round_robin"   # per-service cluster overrides
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from grpcmesh.sdk.breaker import BreakerConfig
+from grpcmesh.sdk.cluster import ClusterConfig
+from grpcmesh.sdk.idempotency import CallKind, MethodInfo
+from grpcmesh.sdk.retry import RetryConfig
+
+__all__ = ["ConfigError", "SidecarConfig", "TracingConfig", "load_config", "masked", "parse_endpoints"]
+
+ENV_PREFIX = "GRPCMESH_"
+SECRET_KEYS = ("token", "password", "secret")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message starts with the offending key."""
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    enabled: bool = True
+    sample_ratio: float = 1.0
+    exporter: str = "none"
+    endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ValueError("sample_ratio: must be within [0, 1]")
+        if self.exporter not in ("none", "console", "otlp", "memory"):
+            raise ValueError("exporter: must be one of none, console, otlp, memory")
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    service: str
+    app: str
+    outbound: str = "127.0.0.1:15001"
+    inbound: str = "0.0.0.0:15000"
+    admin: str = "127.0.0.1:15090"
+    advertise: str | None = None
+    consul: str | None = None
+    consul_token: str | None = None
+    endpoints_file: str | None = None
+    endpoints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    routes: Mapping[str, str] = field(default_factory=dict)
+    methods: Mapping[str, MethodInfo] = field(default_factory=dict)
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_concurrency: int = 1000
+    drain_timeout_s: float = 10.0
+    policies: bool = True
+    access_log: bool = False
+    uvloop: bool = True
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    services: Mapping[str, ClusterConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.service:
+            raise ValueError("service: required (the name this sidecar serves)")
+        for key in ("app", "outbound", "inbound", "admin"):
+            _check_hostport(key, getattr(self, key))
+        if self.max_message_bytes < 1024:
+            raise ValueError("max_message_bytes: must be >= 1024")
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency: must be >= 1")
+        if self.drain_timeout_s < 0:
+            raise ValueError("drain_timeout_s: must be >= 0")
+
+    def cluster_for(self, service: str) -> ClusterConfig:
+        return self.services.get(service, self.cluster)
+
+
+def _check_hostport(key: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{key}: expected host:port, got {value!r}")
+
+
+def parse_endpoints(spec: str) -> dict[str, tuple[str, ...]]:
+    """``orders=127.0.0.1:5001,127.0.0.1:5002;payments=...`` → {service: (host:port, ...)}."""
+    out: dict[str, tuple[str, ...]] = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, sep, addrs = part.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"endpoints: expected service=host:port[,host:port], got {part!r}")
+        targets = tuple(a.strip() for a in addrs.split(",") if a.strip())
+        for t in targets:
+            try:
+                _check_hostport(f"endpoints.{name}", t)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        out[name.strip()] = targets
+    return out
+
+
+# -- generic dict → dataclass coercion ---------------------------------------------------
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, key)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a table")
+        return _build(tp, value, key)
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is frozenset and typing.get_args(tp) == (grpc.StatusCode,):
+        names = value.split(",") if isinstance(value, str) else value
+        try:
+            return frozenset(grpc.StatusCode[str(n).strip().upper()] for n in names)
+        except KeyError as err:
+            raise ConfigError(f"{key}: unknown status code {err.args[0]}") from None
+    if origin is tuple:
+        return tuple(value) if not isinstance(value, str) else (value,)
+    return value
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise ConfigError(f"{full}: unknown key (valid: {', '.join(sorted(names))})")
+        kwargs[key] = _special(cls, key, value, full) or _coerce(hints[key], value, full)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{prefix or 'config'}: {err}") from None
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        msg = str(err)
+        token = re.split(r"[ :]", msg, maxsplit=1)[0]
+        name = token.split(".")[-1]
+        if name in names:
+            msg = f"{prefix + '.' if prefix else ''}{name}:{msg[len(token) :].lstrip(':')}"
+        elif prefix:
+            msg = f"{prefix}: {msg}"
+        raise ConfigError(msg) from None
+
+
+def _special(cls: type[Any], key: str, value: Any, full: str) -> Any:
+    """Mapping-valued fields of SidecarConfig (None = use the generic coercion)."""
+    if cls is not SidecarConfig:
+        return None
+    if key == "endpoints":
+        if isinstance(value, str):
+            return parse_endpoints(value)
+        return {k: tuple(v) for k, v in dict(value).items()}
+    if key == "routes":
+        return {str(k): str(v) for k, v in dict(value).items()}
+    if key == "services":
+        return {name: _build(ClusterConfig, t, f"services.{name}") for name, t in dict(value).items()}
+    if key == "methods":
+        out: dict[str, MethodInfo] = {}
+        for path, spec in dict(value).items():
+            try:
+                kind = CallKind(spec.get("kind", "unary_unary"))
+            except ValueError:
+                raise ConfigError(f"methods.{path}.kind: one of {[k.value for k in CallKind]}") from None
+            out[path] = MethodInfo(kind, bool(spec.get("idempotent", False)))
+        return out
+    return None
+
+
+# ClusterConfig / BreakerConfig / RetryConfig are built by the same coercion.
+_ = (BreakerConfig, RetryConfig)
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """GRPCMESH_MAX_CONCURRENCY=5 → max_concurrency; GRPCMESH_TRACING__SAMPLE_RATIO → tracing.sample_ratio."""
+    layer: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = layer
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return layer
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SidecarConfig:
+    """Defaults < TOML file < GRPCMESH_* env < ``overrides`` (flags, nested dicts allowed)."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    path = path or env.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as err:
+            raise ConfigError(f"config: cannot read {path}: {err.strerror}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+    data = _merge(data, _env_layer(env))
+    data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    for required in ("service", "app"):
+        if not data.get(required):
+            raise ConfigError(f"{required}: required (flag --{required}, env {ENV_PREFIX}{required.upper()})")
+    cfg: SidecarConfig = _build(SidecarConfig, data)
+    return cfg
+
+
+def masked(cfg: SidecarConfig) -> dict[str, Any]:
+    """The effective config as JSON-able data with secrets replaced by ``***``."""
+
+    def conv(obj: Any, key: str = "") -> Any:
+        if any(s in key.lower() for s in SECRET_KEYS) and obj:
+            return "***"
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return {f.name: conv(getattr(obj, f.name), f.name) for f in dataclasses.fields(obj)}
+        if isinstance(obj, Mapping):
+            return {str(k): conv(v, str(k)) for k, v in obj.items()}
+        if isinstance(obj, frozenset | set):
+            return sorted(conv(v) for v in obj)
+        if isinstance(obj, tuple | list):
+            return [conv(v) for v in obj]
+        if isinstance(obj, grpc.StatusCode):
+            return obj.name
+        if isinstance(obj, CallKind):
+            return obj.value
+        if isinstance(obj, str) and "://" in obj and "@" in obj:  # credentials in a URL
+            scheme, rest = obj.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return obj
+
+    out: dict[str, Any] = conv(cfg)
+    json.dumps(out)  # fails loudly in tests if something is not serialisable
+    return out

@@ -1,0 +1,191 @@
+"""OUTBOUND listener (local app → mesh): route, resolve, balance, break, retry, inject headers.
+
+The app calls its local sidecar as if it were the upstream; this side picks
+the mesh service (:mod:`router`), runs the call through that service's
+:class:`~grpcmesh.sdk.cluster.Cluster` (balancer, breakers, retry budget) and
+adds the mesh headers: ``x-request-id`` (kept or generated),
+``traceparent``/``tracestate`` of the client span, ``baggage`` untouched, and
+``x-mesh-source``. Method kinds and idempotency come from the upstream's
+reflection, fetched once per proto service in the background, so the first
+calls of a new method take the (always correct) stream path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from grpcmesh.sdk.cluster import Cluster, ClusterManager
+from grpcmesh.sdk.headers import MESH_SOURCE, REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
+from grpcmesh.sdk.idempotency import MethodCatalog, MethodInfo, fetch_reflection
+from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md
+from grpcmesh.sidecar.router import RouteError, Router
+from grpcmesh.sidecar.telemetry import Telemetry
+
+__all__ = ["Outbound"]
+
+log = logging.getLogger("grpcmesh.sidecar.outbound")
+
+DIRECTION = "outbound"
+# Never forwarded from the app: the hop-by-hop set of grpcmesh.sdk.headers plus our own keys.
+_DROP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        ":authority",
+        "proxy-connection",
+        "content-type",
+        "user-agent",
+        "content-length",
+        MESH_SOURCE,
+    }
+)
+
+
+class Outbound:
+    def __init__(
+        self,
+        source: str,
+        clusters: ClusterManager,
+        router: Router,
+        catalog: MethodCatalog,
+        forwarder: Forwarder,
+        telemetry: Telemetry | None,
+    ) -> None:
+        self.source = source
+        self.clusters = clusters
+        self.router = router
+        self.catalog = catalog
+        self._fwd = forwarder
+        self._tel = telemetry
+        self._tracing = telemetry is not None and telemetry.tracing
+        self._learning: dict[str, asyncio.Task[None]] = {}
+        self.in_flight = 0
+
+    def method_info(self, method: str) -> MethodInfo:
+        return self.catalog.get(method)
+
+    # -- per call --------------------------------------------------------------------
+    def _headers(self, md: Md) -> tuple[Md, str, bool]:
+        """Forwardable metadata + request id; the flag says whether trace headers were dropped."""
+        out: Md = []
+        rid = ""
+        for k, v in md:
+            if k in _DROP or k.startswith("grpc-"):
+                continue
+            if k == REQUEST_ID:
+                rid = v if isinstance(v, str) else v.decode()
+            elif self._tracing and k in (TRACEPARENT, TRACESTATE):
+                continue
+            out.append((k, v))
+        if not rid:
+            rid = new_request_id()
+            out.append((REQUEST_ID, rid))
+        out.append((MESH_SOURCE, self.source))
+        return out, rid, self._tracing
+
+    async def _route(self, method: str, md: Md, ctx: Ctx) -> Cluster:
+        service = self.router.cached(method, md)
+        if service is None:
+            try:
+                service = await self.router.route(method, md)
+            except RouteError as err:
+                await ctx.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+        cluster = self.clusters.get(service)
+        if not self.catalog.get(method).known:
+            self._learn(method, cluster)
+        return cluster
+
+    def _learn(self, method: str, cluster: Cluster) -> None:
+        proto = method.split("/")[1] if method.count("/") == 2 else ""
+        if not proto or proto in self._learning or proto.startswith("grpc."):
+            return
+
+        async def fetch() -> None:
+            await cluster.start()
+            ready = [s for s in cluster.endpoints if s.breaker.available()]
+            found = (
+                await fetch_reflection(ready[0].channel(), self.catalog, services=[proto]) if ready else []
+            )
+            if not found:  # no reflection (yet): stay on the stream path, ask again later
+                await asyncio.sleep(5.0)
+                self._learning.pop(proto, None)
+
+        self._learning[proto] = asyncio.create_task(fetch(), name=f"reflect:{proto}")
+
+    async def unary(self, method: str, info: MethodInfo, request: bytes, ctx: Ctx) -> bytes:
+        md: Md = list(ctx.invocation_metadata() or ())
+        cluster = await self._route(method, md, ctx)
+        out, rid, _ = self._headers(md)
+        tel = self._tel
+        if tel is None:
+            return await self._fwd.unary(
+                cluster, method, request, out, ctx, idempotent=info.idempotent, result=CallResult()
+            )
+        started = time.perf_counter()
+        span, trace_headers = tel.start_span(DIRECTION, cluster.service, method, md)
+        out.extend(trace_headers)
+        result = CallResult()
+        self.in_flight += 1
+        try:
+            return await self._fwd.unary(
+                cluster, method, request, out, ctx, idempotent=info.idempotent, result=result
+            )
+        except BaseException:
+            if result.code is grpc.StatusCode.OK:
+                result.code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self.in_flight -= 1
+            tel.finish(DIRECTION, cluster.service, method, result.code, started, span, rid, result.attempts)
+
+    async def stream(
+        self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
+    ) -> AsyncIterator[bytes]:
+        md: Md = list(ctx.invocation_metadata() or ())
+        cluster = await self._route(method, md, ctx)
+        out, rid, _ = self._headers(md)
+        tel = self._tel
+        started = time.perf_counter()
+        span = None
+        if tel is not None:
+            span, trace_headers = tel.start_span(DIRECTION, cluster.service, method, md)
+            out.extend(trace_headers)
+        result = CallResult()
+        self.in_flight += 1
+        try:
+            async for msg in self._fwd.stream(
+                cluster, method, info.kind, request, out, ctx, idempotent=info.idempotent, result=result
+            ):
+                yield msg
+        except BaseException:
+            if result.code is grpc.StatusCode.OK:
+                result.code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self.in_flight -= 1
+            if tel is not None:
+                tel.finish(
+                    DIRECTION,
+                    cluster.service,
+                    method,
+                    result.code,
+                    started,
+                    span,
+                    rid,
+                    result.attempts,
+                    result.endpoint,
+                )
+
+    async def close(self) -> None:
+        for task in self._learning.values():
+            task.cancel()
+        await asyncio.gather(*self._learning.values(), return_exceptions=True)

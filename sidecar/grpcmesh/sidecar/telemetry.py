@@ -1,0 +1,196 @@
+"""Per-call observability for both listeners: request metrics, spans, access log.
+
+Everything per call is prepared once and cached (labelled metric children,
+the tracer, the propagator) so the hot path does a dict lookup, an observe()
+and, when tracing is on, one span. State that is already kept elsewhere
+(breaker state, endpoints, retries, in-flight) is read at scrape time by a
+collector instead of being updated per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from grpcmesh.sdk.breaker import Breaker, BreakerState
+from grpcmesh.sdk.cluster import Cluster
+from grpcmesh.sdk.headers import TRACEPARENT, TRACESTATE
+
+__all__ = ["ClusterCollector", "Telemetry"]
+
+log = logging.getLogger("grpcmesh.sidecar.access")
+events = logging.getLogger("grpcmesh.sidecar")
+
+_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_PROPAGATOR = TraceContextTextMapPropagator()
+_OK = grpc.StatusCode.OK
+
+
+class Telemetry:
+    """Metrics, tracing and access logging for one sidecar process."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        registry: CollectorRegistry,
+        provider: TracerProvider | None,
+        access_log: bool = False,
+    ) -> None:
+        self.service = service
+        self.registry = registry
+        self._tracer = provider.get_tracer("grpcmesh.sidecar") if provider is not None else None
+        self._access_log = access_log
+        self._requests = Counter(
+            "grpcmesh_requests",
+            "Proxied calls by direction, upstream service, method and status code.",
+            ("direction", "service", "method", "code"),
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "grpcmesh_request_duration_seconds",
+            "Proxied call latency as seen by the sidecar.",
+            ("direction", "service", "method"),
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self._transitions = Counter(
+            "grpcmesh_breaker_transitions",
+            "Circuit breaker state changes.",
+            ("breaker", "to"),
+            registry=registry,
+        )
+        self._counters: dict[tuple[str, str, str, grpc.StatusCode], Any] = {}
+        self._histograms: dict[tuple[str, str, str], Any] = {}
+
+    @property
+    def tracing(self) -> bool:
+        return self._tracer is not None
+
+    def on_breaker_change(self, breaker: Breaker, old: BreakerState, new: BreakerState) -> None:
+        events.warning("breaker %s: %s -> %s", breaker.name, old.name, new.name)
+        self._transitions.labels(breaker.name, new.name).inc()
+
+    def start_span(
+        self, direction: str, service: str, method: str, metadata: Iterable[tuple[str, str | bytes]]
+    ) -> tuple[Span | None, list[tuple[str, str]]]:
+        """A client/server span continuing the caller's trace, and the headers to send onward."""
+        tracer = self._tracer
+        if tracer is None:
+            return None, []
+        carrier = {k: v for k, v in metadata if k in (TRACEPARENT, TRACESTATE) and isinstance(v, str)}
+        parent: Context | None = _PROPAGATOR.extract(carrier) if carrier else None
+        rpc_service, _, rpc_method = method[1:].partition("/")
+        span = tracer.start_span(
+            method[1:],
+            context=parent,
+            kind=SpanKind.CLIENT if direction == "outbound" else SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": rpc_service,
+                "rpc.method": rpc_method,
+                "mesh.direction": direction,
+                "mesh.service": service,
+                "mesh.source": self.service,
+            },
+        )
+        out: dict[str, str] = {}
+        _PROPAGATOR.inject(out, context=trace.set_span_in_context(span))
+        return span, list(out.items())
+
+    def finish(
+        self,
+        direction: str,
+        service: str,
+        method: str,
+        code: grpc.StatusCode,
+        started: float,
+        span: Span | None,
+        request_id: str,
+        attempts: int = 1,
+        endpoint: str = "",
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        key = (direction, service, method, code)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self._requests.labels(direction, service, method, code.name)
+        counter.inc()
+        hkey = (direction, service, method)
+        hist = self._histograms.get(hkey)
+        if hist is None:
+            hist = self._histograms[hkey] = self._latency.labels(direction, service, method)
+        hist.observe(elapsed)
+        if span is not None:
+            if span.is_recording():
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                span.set_attribute("mesh.request_id", request_id)
+                span.set_attribute("mesh.attempts", attempts)
+                if endpoint:
+                    span.set_attribute("mesh.endpoint", endpoint)
+                if code is not _OK:
+                    span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
+        if self._access_log:
+            trace_id = ""
+            if span is not None:
+                trace_id = format(span.get_span_context().trace_id, "032x")
+            log.info(
+                "%s %s %s %s %.2fms request_id=%s trace_id=%s attempts=%d",
+                direction,
+                service,
+                method,
+                code.name,
+                elapsed * 1000.0,
+                request_id,
+                trace_id,
+                attempts,
+                extra={"request_id": request_id, "trace_id": trace_id},
+            )
+
+
+class ClusterCollector(Collector):
+    """Scrape-time metrics from cluster state: endpoints, breaker states, retries, in-flight."""
+
+    def __init__(self, clusters: Callable[[], Iterable[Cluster]], inflight: Callable[[], dict[str, int]]):
+        self._clusters = clusters
+        self._inflight = inflight
+
+    def collect(self) -> Iterable[Any]:
+        endpoints = GaugeMetricFamily(
+            "grpcmesh_endpoints", "Resolved endpoints per service.", labels=["service"]
+        )
+        breaker = GaugeMetricFamily(
+            "grpcmesh_breaker_state",
+            "Breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
+            labels=["service", "endpoint"],
+        )
+        retries = CounterMetricFamily("grpcmesh_retries", "Retries sent per service.", labels=["service"])
+        denied = CounterMetricFamily(
+            "grpcmesh_retry_budget_denied", "Retries refused by the retry budget.", labels=["service"]
+        )
+        for cluster in self._clusters():
+            states = cluster.endpoints
+            endpoints.add_metric([cluster.service], len(states))
+            for s in states:
+                breaker.add_metric([cluster.service, s.endpoint.target], int(s.breaker.state))
+            retries.add_metric([cluster.service], cluster.retry.budget.retries_total)
+            denied.add_metric([cluster.service], cluster.retry.budget.denied)
+        inflight = GaugeMetricFamily(
+            "grpcmesh_in_flight", "Calls in flight per listener.", labels=["direction"]
+        )
+        for direction, n in self._inflight().items():
+            inflight.add_metric([direction], n)
+        yield from (endpoints, breaker, retries, denied, inflight)

@@ -1,0 +1,61 @@
+"""Router order and zero-config discovery by proto service name; config validation and masking."""
+
+from __future__ import annotations
+
+import pytest
+
+from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
+from grpcmesh.sidecar.config import ConfigError, load_config, masked
+from grpcmesh.sidecar.router import RouteError, Router, candidates
+
+
+def test_candidates() -> None:
+    assert candidates("shop.v1.Orders")[:2] == ["orders", "order"]
+    assert "payment" in candidates("shop.v1.PaymentService")
+
+
+async def test_route_by_advertised_grpc_services() -> None:
+    resolver = MemoryResolver(
+        {"orders": [Endpoint("127.0.0.1", 1, meta={"grpc_services": "shop.v1.Orders,grpc.health.v1.Health"})]}
+    )
+    router = Router(resolver)
+    assert await router.route("/shop.v1.Orders/Create", []) == "orders"
+    assert router.cached("/shop.v1.Orders/Get", []) == "orders"
+
+
+async def test_header_then_routes_then_discovery() -> None:
+    router = Router(MemoryResolver(), {"shop.v1.Orders": "orders-v2"})
+    assert router.cached("/shop.v1.Orders/Create", [("x-mesh-service", "pinned")]) == "pinned"
+    assert await router.route("/shop.v1.Orders/Create", []) == "orders-v2"
+
+
+async def test_advertising_other_services_is_not_a_match() -> None:
+    resolver = MemoryResolver({"orders": [Endpoint("127.0.0.1", 1, meta={"grpc_services": "shop.v1.Other"})]})
+    with pytest.raises(RouteError, match=r"shop\.v1\.Orders"):
+        await Router(resolver).route("/shop.v1.Orders/Create", [])
+
+
+def test_config_layers_and_errors() -> None:
+    cfg = load_config(
+        overrides={"service": "orders", "app": "127.0.0.1:5000", "max_concurrency": 9},
+        environ={
+            "GRPCMESH_MAX_CONCURRENCY": "3",
+            "GRPCMESH_TRACING__SAMPLE_RATIO": "0.25",
+            "GRPCMESH_CONSUL_TOKEN": "t0p",
+        },
+    )
+    assert cfg.max_concurrency == 9  # flags beat env
+    assert cfg.tracing.sample_ratio == 0.25
+    assert masked(cfg)["consul_token"] == "***"
+    with pytest.raises(ConfigError, match=r"^cluster\.breaker\.failure_rate"):
+        load_config(
+            overrides={"service": "o", "app": "127.0.0.1:1", "cluster": {"breaker": {"failure_rate": 2}}},
+            environ={},
+        )
+    with pytest.raises(ConfigError, match=r"^cluster\.retry\.retry_codes: unknown status code"):
+        load_config(
+            overrides={"service": "o", "app": "127.0.0.1:1", "cluster": {"retry": {"retry_codes": ["NOPE"]}}},
+            environ={},
+        )
+    with pytest.raises(ConfigError, match=r"^colour: unknown key"):
+        load_config(overrides={"service": "o", "app": "127.0.0.1:1", "colour": "blue"}, environ={})
