@@ -58,7 +58,9 @@ class ClusterConfig:
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.use_local_subchannel_pool", 1),
-            ("grpc.enable_retries", 0),
+            ("grpc.enable_retries", 0),  # retries are ours, with a budget
+            ("grpc.optimization_target", "throughput"),
+            ("grpc.http2.bdp_probe", 0),
             *self.channel_options,
         ]
 

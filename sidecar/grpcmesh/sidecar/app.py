@@ -175,6 +175,8 @@ class Sidecar:
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
+                ("grpc.optimization_target", "throughput"),
+                ("grpc.http2.bdp_probe", 0),
             ]
         )
         server.add_generic_rpc_handlers((ProxyHandler(side),))
