@@ -104,6 +104,7 @@ class EndpointState:
             "meta": dict(self.endpoint.meta),
             "tags": list(self.endpoint.tags),
             "breaker": self.breaker.snapshot(),
+            "healthy": self.breaker.state is not BreakerState.OPEN and not self.draining,
             "ewma_ms": round(self.load.ewma * 1000.0, 3),
             "in_flight": self.load.in_flight,
         }
@@ -130,6 +131,7 @@ class Cluster:
         self._clock = clock
         self._states: dict[tuple[str, int], EndpointState] = {}
         self._healthy: list[EndpointState] = []
+        self._by_channel: dict[grpc.aio.Channel, EndpointState] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
         self._watch: asyncio.Task[None] | None = None
@@ -198,7 +200,10 @@ class Cluster:
             clock=self._clock,
             on_change=self._on_change,
         )
-        return EndpointState(ep, channels, breaker, LoadStats(tau=self.config.ewma_tau_s, clock=self._clock))
+        state = EndpointState(ep, channels, breaker, LoadStats(tau=self.config.ewma_tau_s, clock=self._clock))
+        for ch in channels:
+            self._by_channel[ch] = state
+        return state
 
     def _drain(self, state: EndpointState) -> None:
         state.draining = True
@@ -206,6 +211,7 @@ class Cluster:
         async def close() -> None:
             for ch in state.channels:
                 await ch.close(grace=self.config.drain_s)
+                self._by_channel.pop(ch, None)
 
         task = asyncio.create_task(close())
         self._draining.add(task)
@@ -241,6 +247,10 @@ class Cluster:
         state = self._balancer.pick(candidates)
         state.breaker.acquire()
         return state
+
+    def state_of(self, channel: grpc.aio.Channel | None) -> EndpointState | None:
+        """The endpoint a channel belongs to (for span attributes)."""
+        return self._by_channel.get(channel) if channel is not None else None
 
     def record(self, endpoint: Endpoint, code: grpc.StatusCode, latency_s: float) -> None:
         """Outcome of a call started with :meth:`pick`: updates breaker and load stats."""

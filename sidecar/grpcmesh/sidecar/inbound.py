@@ -139,7 +139,7 @@ class Inbound:
         finally:
             self.in_flight -= 1
             if tel is not None:
-                tel.finish(DIRECTION, self.service, method, result.code, started, span, rid, result.attempts)
+                tel.finish(DIRECTION, self.service, method, started, span, rid, result, self.cluster)
 
     async def stream(
         self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
@@ -167,7 +167,7 @@ class Inbound:
         finally:
             self.in_flight -= 1
             if tel is not None:
-                tel.finish(DIRECTION, self.service, method, result.code, started, span, rid, result.attempts)
+                tel.finish(DIRECTION, self.service, method, started, span, rid, result, self.cluster)
 
     async def _health(self, request: bytes, ctx: Ctx) -> bytes:
         """Asks the app; NOT_SERVING while draining or when the app does not answer."""

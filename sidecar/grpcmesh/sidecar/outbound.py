@@ -145,7 +145,7 @@ class Outbound:
             raise
         finally:
             self.in_flight -= 1
-            tel.finish(DIRECTION, cluster.service, method, result.code, started, span, rid, result.attempts)
+            tel.finish(DIRECTION, cluster.service, method, started, span, rid, result, cluster)
 
     async def stream(
         self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
@@ -173,17 +173,7 @@ class Outbound:
         finally:
             self.in_flight -= 1
             if tel is not None:
-                tel.finish(
-                    DIRECTION,
-                    cluster.service,
-                    method,
-                    result.code,
-                    started,
-                    span,
-                    rid,
-                    result.attempts,
-                    result.endpoint,
-                )
+                tel.finish(DIRECTION, cluster.service, method, started, span, rid, result, cluster)
 
     async def close(self) -> None:
         for task in self._learning.values():

@@ -110,12 +110,12 @@ async def relay_error(ctx: Ctx, err: grpc.aio.AioRpcError, extra: Md | None = No
 class CallResult:
     """What the caller's telemetry wants to know about a forwarded call."""
 
-    __slots__ = ("attempts", "code", "endpoint")
+    __slots__ = ("attempts", "channel", "code")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.code = grpc.StatusCode.OK
-        self.endpoint = ""
+        self.channel: grpc.aio.Channel | None = None  # of the last attempt
 
 
 def _error_of(code: grpc.StatusCode, details: str, trailers: Any) -> grpc.aio.AioRpcError:
@@ -159,6 +159,7 @@ class Forwarder:
 
         async def call(channel: grpc.aio.Channel, timeout: float | None) -> tuple[bytes, Any]:  # noqa: ASYNC109
             result.attempts += 1
+            result.channel = channel
             c = mcs(channel, method)(request, metadata=metadata, timeout=timeout)
             response: bytes = await c
             return response, c
@@ -200,6 +201,7 @@ class Forwarder:
             result.attempts += 1
             endpoint, channel = await cluster.pick(tried)
             tried.append(endpoint)
+            result.channel = channel
             started = clock()
             timeout = None if deadline is None else max(deadline - started, 0.001)
             call = _open(
@@ -233,7 +235,6 @@ class Forwarder:
             result.code = err.code()
             await relay_error(ctx, err, self._extra(err))
         call, endpoint, started = current
-        result.endpoint = endpoint.target
         if replay is not None:
             replay.commit()
         code = grpc.StatusCode.CANCELLED

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sdk.headers import TRACEPARENT, TRACESTATE
+from grpcmesh.sidecar.proxy import CallResult
 
 __all__ = ["ClusterCollector", "Telemetry"]
 
@@ -115,13 +116,13 @@ class Telemetry:
         direction: str,
         service: str,
         method: str,
-        code: grpc.StatusCode,
         started: float,
         span: Span | None,
         request_id: str,
-        attempts: int = 1,
-        endpoint: str = "",
+        result: CallResult,
+        cluster: Cluster,
     ) -> None:
+        code = result.code
         elapsed = time.perf_counter() - started
         key = (direction, service, method, code)
         counter = self._counters.get(key)
@@ -137,9 +138,11 @@ class Telemetry:
             if span.is_recording():
                 span.set_attribute("rpc.grpc.status_code", code.value[0])
                 span.set_attribute("mesh.request_id", request_id)
-                span.set_attribute("mesh.attempts", attempts)
-                if endpoint:
-                    span.set_attribute("mesh.endpoint", endpoint)
+                span.set_attribute("mesh.attempts", result.attempts)
+                state = cluster.state_of(result.channel)
+                if state is not None:
+                    span.set_attribute("mesh.endpoint", state.endpoint.target)
+                    span.set_attribute("mesh.breaker_state", state.breaker.state.name)
                 if code is not _OK:
                     span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
@@ -156,7 +159,7 @@ class Telemetry:
                 elapsed * 1000.0,
                 request_id,
                 trace_id,
-                attempts,
+                result.attempts,
                 extra={"request_id": request_id, "trace_id": trace_id},
             )
 
