@@ -26,7 +26,7 @@ import grpc
 from grpcmesh.sdk.balance import LoadStats, make_balancer
 from grpcmesh.sdk.breaker import Breaker, BreakerConfig, BreakerState, StateListener
 from grpcmesh.sdk.discovery import Endpoint, Resolution, Resolver
-from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, RetryPolicy
+from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, RetryPolicy, rpc_error
 
 __all__ = ["Cluster", "ClusterConfig", "ClusterManager", "EndpointState", "unavailable"]
 
@@ -67,13 +67,7 @@ class ClusterConfig:
 
 def unavailable(details: str) -> grpc.aio.AioRpcError:
     """A locally-made UNAVAILABLE error marked as never having reached an app."""
-    return grpc.aio.AioRpcError(
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.aio.Metadata(),
-        grpc.aio.Metadata((NOT_REACHED, "1")),
-        details,
-        None,
-    )
+    return rpc_error(grpc.StatusCode.UNAVAILABLE, details, grpc.aio.Metadata((NOT_REACHED, "1")))
 
 
 class EndpointState:
@@ -297,13 +291,7 @@ class Cluster:
         if deadline is not None:
             remaining = deadline - clock()
             if remaining <= 0:
-                raise grpc.aio.AioRpcError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.aio.Metadata(),
-                    grpc.aio.Metadata(),
-                    "deadline exceeded",
-                    None,
-                )
+                raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         state = self._pick_state(tried)
         tried.append(state.endpoint)
         state.load.in_flight += 1

@@ -15,6 +15,7 @@ response has started.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -27,7 +28,7 @@ from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sdk.discovery import Endpoint
 from grpcmesh.sdk.headers import HOP_BY_HOP
 from grpcmesh.sdk.idempotency import CallKind, MethodInfo
-from grpcmesh.sdk.retry import NOT_REACHED, never_reached
+from grpcmesh.sdk.retry import NOT_REACHED, never_reached, rpc_error
 from grpcmesh.sidecar.replay import Replay
 
 __all__ = ["CallResult", "Forwarder", "ProxyHandler", "Side", "forwardable", "relay_error"]
@@ -118,10 +119,6 @@ class CallResult:
         self.channel: grpc.aio.Channel | None = None  # of the last attempt
 
 
-def _error_of(code: grpc.StatusCode, details: str, trailers: Any) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details, None)
-
-
 class Forwarder:
     """Forwards calls to a cluster; one instance per listener."""
 
@@ -196,6 +193,7 @@ class Forwarder:
         replay = None if isinstance(request, bytes) else Replay(request, self._replay_limit)
         tried: list[Endpoint] = []
         current: list[Any] = [None, None, 0.0]  # call, endpoint, start time
+        pumps: list[asyncio.Task[None]] = []
 
         async def attempt() -> None:
             result.attempts += 1
@@ -204,16 +202,18 @@ class Forwarder:
             result.channel = channel
             started = clock()
             timeout = None if deadline is None else max(deadline - started, 0.001)
-            call = _open(
-                channel, method, kind, request if replay is None else replay.iterate(), metadata, timeout
-            )
+            if replay is None:
+                call = _open(channel, method, kind, request, metadata, timeout)
+            else:  # reader/writer mode, fed by our own pump (see _pump)
+                call = _open(channel, method, kind, None, metadata, timeout)
+                pumps.append(asyncio.create_task(_pump(call, replay.iterate())))
             current[0], current[1], current[2] = call, endpoint, started
             try:
                 await call.initial_metadata()
                 if call.done():
                     code = await call.code()
                     if code is not grpc.StatusCode.OK:
-                        raise _error_of(code, await call.details(), await call.trailing_metadata())
+                        raise rpc_error(code, await call.details(), await call.trailing_metadata())
             except grpc.aio.AioRpcError as err:
                 cluster.record(endpoint, err.code(), clock() - started)
                 current[0] = None
@@ -260,15 +260,45 @@ class Forwarder:
         finally:
             if not call.done():
                 call.cancel()
+            for pump in pumps:
+                pump.cancel()
             cluster.record(endpoint, code, clock() - started)
         result.code = code
+
+
+async def _pump(call: Any, messages: AsyncIterator[bytes]) -> None:
+    """Feeds a request stream to an upstream call.
+
+    grpc.aio's own request feeding (and ``call.write``) overwrite the upstream's
+    real status with INTERNAL "Internal error from Core" when a write races
+    with the server ending the call early (grpc/grpc#36066), which would turn
+    e.g. UNIMPLEMENTED into INTERNAL at the caller. Here a failed write just
+    ends the pump, and the call's real status reaches the caller unchanged.
+    """
+    try:
+        await call.wait_for_connection()
+    except grpc.aio.AioRpcError:
+        return
+    cython_call = getattr(call, "_cython_call", None)
+    send = getattr(cython_call, "send_serialized_message", None)
+    try:
+        async for msg in messages:
+            if call.done():
+                return
+            await (call.write(msg) if send is None else send(msg))
+        if not call.done():
+            await call.done_writing()
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the call ended under us: its status tells the story
+        return
 
 
 def _open(
     channel: grpc.aio.Channel,
     method: str,
     kind: CallKind,
-    request: bytes | AsyncIterator[bytes],
+    request: bytes | AsyncIterator[bytes] | None,
     metadata: Md,
     timeout: float | None,
 ) -> Any:
