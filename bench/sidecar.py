@@ -141,10 +141,19 @@ async def measure_closed(rows: list[Row], echo_pid: int, rounds: int, seconds: f
                 row.proxy_cpu_per_1k = proxy / done * 1000 / len(row.proxy_pids)
 
 
-async def measure_open(row: Row, seconds: float) -> None:
-    latencies, errors = await open_loop(row.target, seconds)
-    row.errors += errors
-    row.p50, row.p90, row.p99 = pct(latencies, 0.50), pct(latencies, 0.90), pct(latencies, 0.99)
+async def measure_open(rows: list[Row], rounds: int, seconds: float) -> None:
+    """Open loop at RATE, rows interleaved; per row the round with the lowest p99 is kept
+    (the quietest window of a shared box, the same rule as the closed loop's best round)."""
+    best: dict[str, tuple[float, float, float]] = {}
+    for _ in range(rounds):
+        for row in rows:
+            latencies, errors = await open_loop(row.target, seconds)
+            row.errors += errors
+            got = (pct(latencies, 0.50), pct(latencies, 0.90), pct(latencies, 0.99))
+            if row.name not in best or got[2] < best[row.name][2]:
+                best[row.name] = got
+    for row in rows:
+        row.p50, row.p90, row.p99 = best[row.name]
 
 
 def start_nginx(group: ProcessGroup, echo_port: int, workdir: Path) -> tuple[ManagedProcess, int] | None:
@@ -167,7 +176,7 @@ def start_nginx(group: ProcessGroup, echo_port: int, workdir: Path) -> tuple[Man
 
 
 async def run(quick: bool) -> dict[str, object]:
-    rounds, closed_s, open_s = (2, 1.2, 1.5) if quick else (4, 3.0, 10.0)
+    rounds, closed_s, open_s = (2, 1.2, 0.8) if quick else (4, 3.0, 2.5)
     workdir = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
     group = ProcessGroup(workdir)
     try:
@@ -213,8 +222,7 @@ async def run(quick: bool) -> dict[str, object]:
         if nginx is not None:
             rows.append(Row("nginx grpc_pass", f"127.0.0.1:{nginx[1]}", [nginx[0].pid]))
         await measure_closed(rows, echo.proc.pid, rounds, closed_s)
-        for row in rows:
-            await measure_open(row, open_s)
+        await measure_open(rows, rounds, open_s)
         if nginx is None:
             rows.append(Row("nginx grpc_pass", "", note="skipped: nginx not on PATH (apt-get install nginx)"))
     finally:
