@@ -26,6 +26,7 @@ import grpc
 from grpcmesh.sdk.balance import LoadStats, make_balancer
 from grpcmesh.sdk.breaker import Breaker, BreakerConfig, BreakerState, StateListener
 from grpcmesh.sdk.discovery import Endpoint, Resolution, Resolver
+from grpcmesh.sdk.endpoint_state import EndpointState
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, RetryPolicy, rpc_error
 
 __all__ = ["Cluster", "ClusterConfig", "ClusterManager", "EndpointState", "unavailable"]
@@ -68,40 +69,6 @@ class ClusterConfig:
 def unavailable(details: str) -> grpc.aio.AioRpcError:
     """A locally-made UNAVAILABLE error marked as never having reached an app."""
     return rpc_error(grpc.StatusCode.UNAVAILABLE, details, grpc.aio.Metadata((NOT_REACHED, "1")))
-
-
-class EndpointState:
-    """An endpoint with its channels, breaker and load statistics."""
-
-    __slots__ = ("_next", "breaker", "channels", "draining", "endpoint", "load")
-
-    def __init__(
-        self, endpoint: Endpoint, channels: list[grpc.aio.Channel], breaker: Breaker, load: LoadStats
-    ):
-        self.endpoint = endpoint
-        self.channels = channels
-        self.breaker = breaker
-        self.load = load
-        self.draining = False
-        self._next = 0
-
-    def channel(self) -> grpc.aio.Channel:
-        if len(self.channels) == 1:
-            return self.channels[0]
-        self._next = (self._next + 1) % len(self.channels)
-        return self.channels[self._next]
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "target": self.endpoint.target,
-            "id": self.endpoint.id,
-            "meta": dict(self.endpoint.meta),
-            "tags": list(self.endpoint.tags),
-            "breaker": self.breaker.snapshot(),
-            "healthy": self.breaker.state is not BreakerState.OPEN and not self.draining,
-            "ewma_ms": round(self.load.ewma * 1000.0, 3),
-            "in_flight": self.load.in_flight,
-        }
 
 
 class Cluster:

@@ -30,6 +30,7 @@ from grpcmesh.sdk.headers import HOP_BY_HOP
 from grpcmesh.sdk.idempotency import CallKind, MethodInfo
 from grpcmesh.sdk.retry import NOT_REACHED, never_reached, rpc_error
 from grpcmesh.sidecar.replay import Replay
+from grpcmesh.sidecar.upstream import open_call, pump
 
 __all__ = ["CallResult", "Forwarder", "ProxyHandler", "Side", "forwardable", "relay_error"]
 
@@ -203,10 +204,10 @@ class Forwarder:
             started = clock()
             timeout = None if deadline is None else max(deadline - started, 0.001)
             if replay is None:
-                call = _open(channel, method, kind, request, metadata, timeout)
-            else:  # reader/writer mode, fed by our own pump (see _pump)
-                call = _open(channel, method, kind, None, metadata, timeout)
-                pumps.append(asyncio.create_task(_pump(call, replay.iterate())))
+                call = open_call(channel, method, kind, request, metadata, timeout)
+            else:  # reader/writer mode, fed by our own pump (see upstream.pump)
+                call = open_call(channel, method, kind, None, metadata, timeout)
+                pumps.append(asyncio.create_task(pump(call, replay.iterate())))
             current[0], current[1], current[2] = call, endpoint, started
             try:
                 await call.initial_metadata()
@@ -260,68 +261,7 @@ class Forwarder:
         finally:
             if not call.done():
                 call.cancel()
-            for pump in pumps:
-                pump.cancel()
+            for task in pumps:
+                task.cancel()
             cluster.record(endpoint, code, clock() - started)
         result.code = code
-
-
-async def _pump(call: Any, messages: AsyncIterator[bytes]) -> None:
-    """Feeds a request stream to an upstream call.
-
-    grpc.aio's own request feeding (and ``call.write``) overwrite the upstream's
-    real status with INTERNAL "Internal error from Core" when a write races
-    with the server ending the call early (grpc/grpc#36066), which would turn
-    e.g. UNIMPLEMENTED into INTERNAL at the caller. Here a failed write just
-    ends the pump, and the call's real status reaches the caller unchanged.
-    """
-    try:
-        await call.wait_for_connection()
-    except grpc.aio.AioRpcError:
-        return
-    cython_call = getattr(call, "_cython_call", None)
-    send = getattr(cython_call, "send_serialized_message", None)
-    try:
-        async for msg in messages:
-            if call.done():
-                return
-            await (call.write(msg) if send is None else send(msg))
-        if not call.done():
-            await call.done_writing()
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # the call ended under us: its status tells the story
-        return
-
-
-def _open(
-    channel: grpc.aio.Channel,
-    method: str,
-    kind: CallKind,
-    request: bytes | AsyncIterator[bytes] | None,
-    metadata: Md,
-    timeout: float | None,
-) -> Any:
-    if kind is CallKind.UNARY_STREAM:
-        return channel.unary_stream(method, None, None)(
-            request,  # type: ignore[arg-type]
-            metadata=metadata,
-            timeout=timeout,
-        )
-    if kind is CallKind.STREAM_UNARY:
-        return channel.stream_unary(method, None, None)(
-            request,  # type: ignore[arg-type]
-            metadata=metadata,
-            timeout=timeout,
-        )
-    if isinstance(request, bytes):  # unknown kind, single request: send it as a one-message stream
-        request = _one(request)
-    return channel.stream_stream(method, None, None)(
-        request,  # type: ignore[arg-type]
-        metadata=metadata,
-        timeout=timeout,
-    )
-
-
-async def _one(message: bytes) -> AsyncIterator[bytes]:
-    yield message
