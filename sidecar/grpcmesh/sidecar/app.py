@@ -246,9 +246,11 @@ class Sidecar:
             "ready": self.ready,
             "outbound": self.clusters.snapshot(),
             "routes": self.outbound.router.snapshot(),
+            "methods": self.outbound.catalog.snapshot(),
             "inbound": {
                 "app": self.cfg.app,
                 "grpc_services": self.grpc_services,
+                "methods": self.inbound.catalog.snapshot(),
                 "in_flight": self.inbound.in_flight,
                 "rejected": self.inbound.rejected,
                 "cluster": self.inbound.cluster.snapshot(),
