@@ -174,7 +174,7 @@ class Sidecar:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if self.cfg.reuse_port else 0),
                 ("grpc.optimization_target", "throughput"),
                 ("grpc.http2.bdp_probe", 0),
             ]

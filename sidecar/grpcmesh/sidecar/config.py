@@ -84,6 +84,7 @@ class SidecarConfig:
     policies: bool = True
     access_log: bool = False
     uvloop: bool = True
+    reuse_port: bool = False
     tracing: TracingConfig = field(default_factory=TracingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     services: Mapping[str, ClusterConfig] = field(default_factory=dict)
