@@ -152,13 +152,16 @@ class Telemetry:
         counter.inc()
         if span is not None:
             if span.is_recording():
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
-                span.set_attribute("mesh.request_id", request_id)
-                span.set_attribute("mesh.attempts", result.attempts)
+                attributes: dict[str, str | int] = {
+                    "rpc.grpc.status_code": code.value[0],
+                    "mesh.request_id": request_id,
+                    "mesh.attempts": result.attempts,
+                }
                 state = cluster.state_of(result.channel)
                 if state is not None:
-                    span.set_attribute("mesh.endpoint", state.endpoint.target)
-                    span.set_attribute("mesh.breaker_state", state.breaker.state.name)
+                    attributes["mesh.endpoint"] = state.endpoint.target
+                    attributes["mesh.breaker_state"] = state.breaker.state.name
+                span.set_attributes(attributes)  # one lock round instead of five
                 if code is not _OK:
                     span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
