@@ -8,6 +8,7 @@ Behaviour is steered per call by metadata:
   x-echo-fail: CODE        abort with that status (x-echo-rich: 1 adds a BadRequest detail)
   x-echo-delay-ms: N       sleep before answering
   x-echo-count: N          server-stream / bidi: messages per request (default 3)
+``Ping`` is a bare echo (no metadata, no counters): the benchmark baseline.
 and per process by the ``Control`` method (JSON: {"fail": "UNAVAILABLE"|null}).
 ``Stats`` returns JSON counters: calls per method, cancellations, the last metadata seen.
 
@@ -40,6 +41,7 @@ NOSIDE = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
 UNK = descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN
 METHODS: dict[str, tuple[bool, bool, int]] = {
     "Unary": (False, False, IDEM),
+    "Ping": (False, False, NOSIDE),
     "Create": (False, False, UNK),
     "ServerStream": (False, True, NOSIDE),
     "ClientStream": (True, False, UNK),
@@ -113,6 +115,10 @@ class Echo:
         await self._prelude("Unary", ctx)
         return req
 
+    async def ping(self, req: bytes, ctx: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """The benchmark baseline: a bare echo, no metadata, no counters."""
+        return req
+
     async def create(self, req: bytes, ctx: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         await self._prelude("Create", ctx)
         return req
@@ -184,6 +190,7 @@ class Echo:
             SERVICE,
             {
                 "Unary": u(self.unary),
+                "Ping": u(self.ping),
                 "Create": u(self.create),
                 "ServerStream": us(self.server_stream),
                 "ClientStream": su(self.client_stream),

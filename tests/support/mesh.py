@@ -60,8 +60,12 @@ def start_sidecar(
     *args: str,
     config: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    wait: bool = True,
 ) -> SidecarProc:
-    """``grpcmesh sidecar`` on free ports; ``config`` is written as a TOML file."""
+    """``grpcmesh sidecar`` on free ports; ``config`` is written as a TOML file.
+
+    ``wait=False`` returns at once (start several, then ``proc.wait_output("sidecar ready")``).
+    """
     out, inb, adm = free_port(), free_port(), free_port()
     argv = [
         sys.executable,
@@ -85,7 +89,8 @@ def start_sidecar(
         path.write_text(_toml(config))
         argv += ["--config", str(path)]
     proc = procs.start(argv, f"sidecar-{service}", env=env, cwd=ROOT)
-    proc.wait_output("sidecar ready", timeout=30)
+    if wait:
+        proc.wait_output("sidecar ready", timeout=30)
     return SidecarProc(proc, out, inb, adm)
 
 

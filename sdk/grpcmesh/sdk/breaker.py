@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from grpcmesh.sdk.window import SlidingCounter
+
 __all__ = ["DEFAULT_FAILURE_CODES", "Breaker", "BreakerConfig", "BreakerState", "StateListener"]
 
 DEFAULT_FAILURE_CODES: frozenset[grpc.StatusCode] = frozenset(
@@ -64,21 +66,20 @@ class BreakerConfig:
 # (old state, new state) → None; used for logs and metrics.
 StateListener = Callable[["Breaker", BreakerState, BreakerState], None]
 
-_BUCKETS = 10
+_REQUESTS, _FAILURES = 0, 1
 
 
 class Breaker:
     """Circuit breaker state machine for one endpoint."""
 
     __slots__ = (
-        "_bucket_s",
-        "_buckets",
         "_clock",
         "_consecutive",
         "_listener",
         "_opened_at",
         "_probe_successes",
         "_probes_in_flight",
+        "_window",
         "config",
         "name",
         "state",
@@ -101,9 +102,7 @@ class Breaker:
         self._opened_at = 0.0
         self._probes_in_flight = 0
         self._probe_successes = 0
-        self._bucket_s = config.window_s / _BUCKETS
-        # ring of [bucket index, requests, failures]
-        self._buckets: list[list[int]] = [[-1, 0, 0] for _ in range(_BUCKETS)]
+        self._window = SlidingCounter(config.window_s, 2, clock=clock)  # requests, failures
 
     # -- admission -----------------------------------------------------------------
     def available(self) -> bool:
@@ -144,12 +143,12 @@ class Breaker:
             return
         if self.state is BreakerState.OPEN:  # a call admitted before the trip finished
             return
-        bucket = self._bucket()
-        bucket[1] += 1
+        window = self._window
+        window.add(_REQUESTS)
         if not failed:
             self._consecutive = 0
             return
-        bucket[2] += 1
+        window.add(_FAILURES)
         self._consecutive += 1
         if self._consecutive >= self.config.consecutive_failures:
             self._open()
@@ -160,12 +159,7 @@ class Breaker:
 
     def window_counts(self) -> tuple[int, int]:
         """(requests, failures) over the sliding window."""
-        current = int(self._clock() / self._bucket_s)
-        requests = failures = 0
-        for idx, req, fail in self._buckets:
-            if current - idx < _BUCKETS:
-                requests += req
-                failures += fail
+        requests, failures = self._window.totals()
         return requests, failures
 
     def snapshot(self) -> dict[str, object]:
@@ -178,21 +172,13 @@ class Breaker:
         }
 
     # -- internals -----------------------------------------------------------------
-    def _bucket(self) -> list[int]:
-        idx = int(self._clock() / self._bucket_s)
-        bucket = self._buckets[idx % _BUCKETS]
-        if bucket[0] != idx:
-            bucket[0], bucket[1], bucket[2] = idx, 0, 0
-        return bucket
-
     def _open(self) -> None:
         self._opened_at = self._clock()
         self._transition(BreakerState.OPEN)
 
     def _close(self) -> None:
         self._consecutive = 0
-        for bucket in self._buckets:
-            bucket[0], bucket[1], bucket[2] = -1, 0, 0
+        self._window.reset()
         self._transition(BreakerState.CLOSED)
 
     def _transition(self, new: BreakerState) -> None:

@@ -26,7 +26,8 @@ import grpc
 from grpcmesh.sdk.balance import LoadStats, make_balancer
 from grpcmesh.sdk.breaker import Breaker, BreakerConfig, BreakerState, StateListener
 from grpcmesh.sdk.discovery import Endpoint, Resolution, Resolver
-from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, RetryPolicy
+from grpcmesh.sdk.endpoint_state import EndpointState
+from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, RetryPolicy, rpc_error
 
 __all__ = ["Cluster", "ClusterConfig", "ClusterManager", "EndpointState", "unavailable"]
 
@@ -58,53 +59,16 @@ class ClusterConfig:
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.use_local_subchannel_pool", 1),
-            ("grpc.enable_retries", 0),
+            ("grpc.enable_retries", 0),  # retries are ours, with a budget
+            ("grpc.optimization_target", "throughput"),
+            ("grpc.http2.bdp_probe", 0),
             *self.channel_options,
         ]
 
 
 def unavailable(details: str) -> grpc.aio.AioRpcError:
     """A locally-made UNAVAILABLE error marked as never having reached an app."""
-    return grpc.aio.AioRpcError(
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.aio.Metadata(),
-        grpc.aio.Metadata((NOT_REACHED, "1")),
-        details,
-        None,
-    )
-
-
-class EndpointState:
-    """An endpoint with its channels, breaker and load statistics."""
-
-    __slots__ = ("_next", "breaker", "channels", "draining", "endpoint", "load")
-
-    def __init__(
-        self, endpoint: Endpoint, channels: list[grpc.aio.Channel], breaker: Breaker, load: LoadStats
-    ):
-        self.endpoint = endpoint
-        self.channels = channels
-        self.breaker = breaker
-        self.load = load
-        self.draining = False
-        self._next = 0
-
-    def channel(self) -> grpc.aio.Channel:
-        if len(self.channels) == 1:
-            return self.channels[0]
-        self._next = (self._next + 1) % len(self.channels)
-        return self.channels[self._next]
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "target": self.endpoint.target,
-            "id": self.endpoint.id,
-            "meta": dict(self.endpoint.meta),
-            "tags": list(self.endpoint.tags),
-            "breaker": self.breaker.snapshot(),
-            "ewma_ms": round(self.load.ewma * 1000.0, 3),
-            "in_flight": self.load.in_flight,
-        }
+    return rpc_error(grpc.StatusCode.UNAVAILABLE, details, grpc.aio.Metadata((NOT_REACHED, "1")))
 
 
 class Cluster:
@@ -128,6 +92,7 @@ class Cluster:
         self._clock = clock
         self._states: dict[tuple[str, int], EndpointState] = {}
         self._healthy: list[EndpointState] = []
+        self._by_channel: dict[grpc.aio.Channel, EndpointState] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
         self._watch: asyncio.Task[None] | None = None
@@ -196,7 +161,10 @@ class Cluster:
             clock=self._clock,
             on_change=self._on_change,
         )
-        return EndpointState(ep, channels, breaker, LoadStats(tau=self.config.ewma_tau_s, clock=self._clock))
+        state = EndpointState(ep, channels, breaker, LoadStats(tau=self.config.ewma_tau_s, clock=self._clock))
+        for ch in channels:
+            self._by_channel[ch] = state
+        return state
 
     def _drain(self, state: EndpointState) -> None:
         state.draining = True
@@ -204,6 +172,7 @@ class Cluster:
         async def close() -> None:
             for ch in state.channels:
                 await ch.close(grace=self.config.drain_s)
+                self._by_channel.pop(ch, None)
 
         task = asyncio.create_task(close())
         self._draining.add(task)
@@ -239,6 +208,10 @@ class Cluster:
         state = self._balancer.pick(candidates)
         state.breaker.acquire()
         return state
+
+    def state_of(self, channel: grpc.aio.Channel | None) -> EndpointState | None:
+        """The endpoint a channel belongs to (for span attributes)."""
+        return self._by_channel.get(channel) if channel is not None else None
 
     def record(self, endpoint: Endpoint, code: grpc.StatusCode, latency_s: float) -> None:
         """Outcome of a call started with :meth:`pick`: updates breaker and load stats."""
@@ -285,13 +258,7 @@ class Cluster:
         if deadline is not None:
             remaining = deadline - clock()
             if remaining <= 0:
-                raise grpc.aio.AioRpcError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.aio.Metadata(),
-                    grpc.aio.Metadata(),
-                    "deadline exceeded",
-                    None,
-                )
+                raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         state = self._pick_state(tried)
         tried.append(state.endpoint)
         state.load.in_flight += 1

@@ -72,6 +72,11 @@ class MethodCatalog:
     def services(self) -> frozenset[str]:
         return frozenset(self._services)
 
+    def snapshot(self) -> dict[str, str]:
+        """``path`` → kind (with ``+idempotent``), for the admin page."""
+        merged = {**self._methods, **self._overrides}
+        return {p: i.kind.value + ("+idempotent" if i.idempotent else "") for p, i in sorted(merged.items())}
+
     def add(self, path: str, info: MethodInfo) -> None:
         self._methods[path] = info
         self._services.add(path.split("/")[1])

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import grpc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
+from grpcmesh.sdk.window import SlidingCounter
+
 __all__ = [
     "DEFAULT_RETRY_CODES",
     "NOT_REACHED",
@@ -31,6 +33,7 @@ __all__ = [
     "RetryConfig",
     "RetryPolicy",
     "never_reached",
+    "rpc_error",
 ]
 
 T = TypeVar("T")
@@ -91,42 +94,28 @@ def never_reached(err: grpc.aio.AioRpcError) -> bool:
     return any(frag in details for frag in _CONNECT_FAILURES)
 
 
-_BUCKETS = 10
+_REQUESTS, _RETRIES = 0, 1
 
 
 class RetryBudget:
     """Sliding-window budget: retries <= ratio x requests + floor x window."""
 
-    __slots__ = ("_bucket_s", "_buckets", "_clock", "_floor", "denied", "ratio", "retries_total")
+    __slots__ = ("_floor", "_window", "denied", "ratio", "retries_total")
 
     def __init__(self, config: RetryConfig = RetryConfig(), *, clock: Callable[[], float] = time.monotonic):
         self.ratio = config.budget_ratio
         self._floor = config.budget_min_per_s * config.budget_window_s
-        self._clock = clock
-        self._bucket_s = config.budget_window_s / _BUCKETS
-        self._buckets: list[list[int]] = [[-1, 0, 0] for _ in range(_BUCKETS)]  # [index, requests, retries]
+        self._window = SlidingCounter(config.budget_window_s, 2, clock=clock)
         self.denied = 0
         self.retries_total = 0
 
-    def _bucket(self) -> list[int]:
-        idx = int(self._clock() / self._bucket_s)
-        bucket = self._buckets[idx % _BUCKETS]
-        if bucket[0] != idx:
-            bucket[0], bucket[1], bucket[2] = idx, 0, 0
-        return bucket
-
     def record_request(self) -> None:
         """Counts one original (non-retry) request."""
-        self._bucket()[1] += 1
+        self._window.add(_REQUESTS)
 
     def window(self) -> tuple[int, int]:
         """(requests, retries) in the window."""
-        current = int(self._clock() / self._bucket_s)
-        requests = retries = 0
-        for idx, req, ret in self._buckets:
-            if current - idx < _BUCKETS:
-                requests += req
-                retries += ret
+        requests, retries = self._window.totals()
         return requests, retries
 
     def try_acquire(self) -> bool:
@@ -135,9 +124,18 @@ class RetryBudget:
         if retries + 1 > self.ratio * requests + self._floor:
             self.denied += 1
             return False
-        self._bucket()[2] += 1
+        self._window.add(_RETRIES)
         self.retries_total += 1
         return True
+
+
+def rpc_error(
+    code: grpc.StatusCode, details: str, trailers: Any = None, initial: Any = None
+) -> grpc.aio.AioRpcError:
+    """An ``AioRpcError`` made locally (fail-fast, deadline, replayed stream status)."""
+    return grpc.aio.AioRpcError(
+        code, initial or grpc.aio.Metadata(), trailers or grpc.aio.Metadata(), details, None
+    )
 
 
 class RetryPolicy:
@@ -214,12 +212,8 @@ class RetryPolicy:
                     failed, first = first, None
                     raise failed
                 if replayable is not None and not replayable():
-                    raise grpc.aio.AioRpcError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        grpc.aio.Metadata(),
-                        grpc.aio.Metadata(),
-                        "request stream too large to replay for a retry",
-                        None,
+                    raise rpc_error(
+                        grpc.StatusCode.UNAVAILABLE, "request stream too large to replay for a retry"
                     )
                 return await attempt()
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

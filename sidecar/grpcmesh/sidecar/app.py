@@ -73,7 +73,12 @@ def _endpoint(target: str | dict[str, Any]) -> Endpoint:
 
 
 async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: int) -> Deregister:
-    """Registers this instance (advertising ``grpc_services``) in Consul; no-op without Consul."""
+    """Registers this instance in Consul (in the background, retried); no-op without Consul.
+
+    The registered address is the INBOUND listener, so callers reach the app
+    through this sidecar, and Consul's gRPC health check hits the inbound's
+    Health/Check, which asks the app. Returns the coroutine that deregisters.
+    """
 
     async def nothing() -> None:
         return None
@@ -86,14 +91,41 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
         log.warning("consul configured but grpcmesh.sdk.registration is missing: not registering")
         return nothing
     host = (cfg.advertise or cfg.inbound).rpartition(":")[0]
+    port = int((cfg.advertise or f":{inbound_port}").rpartition(":")[2])
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    registrar = registration.register_service(  # lead: adapt to the registration API when merged
-        cfg.consul, cfg.service, host, inbound_port, grpc_services=grpc_services
+    reg = registration.Registration(
+        cfg.service,
+        host,
+        port,
+        consul_url=cfg.consul,
+        token=cfg.consul_token,
+        grpc_services=grpc_services or None,  # None: read through the inbound from the app's reflection
+        resync=30.0,
     )
-    if asyncio.iscoroutine(registrar):
-        registrar = await registrar
-    deregister: Deregister = registrar
+
+    async def keep_trying() -> None:
+        while True:
+            try:
+                await reg.register()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # agent or app not up yet
+                log.warning("consul registration of %s failed (%s); retrying", cfg.service, err)
+                await asyncio.sleep(2.0)
+
+    task = asyncio.create_task(keep_trying())
+
+    async def deregister() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await reg.deregister()
+        finally:
+            await reg.close()
+
     return deregister
 
 
@@ -174,7 +206,9 @@ class Sidecar:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if self.cfg.reuse_port else 0),
+                ("grpc.optimization_target", "throughput"),
+                ("grpc.http2.bdp_probe", 0),
             ]
         )
         server.add_generic_rpc_handlers((ProxyHandler(side),))
@@ -244,9 +278,11 @@ class Sidecar:
             "ready": self.ready,
             "outbound": self.clusters.snapshot(),
             "routes": self.outbound.router.snapshot(),
+            "methods": self.outbound.catalog.snapshot(),
             "inbound": {
                 "app": self.cfg.app,
                 "grpc_services": self.grpc_services,
+                "methods": self.inbound.catalog.snapshot(),
                 "in_flight": self.inbound.in_flight,
                 "rejected": self.inbound.rejected,
                 "cluster": self.inbound.cluster.snapshot(),

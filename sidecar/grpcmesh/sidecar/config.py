@@ -17,6 +17,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     [tracing]    sample_ratio = 0.01  exporter = "otlp"  endpoint = "..."
     [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
     [services.payments]  balancer = "round_robin"   # per-service cluster overrides
+    [client]     ...                                   # read by the SDK, ignored here
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class SidecarConfig:
     policies: bool = True
     access_log: bool = False
     uvloop: bool = True
+    reuse_port: bool = False
     tracing: TracingConfig = field(default_factory=TracingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     services: Mapping[str, ClusterConfig] = field(default_factory=dict)
@@ -261,6 +263,7 @@ def load_config(
             raise ConfigError(f"config: cannot read {path}: {err.strerror}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+    data.pop("client", None)  # the SDK's own table in the shared file (ClientConfig.from_file)
     data = _merge(data, _env_layer(env))
     data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     for required in ("service", "app"):

@@ -13,7 +13,6 @@ trailer, which lets the calling sidecar retry even non-idempotent methods.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -25,12 +24,12 @@ from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sdk.headers import REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id, strip_hop_by_hop
 from grpcmesh.sdk.idempotency import STREAMING_UNKNOWN, CallKind, MethodCatalog, MethodInfo, fetch_reflection
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, never_reached
-from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md, relay_error
+from grpcmesh.sidecar.listener import Listener
+from grpcmesh.sidecar.proxy import Ctx, Forwarder, Md, relay_error
 from grpcmesh.sidecar.telemetry import Telemetry
 
 __all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
 
-DIRECTION = "inbound"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 _HEALTH_INFO = MethodInfo(CallKind.UNARY_UNARY, idempotent=True)
 _NOT_SERVING: bytes = health_pb2.HealthCheckResponse(
@@ -49,7 +48,9 @@ def app_cluster_config(max_message_bytes: int) -> ClusterConfig:
     )
 
 
-class Inbound:
+class Inbound(Listener):
+    direction = "inbound"
+
     def __init__(
         self,
         service: str,
@@ -70,11 +71,8 @@ class Inbound:
             MemoryResolver({service: [Endpoint(host, int(port), id="app")]}),
             app_cluster_config(max_message_bytes),
         )
-        self._fwd = forwarder
-        self._tel = telemetry
-        self._tracing = telemetry is not None and telemetry.tracing
+        super().__init__(forwarder, telemetry)
         self._limit = max_concurrency
-        self.in_flight = 0
         self.draining = False
         self.rejected = 0
 
@@ -120,54 +118,16 @@ class Inbound:
         await self._admit(ctx)
         md: Md = list(ctx.invocation_metadata() or ())
         out, rid = self._headers(md)
-        tel = self._tel
-        started = time.perf_counter()
-        span = None
-        if tel is not None:
-            span, trace_headers = tel.start_span(DIRECTION, self.service, method, md)
-            out.extend(trace_headers)
-        result = CallResult()
-        self.in_flight += 1
-        try:
-            return await self._fwd.unary(
-                self.cluster, method, request, out, ctx, idempotent=False, result=result
-            )
-        except BaseException:
-            if result.code is grpc.StatusCode.OK:
-                result.code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            self.in_flight -= 1
-            if tel is not None:
-                tel.finish(DIRECTION, self.service, method, result.code, started, span, rid, result.attempts)
+        return await self._unary(self.cluster, method, request, md, out, rid, ctx, False)
 
-    async def stream(
+    async def stream(  # an async generator function: grpc checks for one
         self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
     ) -> AsyncIterator[bytes]:
         await self._admit(ctx)
         md: Md = list(ctx.invocation_metadata() or ())
         out, rid = self._headers(md)
-        tel = self._tel
-        started = time.perf_counter()
-        span = None
-        if tel is not None:
-            span, trace_headers = tel.start_span(DIRECTION, self.service, method, md)
-            out.extend(trace_headers)
-        result = CallResult()
-        self.in_flight += 1
-        try:
-            async for msg in self._fwd.stream(
-                self.cluster, method, info.kind, request, out, ctx, idempotent=False, result=result
-            ):
-                yield msg
-        except BaseException:
-            if result.code is grpc.StatusCode.OK:
-                result.code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            self.in_flight -= 1
-            if tel is not None:
-                tel.finish(DIRECTION, self.service, method, result.code, started, span, rid, result.attempts)
+        async for msg in self._stream(self.cluster, method, info.kind, request, md, out, rid, ctx, False):
+            yield msg
 
     async def _health(self, request: bytes, ctx: Ctx) -> bytes:
         """Asks the app; NOT_SERVING while draining or when the app does not answer."""

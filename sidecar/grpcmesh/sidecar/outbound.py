@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import grpc
 
 from grpcmesh.sdk.cluster import Cluster, ClusterManager
-from grpcmesh.sdk.headers import MESH_SOURCE, REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
+from grpcmesh.sdk.headers import HOP_BY_HOP, MESH_SOURCE, REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
 from grpcmesh.sdk.idempotency import MethodCatalog, MethodInfo, fetch_reflection
-from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md
+from grpcmesh.sidecar.listener import Listener
+from grpcmesh.sidecar.proxy import Ctx, Forwarder, Md
 from grpcmesh.sidecar.router import RouteError, Router
 from grpcmesh.sidecar.telemetry import Telemetry
 
@@ -30,27 +30,13 @@ __all__ = ["Outbound"]
 
 log = logging.getLogger("grpcmesh.sidecar.outbound")
 
-DIRECTION = "outbound"
-# Never forwarded from the app: the hop-by-hop set of grpcmesh.sdk.headers plus our own keys.
-_DROP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        ":authority",
-        "proxy-connection",
-        "content-type",
-        "user-agent",
-        "content-length",
-        MESH_SOURCE,
-    }
-)
+# Never forwarded from the app: connection headers, and our own key (we set it).
+_DROP = HOP_BY_HOP | {MESH_SOURCE}
 
 
-class Outbound:
+class Outbound(Listener):
+    direction = "outbound"
+
     def __init__(
         self,
         source: str,
@@ -64,18 +50,15 @@ class Outbound:
         self.clusters = clusters
         self.router = router
         self.catalog = catalog
-        self._fwd = forwarder
-        self._tel = telemetry
-        self._tracing = telemetry is not None and telemetry.tracing
+        super().__init__(forwarder, telemetry)
         self._learning: dict[str, asyncio.Task[None]] = {}
-        self.in_flight = 0
 
     def method_info(self, method: str) -> MethodInfo:
         return self.catalog.get(method)
 
     # -- per call --------------------------------------------------------------------
-    def _headers(self, md: Md) -> tuple[Md, str, bool]:
-        """Forwardable metadata + request id; the flag says whether trace headers were dropped."""
+    def _headers(self, md: Md) -> tuple[Md, str]:
+        """Forwardable metadata + request id (trace headers are re-made by the span when tracing)."""
         out: Md = []
         rid = ""
         for k, v in md:
@@ -90,7 +73,7 @@ class Outbound:
             rid = new_request_id()
             out.append((REQUEST_ID, rid))
         out.append((MESH_SOURCE, self.source))
-        return out, rid, self._tracing
+        return out, rid
 
     async def _route(self, method: str, md: Md, ctx: Ctx) -> Cluster:
         service = self.router.cached(method, md)
@@ -124,66 +107,19 @@ class Outbound:
     async def unary(self, method: str, info: MethodInfo, request: bytes, ctx: Ctx) -> bytes:
         md: Md = list(ctx.invocation_metadata() or ())
         cluster = await self._route(method, md, ctx)
-        out, rid, _ = self._headers(md)
-        tel = self._tel
-        if tel is None:
-            return await self._fwd.unary(
-                cluster, method, request, out, ctx, idempotent=info.idempotent, result=CallResult()
-            )
-        started = time.perf_counter()
-        span, trace_headers = tel.start_span(DIRECTION, cluster.service, method, md)
-        out.extend(trace_headers)
-        result = CallResult()
-        self.in_flight += 1
-        try:
-            return await self._fwd.unary(
-                cluster, method, request, out, ctx, idempotent=info.idempotent, result=result
-            )
-        except BaseException:
-            if result.code is grpc.StatusCode.OK:
-                result.code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            self.in_flight -= 1
-            tel.finish(DIRECTION, cluster.service, method, result.code, started, span, rid, result.attempts)
+        out, rid = self._headers(md)
+        return await self._unary(cluster, method, request, md, out, rid, ctx, info.idempotent)
 
-    async def stream(
+    async def stream(  # an async generator function: grpc checks for one
         self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
     ) -> AsyncIterator[bytes]:
         md: Md = list(ctx.invocation_metadata() or ())
         cluster = await self._route(method, md, ctx)
-        out, rid, _ = self._headers(md)
-        tel = self._tel
-        started = time.perf_counter()
-        span = None
-        if tel is not None:
-            span, trace_headers = tel.start_span(DIRECTION, cluster.service, method, md)
-            out.extend(trace_headers)
-        result = CallResult()
-        self.in_flight += 1
-        try:
-            async for msg in self._fwd.stream(
-                cluster, method, info.kind, request, out, ctx, idempotent=info.idempotent, result=result
-            ):
-                yield msg
-        except BaseException:
-            if result.code is grpc.StatusCode.OK:
-                result.code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            self.in_flight -= 1
-            if tel is not None:
-                tel.finish(
-                    DIRECTION,
-                    cluster.service,
-                    method,
-                    result.code,
-                    started,
-                    span,
-                    rid,
-                    result.attempts,
-                    result.endpoint,
-                )
+        out, rid = self._headers(md)
+        async for msg in self._stream(
+            cluster, method, info.kind, request, md, out, rid, ctx, info.idempotent
+        ):
+            yield msg
 
     async def close(self) -> None:
         for task in self._learning.values():

@@ -15,6 +15,7 @@ response has started.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -27,8 +28,9 @@ from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sdk.discovery import Endpoint
 from grpcmesh.sdk.headers import HOP_BY_HOP
 from grpcmesh.sdk.idempotency import CallKind, MethodInfo
-from grpcmesh.sdk.retry import NOT_REACHED, never_reached
+from grpcmesh.sdk.retry import NOT_REACHED, never_reached, rpc_error
 from grpcmesh.sidecar.replay import Replay
+from grpcmesh.sidecar.upstream import open_call, pump
 
 __all__ = ["CallResult", "Forwarder", "ProxyHandler", "Side", "forwardable", "relay_error"]
 
@@ -110,16 +112,12 @@ async def relay_error(ctx: Ctx, err: grpc.aio.AioRpcError, extra: Md | None = No
 class CallResult:
     """What the caller's telemetry wants to know about a forwarded call."""
 
-    __slots__ = ("attempts", "code", "endpoint")
+    __slots__ = ("attempts", "channel", "code")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.code = grpc.StatusCode.OK
-        self.endpoint = ""
-
-
-def _error_of(code: grpc.StatusCode, details: str, trailers: Any) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details, None)
+        self.channel: grpc.aio.Channel | None = None  # of the last attempt
 
 
 class Forwarder:
@@ -159,6 +157,7 @@ class Forwarder:
 
         async def call(channel: grpc.aio.Channel, timeout: float | None) -> tuple[bytes, Any]:  # noqa: ASYNC109
             result.attempts += 1
+            result.channel = channel
             c = mcs(channel, method)(request, metadata=metadata, timeout=timeout)
             response: bytes = await c
             return response, c
@@ -195,23 +194,27 @@ class Forwarder:
         replay = None if isinstance(request, bytes) else Replay(request, self._replay_limit)
         tried: list[Endpoint] = []
         current: list[Any] = [None, None, 0.0]  # call, endpoint, start time
+        pumps: list[asyncio.Task[None]] = []
 
         async def attempt() -> None:
             result.attempts += 1
             endpoint, channel = await cluster.pick(tried)
             tried.append(endpoint)
+            result.channel = channel
             started = clock()
             timeout = None if deadline is None else max(deadline - started, 0.001)
-            call = _open(
-                channel, method, kind, request if replay is None else replay.iterate(), metadata, timeout
-            )
+            if replay is None:
+                call = open_call(channel, method, kind, request, metadata, timeout)
+            else:  # reader/writer mode, fed by our own pump (see upstream.pump)
+                call = open_call(channel, method, kind, None, metadata, timeout)
+                pumps.append(asyncio.create_task(pump(call, replay.iterate())))
             current[0], current[1], current[2] = call, endpoint, started
             try:
                 await call.initial_metadata()
                 if call.done():
                     code = await call.code()
                     if code is not grpc.StatusCode.OK:
-                        raise _error_of(code, await call.details(), await call.trailing_metadata())
+                        raise rpc_error(code, await call.details(), await call.trailing_metadata())
             except grpc.aio.AioRpcError as err:
                 cluster.record(endpoint, err.code(), clock() - started)
                 current[0] = None
@@ -233,7 +236,6 @@ class Forwarder:
             result.code = err.code()
             await relay_error(ctx, err, self._extra(err))
         call, endpoint, started = current
-        result.endpoint = endpoint.target
         if replay is not None:
             replay.commit()
         code = grpc.StatusCode.CANCELLED
@@ -259,38 +261,7 @@ class Forwarder:
         finally:
             if not call.done():
                 call.cancel()
+            for task in pumps:
+                task.cancel()
             cluster.record(endpoint, code, clock() - started)
         result.code = code
-
-
-def _open(
-    channel: grpc.aio.Channel,
-    method: str,
-    kind: CallKind,
-    request: bytes | AsyncIterator[bytes],
-    metadata: Md,
-    timeout: float | None,
-) -> Any:
-    if kind is CallKind.UNARY_STREAM:
-        return channel.unary_stream(method, None, None)(
-            request,  # type: ignore[arg-type]
-            metadata=metadata,
-            timeout=timeout,
-        )
-    if kind is CallKind.STREAM_UNARY:
-        return channel.stream_unary(method, None, None)(
-            request,  # type: ignore[arg-type]
-            metadata=metadata,
-            timeout=timeout,
-        )
-    if isinstance(request, bytes):  # unknown kind, single request: send it as a one-message stream
-        request = _one(request)
-    return channel.stream_stream(method, None, None)(
-        request,  # type: ignore[arg-type]
-        metadata=metadata,
-        timeout=timeout,
-    )
-
-
-async def _one(message: bytes) -> AsyncIterator[bytes]:
-    yield message

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sdk.headers import TRACEPARENT, TRACESTATE
+from grpcmesh.sidecar.proxy import CallResult
 
 __all__ = ["ClusterCollector", "Telemetry"]
 
@@ -36,6 +37,8 @@ events = logging.getLogger("grpcmesh.sidecar")
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _PROPAGATOR = TraceContextTextMapPropagator()
 _OK = grpc.StatusCode.OK
+_MAX_SERIES = 2000  # distinct (direction, service, method); beyond it methods are labelled "other"
+_OTHER = "other"
 
 
 class Telemetry:
@@ -74,6 +77,7 @@ class Telemetry:
         )
         self._counters: dict[tuple[str, str, str, grpc.StatusCode], Any] = {}
         self._histograms: dict[tuple[str, str, str], Any] = {}
+        self._span_shapes: dict[tuple[str, str, str], tuple[str, SpanKind, dict[str, str]]] = {}
 
     @property
     def tracing(self) -> bool:
@@ -92,54 +96,72 @@ class Telemetry:
             return None, []
         carrier = {k: v for k, v in metadata if k in (TRACEPARENT, TRACESTATE) and isinstance(v, str)}
         parent: Context | None = _PROPAGATOR.extract(carrier) if carrier else None
-        rpc_service, _, rpc_method = method[1:].partition("/")
-        span = tracer.start_span(
-            method[1:],
-            context=parent,
-            kind=SpanKind.CLIENT if direction == "outbound" else SpanKind.SERVER,
-            attributes={
-                "rpc.system": "grpc",
-                "rpc.service": rpc_service,
-                "rpc.method": rpc_method,
-                "mesh.direction": direction,
-                "mesh.service": service,
-                "mesh.source": self.service,
-            },
-        )
+        key = (direction, service, method)
+        shape = self._span_shapes.get(key)
+        if shape is None:
+            shape = self._span_shapes[key] = self._span_shape(direction, service, method)
+        name, kind, attributes = shape
+        span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
         out: dict[str, str] = {}
         _PROPAGATOR.inject(out, context=trace.set_span_in_context(span))
         return span, list(out.items())
+
+    def _span_shape(self, direction: str, service: str, method: str) -> tuple[str, SpanKind, dict[str, str]]:
+        """Name, kind and fixed attributes of a span, computed once per (direction, service, method)."""
+        if len(self._span_shapes) > 10_000:
+            self._span_shapes.clear()
+        rpc_service, _, rpc_method = method[1:].partition("/")
+        attributes = {
+            "rpc.system": "grpc",
+            "rpc.service": rpc_service,
+            "rpc.method": rpc_method,
+            "mesh.direction": direction,
+            "mesh.service": service,
+            "mesh.source": self.service,
+        }
+        kind = SpanKind.CLIENT if direction == "outbound" else SpanKind.SERVER
+        return method[1:], kind, attributes
 
     def finish(
         self,
         direction: str,
         service: str,
         method: str,
-        code: grpc.StatusCode,
         started: float,
         span: Span | None,
         request_id: str,
-        attempts: int = 1,
-        endpoint: str = "",
+        result: CallResult,
+        cluster: Cluster,
     ) -> None:
+        code = result.code
         elapsed = time.perf_counter() - started
-        key = (direction, service, method, code)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self._requests.labels(direction, service, method, code.name)
-        counter.inc()
-        hkey = (direction, service, method)
+        label = method
+        hkey = (direction, service, label)
         hist = self._histograms.get(hkey)
         if hist is None:
-            hist = self._histograms[hkey] = self._latency.labels(direction, service, method)
+            if len(self._histograms) >= _MAX_SERIES:  # garbage method names must not grow series
+                label = _OTHER
+                hkey = (direction, service, label)
+            hist = self._histograms.get(hkey) or self._latency.labels(direction, service, label)
+            self._histograms[hkey] = hist
         hist.observe(elapsed)
+        key = (direction, service, label, code)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self._requests.labels(direction, service, label, code.name)
+        counter.inc()
         if span is not None:
             if span.is_recording():
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
-                span.set_attribute("mesh.request_id", request_id)
-                span.set_attribute("mesh.attempts", attempts)
-                if endpoint:
-                    span.set_attribute("mesh.endpoint", endpoint)
+                attributes: dict[str, str | int] = {
+                    "rpc.grpc.status_code": code.value[0],
+                    "mesh.request_id": request_id,
+                    "mesh.attempts": result.attempts,
+                }
+                state = cluster.state_of(result.channel)
+                if state is not None:
+                    attributes["mesh.endpoint"] = state.endpoint.target
+                    attributes["mesh.breaker_state"] = state.breaker.state.name
+                span.set_attributes(attributes)  # one lock round instead of five
                 if code is not _OK:
                     span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
@@ -156,7 +178,7 @@ class Telemetry:
                 elapsed * 1000.0,
                 request_id,
                 trace_id,
-                attempts,
+                result.attempts,
                 extra={"request_id": request_id, "trace_id": trace_id},
             )
 

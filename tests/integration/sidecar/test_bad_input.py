@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.sidecar.conftest import Pair
 from tests.support.mesh import admin_get
+from tests.support.procs import wait_for_async
 
 E = "/echo.v1.Echo/"
 
@@ -109,7 +110,18 @@ async def test_admin_endpoints(pair: Pair) -> None:
     assert "s3cret-token" not in config
     assert json.loads(config)["consul_token"] == "***"
     assert admin_get(port, "/nope")[0] == 404
-    # the server-side sidecar learned its app's services from reflection
-    assert json.loads(admin_get(pair.server.admin, "/clusters")[1])["inbound"]["grpc_services"] == [
-        "echo.v1.Echo"
-    ]
+    # the server-side sidecar learned its app's services and method kinds from reflection ...
+    inbound = json.loads(admin_get(pair.server.admin, "/clusters")[1])["inbound"]
+    assert inbound["grpc_services"] == ["echo.v1.Echo"]
+    assert inbound["methods"]["/echo.v1.Echo/Bidi"] == "stream_stream"
+    # ... and the client side learned them through the pair, so unary calls take the fast path
+    await wait_for_async(lambda: _learned(pair), 10, what="outbound to learn method kinds")
+
+
+async def _learned(pair: Pair) -> bool:
+    methods = json.loads(admin_get(pair.client.admin, "/clusters")[1])["methods"]
+    return bool(
+        methods.get("/echo.v1.Echo/Unary") == "unary_unary+idempotent"
+        and methods.get("/echo.v1.Echo/ServerStream") == "unary_stream+idempotent"
+        and methods.get("/echo.v1.Echo/Create") == "unary_unary"
+    )

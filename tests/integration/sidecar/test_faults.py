@@ -15,7 +15,7 @@ from collections import Counter
 
 import grpc
 
-from tests.support.mesh import EchoProc, admin_get, start_echo_proc, start_sidecar
+from tests.support.mesh import EchoProc, SidecarProc, admin_get, start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for_async
 
 E = "/echo.v1.Echo/"
@@ -66,6 +66,18 @@ class Load:
         await wait_for_async(done, timeout, what=f"{n} more successful calls")
 
 
+def client_sidecar(procs: ProcessGroup, echos: list[EchoProc], config: dict[str, object]) -> SidecarProc:
+    """A sidecar whose service "echo" is the given instances (static discovery)."""
+    return start_sidecar(
+        procs,
+        "client",
+        "127.0.0.1:1",
+        "--endpoints",
+        "echo=" + ",".join(e.target for e in echos),
+        config=config,
+    )
+
+
 def transitions_to(metrics: str, endpoint: str, state: str) -> float:
     pattern = (
         rf'grpcmesh_breaker_transitions_total\{{breaker="echo/{re.escape(endpoint)}",to="{state}"\}} (\S+)'
@@ -82,14 +94,7 @@ async def test_kill_one_instance_no_failures_breaker_opens_traffic_returns(procs
             "retry": {"max_attempts": 3},
         }
     }
-    sidecar = start_sidecar(
-        procs,
-        "client",
-        "127.0.0.1:1",
-        "--endpoints",
-        "echo=" + ",".join(e.target for e in echos),
-        config=config,
-    )
+    sidecar = client_sidecar(procs, echos, config)
     victim = echos[1]
     async with Load(f"127.0.0.1:{sidecar.outbound}") as load:
         await load.reach(200)
@@ -131,14 +136,7 @@ async def test_retry_budget_caps_extra_load_on_a_failing_service(procs: ProcessG
             },
         }
     }
-    sidecar = start_sidecar(
-        procs,
-        "client",
-        "127.0.0.1:1",
-        "--endpoints",
-        "echo=" + ",".join(e.target for e in echos),
-        config=config,
-    )
+    sidecar = client_sidecar(procs, echos, config)
     for e in echos:
         async with grpc.aio.insecure_channel(e.target) as ch:
             await ch.unary_unary(E + "Control")(json.dumps({"fail": "UNAVAILABLE"}).encode(), timeout=5)

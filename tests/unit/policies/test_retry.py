@@ -69,6 +69,17 @@ def test_never_reached_only_for_unavailable() -> None:
     assert never_reached(err(grpc.StatusCode.UNAVAILABLE, "Connection refused"))
 
 
+class Refusing:
+    """An attempt that always fails with a never-reached UNAVAILABLE, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        raise err(grpc.StatusCode.UNAVAILABLE, f"refused {self.calls}")
+
+
 async def test_run_retries_until_success_within_attempts() -> None:
     policy = RetryPolicy(RetryConfig(max_attempts=3, backoff_base_s=0.0, backoff_max_s=0.0))
     outcomes = [
@@ -93,31 +104,19 @@ async def test_run_retries_until_success_within_attempts() -> None:
 
 async def test_run_stops_at_max_attempts_and_reraises_last() -> None:
     policy = RetryPolicy(RetryConfig(max_attempts=2, backoff_base_s=0.0, backoff_max_s=0.0))
-    calls = 0
-
-    async def attempt() -> str:
-        nonlocal calls
-        calls += 1
-        raise err(grpc.StatusCode.UNAVAILABLE, f"refused {calls}")
-
+    attempt = Refusing()
     with pytest.raises(grpc.aio.AioRpcError, match="refused 2"):
         await policy.run(attempt, idempotent=True, deadline=None)
-    assert calls == 2
+    assert attempt.calls == 2
 
 
 async def test_run_does_not_retry_past_the_deadline() -> None:
     clock = FakeClock()
     policy = RetryPolicy(RetryConfig(max_attempts=5, backoff_base_s=1.0, backoff_max_s=1.0))
-    calls = 0
-
-    async def attempt() -> str:
-        nonlocal calls
-        calls += 1
-        raise err(grpc.StatusCode.UNAVAILABLE, "refused")
-
+    attempt = Refusing()
     with pytest.raises(grpc.aio.AioRpcError):
         await policy.run(attempt, idempotent=True, deadline=clock.now, clock=clock)
-    assert calls == 1  # no time left for another attempt
+    assert attempt.calls == 1  # no time left for another attempt
 
 
 async def test_run_respects_the_budget() -> None:

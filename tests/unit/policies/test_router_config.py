@@ -59,3 +59,11 @@ def test_config_layers_and_errors() -> None:
         )
     with pytest.raises(ConfigError, match=r"^colour: unknown key"):
         load_config(overrides={"service": "o", "app": "127.0.0.1:1", "colour": "blue"}, environ={})
+
+
+def test_the_sdk_client_table_in_a_shared_file_is_ignored(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "mesh.toml"
+    path.write_text('service = "o"\napp = "127.0.0.1:1"\n[client]\ndirect = true\n')
+    assert load_config(path, environ={}).service == "o"
