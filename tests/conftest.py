@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.consul import ConsulAgent, consul_agent
 from tests.support.procs import ProcessGroup, free_port
 
 _FOLDER_MARKERS = {"unit", "contract", "integration", "e2e"}
@@ -33,3 +34,12 @@ def procs(tmp_path: Path) -> Iterator[ProcessGroup]:
         yield group
     finally:
         group.stop_all()
+
+
+@pytest.fixture
+def consul(tmp_path: Path) -> Iterator[ConsulAgent]:
+    """A started ``consul agent -dev`` on free ports; ``kill()``/``restart()`` for outages.
+
+    Skips with a `make consul` hint when no binary is found; fails instead under CI.
+    """
+    yield from consul_agent(tmp_path)

@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
-import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -25,8 +22,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import ClusterConfig, ClusterManager
-from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolver
+from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolver, resolver_from_url
 from grpcmesh.sdk.idempotency import MethodCatalog
+from grpcmesh.sdk.registration import Registration
 from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.tracing import configure_tracing
 from grpcmesh.sidecar.admin import AdminServer, json_route
@@ -45,29 +43,19 @@ Deregister = Callable[[], Awaitable[None]]
 
 
 def build_resolver(cfg: SidecarConfig) -> Resolver:
-    """The ONE place discovery is chosen: Consul URL, a static endpoints file, or inline endpoints."""
+    """The ONE place discovery is chosen: Consul, a watched registry file, or inline endpoints.
+
+    Consul and the registry file go through :func:`resolver_from_url`, so the
+    sidecar and the SDK's direct mode read the same URLs and the same file format.
+    """
     if cfg.consul:
-        discovery = importlib.import_module("grpcmesh.sdk.discovery")
-        factory = getattr(discovery, "resolver_from_url", None)
-        if factory is None:
-            raise RuntimeError(
-                "consul: this build has no Consul resolver (grpcmesh.sdk.discovery.resolver_from_url)"
-            )
-        resolver: Resolver = factory(cfg.consul)
-        return resolver
-    services: dict[str, Iterable[Endpoint]] = {}
+        return resolver_from_url(cfg.consul)
     if cfg.endpoints_file:
-        raw = json.loads(Path(cfg.endpoints_file).read_text())
-        for name, targets in raw.items():
-            services[name] = [_endpoint(t) for t in targets]
-    for name, targets in cfg.endpoints.items():
-        services[name] = [_endpoint(t) for t in targets]
-    return MemoryResolver(services)
+        return resolver_from_url(cfg.endpoints_file)
+    return MemoryResolver({name: [_endpoint(t) for t in targets] for name, targets in cfg.endpoints.items()})
 
 
-def _endpoint(target: str | dict[str, Any]) -> Endpoint:
-    if isinstance(target, dict):  # {"address": ..., "port": ..., "meta": {...}}
-        return Endpoint(str(target["address"]), int(target["port"]), meta=dict(target.get("meta", {})))
+def _endpoint(target: str) -> Endpoint:
     host, _, port = target.rpartition(":")
     return Endpoint(host.strip("[]"), int(port))
 
@@ -85,16 +73,11 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
 
     if not cfg.consul:
         return nothing
-    try:
-        registration = importlib.import_module("grpcmesh.sdk.registration")
-    except ImportError:
-        log.warning("consul configured but grpcmesh.sdk.registration is missing: not registering")
-        return nothing
     host = (cfg.advertise or cfg.inbound).rpartition(":")[0]
     port = int((cfg.advertise or f":{inbound_port}").rpartition(":")[2])
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    reg = registration.Registration(
+    reg = Registration(
         cfg.service,
         host,
         port,

@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
         action="append",
         help="static discovery: orders=127.0.0.1:5001,127.0.0.1:5002 (repeatable)",
     )
-    p.add_argument("--endpoints-file", help='static discovery file: {"orders": ["127.0.0.1:5001"]}')
+    p.add_argument("--endpoints-file", help="registry file, TOML or .json, reloaded on change")
     p.add_argument("--balancer", choices=("p2c_ewma", "round_robin"))
     p.add_argument("--max-concurrency", type=int, help="inbound calls in flight before RESOURCE_EXHAUSTED")
     p.add_argument("--max-message-bytes", type=int)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,7 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from grpcmesh.sdk import AsyncMeshClient
 from tests.support.chain import Chain, running_chain
-from tests.support.consul import ConsulAgent, consul_agent
 from tests.support.mesh import start_sidecar
 from tests.support.procs import ProcessGroup, free_port
 
@@ -39,12 +37,6 @@ async def chain(tracer_provider: TracerProvider) -> AsyncIterator[Chain]:
     """Hops a, b, c running on real sockets; each calls the next through direct-mode MeshClient."""
     async with running_chain(tracer_provider=tracer_provider) as running:
         yield running
-
-
-@pytest.fixture
-def consul(tmp_path: Path) -> Iterator[ConsulAgent]:
-    """A started ``consul agent -dev`` on free ports (skipped without a binary; see tests/support/consul.py)."""
-    yield from consul_agent(tmp_path)
 
 
 async def _sidecar_chain(procs: ProcessGroup, tracer_provider: TracerProvider) -> AsyncIterator[Chain]:

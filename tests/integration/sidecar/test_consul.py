@@ -1,30 +1,19 @@
 """With a real Consul agent: sidecars register, and a call routes by proto service name alone.
 
-Needs the discovery pieces (``grpcmesh.sdk.registration``, the Consul resolver,
-``tests/support/consul.py``) and a consul binary; skipped when they are absent.
+Uses the ``consul`` fixture (tests/conftest.py): a real ``consul agent -dev``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
-import pytest
 
+from tests.support.consul import ConsulAgent
 from tests.support.mesh import start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for
 
-consul_support = pytest.importorskip("tests.support.consul")
-pytest.importorskip("grpcmesh.sdk.registration")
-
 E = "/echo.v1.Echo/"
-
-
-@pytest.fixture
-def consul(tmp_path: Path) -> Iterator[object]:
-    yield from consul_support.consul_agent(tmp_path)
 
 
 def _catalog(url: str, service: str) -> list[dict[str, object]]:
@@ -35,9 +24,9 @@ def _catalog(url: str, service: str) -> list[dict[str, object]]:
 
 
 async def test_zero_config_route_via_consul_and_deregister_on_drain(
-    procs: ProcessGroup, consul: object
+    procs: ProcessGroup, consul: ConsulAgent
 ) -> None:
-    url: str = consul.http_url  # type: ignore[attr-defined]
+    url = consul.http_url
     echo = start_echo_proc(procs, "c")
     server = start_sidecar(procs, "echo", echo.target, "--consul", url)
     client = start_sidecar(procs, "web", "127.0.0.1:1", "--consul", url)
