@@ -1,0 +1,170 @@
+"""The ``Storage`` port every adapter implements, plus the pure rules they share.
+
+The rules live here once so SQLite and PostgreSQL cannot drift apart: how an
+append is judged (idempotent retry first, then the expected-revision check),
+how a stored row becomes a :class:`RecordedEvent`, and the in-process
+:class:`HeadWatch` that wakes live subscribers after a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from grpcmesh.services.eventstore.domain import (
+    AppendResult,
+    DuplicateEventId,
+    ExpectedRevision,
+    ProposedEvent,
+    RecordedEvent,
+    WrongExpectedRevision,
+)
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "AppendCommand",
+    "ExistingEvent",
+    "HeadWatch",
+    "Storage",
+    "encode_metadata",
+    "plan_append",
+    "row_to_event",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendCommand:
+    """One ``append`` call as queued for the writer."""
+
+    stream_id: str
+    expected: ExpectedRevision
+    events: Sequence[ProposedEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingEvent:
+    """Where an already-written event id lives (for idempotency checks)."""
+
+    stream_id: str
+    revision: int
+    position: int
+
+
+class HeadWatch:
+    """The highest committed position known in this process; wakes waiters when it moves."""
+
+    def __init__(self) -> None:
+        self.head = 0
+        self._moved = asyncio.Event()
+
+    def publish(self, head: int) -> None:
+        if head > self.head:
+            self.head = head
+            moved, self._moved = self._moved, asyncio.Event()
+            moved.set()
+
+    async def wait_beyond(self, position: int, timeout: float) -> None:
+        """Returns when the head passes ``position`` or after ``timeout`` (the polling fallback)."""
+        if self.head > position:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._moved.wait(), timeout)
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Durable, ordered event streams; every method is safe to call concurrently."""
+
+    watch: HeadWatch
+
+    async def open(self) -> None:
+        """Connects and creates the schema if needed."""
+
+    async def close(self) -> None: ...
+
+    async def append(
+        self, stream_id: str, expected: ExpectedRevision, events: Sequence[ProposedEvent]
+    ) -> AppendResult:
+        """Appends atomically; raises WrongExpectedRevision / DuplicateEventId."""
+
+    async def read_stream(
+        self, stream_id: str, *, backwards: bool = False, from_revision: int | None = None, max_count: int = 1000
+    ) -> list[RecordedEvent]:
+        """Events of one stream from ``from_revision`` (inclusive; None = start, or end if backwards)."""
+
+    async def read_all(
+        self,
+        after: int,
+        max_count: int,
+        *,
+        upto: int | None = None,
+        stream_prefixes: Sequence[str] = (),
+        event_types: Sequence[str] = (),
+    ) -> list[RecordedEvent]:
+        """Events with ``after < position <= upto`` in position order, filtered by prefix AND type."""
+
+    async def head_position(self) -> int:
+        """The highest committed global position (0 when empty)."""
+
+    async def stream_revision(self, stream_id: str) -> int | None:
+        """The last revision of a stream, None when it has no events."""
+
+
+def plan_append(
+    command: AppendCommand, actual: int | None, existing: Mapping[str, ExistingEvent]
+) -> AppendResult | int:
+    """Judges an append: the original result for a retry, else the first new revision.
+
+    Idempotency is checked before the expected revision, so retrying an append that
+    succeeded returns its result even though the stream has moved on since.
+    """
+    events = command.events
+    if len({e.id for e in events}) != len(events):
+        raise ValueError("event ids must be unique within one append")
+    if existing:
+        found = [existing.get(e.id) for e in events]
+        first = found[0]
+        if first is not None and all(
+            f is not None and f.stream_id == command.stream_id and f.revision == first.revision + i
+            for i, f in enumerate(found)
+        ):
+            last = found[-1]
+            assert last is not None
+            return AppendResult(last.revision, last.position, duplicate=True)
+        index = next(i for i, f in enumerate(found) if f is not None)
+        raise DuplicateEventId(events[index].id, index)
+    if not command.expected.accepts(actual):
+        raise WrongExpectedRevision(command.stream_id, command.expected, actual)
+    return 0 if actual is None else actual + 1
+
+
+# Column order of every SELECT that feeds row_to_event.
+EVENT_COLUMNS = "position, event_id, stream_id, revision, type, data, content_type, metadata, recorded_at"
+
+
+def encode_metadata(metadata: Mapping[str, str]) -> str:
+    return json.dumps(dict(metadata), separators=(",", ":"), sort_keys=True) if metadata else "{}"
+
+
+def now_micros() -> int:
+    return int(datetime.now(UTC).timestamp() * 1_000_000)
+
+
+def row_to_event(row: Sequence[Any]) -> RecordedEvent:
+    position, event_id, stream_id, revision, type_, data, content_type, metadata, recorded_at = row
+    return RecordedEvent(
+        id=event_id,
+        stream_id=stream_id,
+        revision=revision,
+        position=position,
+        type=type_,
+        data=bytes(data),
+        content_type=content_type,
+        metadata=json.loads(metadata) if metadata != "{}" else {},
+        recorded_at=datetime.fromtimestamp(recorded_at / 1_000_000, UTC),
+    )

@@ -1,0 +1,237 @@
+"""SQLite adapter (the embedded default): WAL, durable commits, one writer, concurrent readers.
+
+* Durability: ``journal_mode=WAL`` + ``synchronous=FULL`` flushes the WAL on every
+  commit, so an acknowledged append survives a crash of the process *and* of the
+  machine. ``synchronous=NORMAL`` (``?synchronous=normal`` in the URL) survives a
+  process crash (SIGKILL) but may lose the last commits on power loss.
+* One writer connection in one thread, fed by :class:`GroupCommitter`: appends that
+  arrive during a flush share the next transaction (``BEGIN IMMEDIATE`` also locks
+  out writers in other processes).
+* Global position = ``INTEGER PRIMARY KEY`` assigned as head + 1 inside the write
+  transaction: gap-free, and commit order because there is one writer at a time.
+* Readers: a small thread pool, one read-only connection per thread; WAL lets them
+  read while the writer commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+from grpcmesh.services.eventstore.domain import (
+    AppendResult,
+    EventStoreError,
+    ExpectedRevision,
+    ProposedEvent,
+    RecordedEvent,
+)
+from grpcmesh.services.eventstore.storage.base import (
+    EVENT_COLUMNS,
+    AppendCommand,
+    ExistingEvent,
+    HeadWatch,
+    encode_metadata,
+    now_micros,
+    plan_append,
+    row_to_event,
+)
+from grpcmesh.services.eventstore.storage.batching import GroupCommitter, Outcome
+
+__all__ = ["SQLiteStorage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position     INTEGER PRIMARY KEY,
+    event_id     TEXT    NOT NULL UNIQUE,
+    stream_id    TEXT    NOT NULL,
+    revision     INTEGER NOT NULL,
+    type         TEXT    NOT NULL,
+    data         BLOB    NOT NULL,
+    content_type TEXT    NOT NULL,
+    metadata     TEXT    NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    UNIQUE (stream_id, revision)
+);
+"""
+_INSERT = (
+    "INSERT INTO events (position, event_id, stream_id, revision, type, data, content_type, metadata, "
+    "recorded_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+
+
+class SQLiteStorage:
+    """Event store on one SQLite file."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: Literal["full", "normal"] = "full", readers: int = 4
+    ) -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        self.watch = HeadWatch()
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._committer = GroupCommitter(self._commit_group, self.watch.publish)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def open(self) -> None:
+        await self._on_writer(self._open_writer)
+        self.watch.publish(await self.head_position())
+        self._committer.start()
+
+    async def close(self) -> None:
+        await self._committer.stop()
+        if self._writer is not None:
+            await self._on_writer(self._writer.close)
+            self._writer = None
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _open_writer(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'full' else 'NORMAL'}")
+        conn.executescript(_SCHEMA)
+        self._writer = conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    async def _on_writer(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        def run() -> list[Any]:
+            return self._reader().execute(sql, params).fetchall()
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+
+    # -- writes ----------------------------------------------------------------------------------
+    async def append(
+        self, stream_id: str, expected: ExpectedRevision, events: Sequence[ProposedEvent]
+    ) -> AppendResult:
+        return await self._committer.submit(AppendCommand(stream_id, expected, events))
+
+    async def _commit_group(self, commands: Sequence[AppendCommand]) -> tuple[list[Outcome], int]:
+        result: tuple[list[Outcome], int] = await self._on_writer(self._commit_sync, commands)
+        return result
+
+    def _commit_sync(self, commands: Sequence[AppendCommand]) -> tuple[list[Outcome], int]:
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            outcomes: list[Outcome] = []
+            for cmd in commands:
+                try:
+                    outcome = self._append_one(conn, cmd, head)
+                except EventStoreError as err:
+                    outcomes.append(err)
+                    continue
+                outcomes.append(outcome)
+                if not outcome.duplicate:
+                    head = outcome.position
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return outcomes, head
+
+    @staticmethod
+    def _append_one(conn: sqlite3.Connection, cmd: AppendCommand, head: int) -> AppendResult:
+        actual: int | None = conn.execute(
+            "SELECT max(revision) FROM events WHERE stream_id = ?", (cmd.stream_id,)
+        ).fetchone()[0]
+        ids = [e.id for e in cmd.events]
+        rows = conn.execute(
+            f"SELECT event_id, stream_id, revision, position FROM events WHERE event_id IN ({','.join('?' * len(ids))})",
+            ids,
+        ).fetchall()
+        existing = {r[0]: ExistingEvent(r[1], r[2], r[3]) for r in rows}
+        plan = plan_append(cmd, actual, existing)
+        if isinstance(plan, AppendResult):
+            return plan
+        now = now_micros()
+        conn.executemany(
+            _INSERT,
+            [
+                (head + 1 + i, e.id, cmd.stream_id, plan + i, e.type, e.data, e.content_type,
+                 encode_metadata(e.metadata), now)
+                for i, e in enumerate(cmd.events)
+            ],
+        )
+        n = len(cmd.events)
+        return AppendResult(plan + n - 1, head + n)
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def read_stream(
+        self, stream_id: str, *, backwards: bool = False, from_revision: int | None = None, max_count: int = 1000
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?"
+        params: list[Any] = [stream_id]
+        if from_revision is not None:
+            sql += " AND revision <= ?" if backwards else " AND revision >= ?"
+            params.append(from_revision)
+        sql += f" ORDER BY revision {'DESC' if backwards else 'ASC'} LIMIT ?"
+        params.append(max_count)
+        return [row_to_event(r) for r in await self._read(sql, params)]
+
+    async def read_all(
+        self,
+        after: int,
+        max_count: int,
+        *,
+        upto: int | None = None,
+        stream_prefixes: Sequence[str] = (),
+        event_types: Sequence[str] = (),
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ?"
+        params: list[Any] = [after]
+        if upto is not None:
+            sql += " AND position <= ?"
+            params.append(upto)
+        if stream_prefixes:
+            sql += " AND (" + " OR ".join("substr(stream_id, 1, ?) = ?" for _ in stream_prefixes) + ")"
+            for p in stream_prefixes:
+                params += [len(p), p]
+        if event_types:
+            sql += f" AND type IN ({','.join('?' * len(event_types))})"
+            params += list(event_types)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(max_count)
+        return [row_to_event(r) for r in await self._read(sql, params)]
+
+    async def head_position(self) -> int:
+        rows = await self._read("SELECT coalesce(max(position), 0) FROM events", ())
+        return int(rows[0][0])
+
+    async def stream_revision(self, stream_id: str) -> int | None:
+        rows = await self._read("SELECT max(revision) FROM events WHERE stream_id = ?", (stream_id,))
+        value: int | None = rows[0][0]
+        return value
