@@ -25,7 +25,7 @@ import pytest
 
 from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_for
 
-__all__ = ["PostgresServer", "find_postgres_bin", "postgres_database", "postgres_server_or_skip"]
+__all__ = ["PostgresServer", "find_postgres_bin", "postgres_dsn", "postgres_server"]
 
 
 def find_postgres_bin() -> Path | None:
@@ -66,7 +66,13 @@ class PostgresServer:
     def _argv(self, *argv: str) -> list[str]:
         if self._user is None:
             return list(argv)
-        return ["setpriv", f"--reuid={self._user.pw_uid}", f"--regid={self._user.pw_gid}", "--clear-groups", *argv]
+        return [
+            "setpriv",
+            f"--reuid={self._user.pw_uid}",
+            f"--regid={self._user.pw_gid}",
+            "--clear-groups",
+            *argv,
+        ]
 
     def start(self) -> PostgresServer:
         self.sockets.mkdir()
@@ -74,15 +80,39 @@ class PostgresServer:
             for path in (self.root, self.sockets):
                 os.chown(path, self._user.pw_uid, self._user.pw_gid)
         subprocess.run(
-            self._argv(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                       "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"),
-            check=True, capture_output=True, timeout=120,
+            self._argv(
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         self._proc = ManagedProcess(
             self._argv(
-                str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={self.sockets}",
-                "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=300",
+                str(self.bin_dir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={LOOPBACK}",
+                "-c",
+                f"unix_socket_directories={self.sockets}",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "max_connections=300",
             ),
             self.root / "postgres.log",
         )
@@ -121,8 +151,9 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def postgres_server_or_skip() -> Iterator[PostgresServer]:
-    """Body of a session fixture: start a server, or skip (fail under CI=true) without binaries."""
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; skips (fails under CI=true) without binaries."""
     bin_dir = find_postgres_bin()
     if bin_dir is None:
         message = "PostgreSQL binaries (initdb, postgres) not found; install Debian's postgresql package"
@@ -136,6 +167,7 @@ def postgres_server_or_skip() -> Iterator[PostgresServer]:
         server.stop()
 
 
-def postgres_database(server: PostgresServer) -> str:
-    """DSN of a fresh database on ``server``."""
-    return server.create_database()
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer) -> str:
+    """DSN of a fresh, empty database for one test."""
+    return postgres_server.create_database()

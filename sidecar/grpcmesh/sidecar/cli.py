@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_proto",
     "grpcmesh.sidecar.cmd_demo",
+    "grpcmesh.services.eventstore.cmd",
 )
 
 

@@ -1,19 +1,5 @@
 """Fixtures of the event store contract suite: a real PostgreSQL server per session."""
 
-from __future__ import annotations
+from tests.support.postgres import postgres_dsn, postgres_server
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.support.postgres import PostgresServer, postgres_server_or_skip
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    yield from postgres_server_or_skip()
-
-
-@pytest.fixture
-def postgres_dsn(postgres_server: PostgresServer) -> str:
-    return postgres_server.create_database()
+__all__ = ["postgres_dsn", "postgres_server"]

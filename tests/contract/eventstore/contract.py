@@ -48,12 +48,22 @@ KINDS: dict[str, ExpectedRevision] = {
 }
 # stream state (None: no stream, else last revision) x expected kind -> accepted?
 MATRIX = [
-    (None, "any", True), (None, "no_stream", True), (None, "stream_exists", False),
-    (None, "exact_0", False), (None, "exact_5", False),
-    (0, "any", True), (0, "no_stream", False), (0, "stream_exists", True), (0, "exact_0", True),
+    (None, "any", True),
+    (None, "no_stream", True),
+    (None, "stream_exists", False),
+    (None, "exact_0", False),
+    (None, "exact_5", False),
+    (0, "any", True),
+    (0, "no_stream", False),
+    (0, "stream_exists", True),
+    (0, "exact_0", True),
     (0, "exact_2", False),
-    (2, "any", True), (2, "no_stream", False), (2, "stream_exists", True), (2, "exact_2", True),
-    (2, "exact_0", False), (2, "exact_5", False),
+    (2, "any", True),
+    (2, "no_stream", False),
+    (2, "stream_exists", True),
+    (2, "exact_2", True),
+    (2, "exact_0", False),
+    (2, "exact_5", False),
 ]
 
 
@@ -62,7 +72,7 @@ class StorageContract:
 
     @pytest.fixture
     async def storage(self, open_storage: OpenStorage) -> AsyncIterator[Storage]:
-        yield await open_storage()
+        return await open_storage()
 
     async def fill(self, storage: Storage, stream_id: str, last_revision: int | None) -> None:
         if last_revision is not None:
@@ -95,15 +105,25 @@ class StorageContract:
         sid = stream()
         if kind in ("stream_exists", "exact"):
             await self.fill(storage, sid, 0)
-        expected = {"any": ANY, "no_stream": NO_STREAM, "stream_exists": STREAM_EXISTS, "exact": exact(0)}[kind]
+        expected = {"any": ANY, "no_stream": NO_STREAM, "stream_exists": STREAM_EXISTS, "exact": exact(0)}[
+            kind
+        ]
         batch = [ev("A"), ev("B"), ev("C")]
         first = await storage.append(sid, expected, batch)
         again = await storage.append(sid, expected, batch)
-        assert (again.next_revision, again.position, again.duplicate) == (first.next_revision, first.position, True)
+        assert (again.next_revision, again.position, again.duplicate) == (
+            first.next_revision,
+            first.position,
+            True,
+        )
         # still idempotent after the stream moved on
         await storage.append(sid, ANY, [ev()])
         later = await storage.append(sid, expected, batch)
-        assert (later.next_revision, later.position, later.duplicate) == (first.next_revision, first.position, True)
+        assert (later.next_revision, later.position, later.duplicate) == (
+            first.next_revision,
+            first.position,
+            True,
+        )
         events = await storage.read_stream(sid)
         assert len({e.id for e in events}) == len(events) == first.next_revision + 2
 
@@ -141,8 +161,11 @@ class StorageContract:
         assert [(e.id, e.revision, e.position) for e in read] == [
             (p.id, i, before + 1 + i) for i, p in enumerate(batch)
         ]
-        assert read[7].data == bytes([7]) * 10 and read[7].metadata == {"n": "7"} and read[7].type == "T7"
-        assert read[7].content_type == "application/json" and read[7].recorded_at.year >= 2024
+        assert read[7].data == bytes([7]) * 10
+        assert read[7].metadata == {"n": "7"}
+        assert read[7].type == "T7"
+        assert read[7].content_type == "application/json"
+        assert read[7].recorded_at.year >= 2024
 
     async def test_failed_batch_writes_nothing(self, storage: Storage) -> None:
         sid = stream()
@@ -159,7 +182,12 @@ class StorageContract:
     async def test_read_stream_directions_and_limits(self, storage: Storage) -> None:
         sid = stream()
         await storage.append(sid, ANY, [ev(str(i)) for i in range(10)])
-        assert [e.revision for e in await storage.read_stream(sid, from_revision=3, max_count=4)] == [3, 4, 5, 6]
+        assert [e.revision for e in await storage.read_stream(sid, from_revision=3, max_count=4)] == [
+            3,
+            4,
+            5,
+            6,
+        ]
         assert [e.revision for e in await storage.read_stream(sid, backwards=True, max_count=3)] == [9, 8, 7]
         back = await storage.read_stream(sid, backwards=True, from_revision=2)
         assert [e.revision for e in back] == [2, 1, 0]
@@ -169,7 +197,7 @@ class StorageContract:
     async def test_read_all_is_gap_free_in_commit_order_with_filters(self, storage: Storage) -> None:
         start = await storage.head_position()
         a, b = "cart-" + stream(), "user-" + stream()
-        for i in range(5):
+        for _i in range(5):
             await storage.append(a, ANY, [ev("Added"), ev("Removed")])
             await storage.append(b, ANY, [ev("Renamed")])
         everything = await storage.read_all(start, 100)
@@ -178,7 +206,8 @@ class StorageContract:
         page = await storage.read_all(start + 3, 4, upto=start + 5)
         assert [e.position for e in page] == [start + 4, start + 5]
         carts = await storage.read_all(start, 100, stream_prefixes=["cart-", "nope-"], event_types=["Added"])
-        assert [e.type for e in carts] == ["Added"] * 5 and {e.stream_id for e in carts} == {a}
+        assert [e.type for e in carts] == ["Added"] * 5
+        assert {e.stream_id for e in carts} == {a}
         assert len(await storage.read_all(start, 100, stream_prefixes=["user-"])) == 5
 
     async def test_survives_reopen(self, storage: Storage, open_storage: OpenStorage) -> None:
@@ -190,7 +219,9 @@ class StorageContract:
         assert await again.head_position() >= result.position
 
     # -- concurrency ----------------------------------------------------------------------------
-    async def test_concurrent_writers_on_one_stream(self, storage: Storage, open_storage: OpenStorage) -> None:
+    async def test_concurrent_writers_on_one_stream(
+        self, storage: Storage, open_storage: OpenStorage
+    ) -> None:
         """N writers x M appends, exact expected revision, retry on conflict: N*M events, no gaps."""
         writers, appends = 6, 15
         other = await open_storage()  # a second instance on the same database (another process)
@@ -218,7 +249,8 @@ class StorageContract:
         assert [e.revision for e in events] == list(range(writers * appends))
         assert sorted(e.id for e in events) == sorted(i for ids in written for i in ids)
         positions = [e.position for e in events]
-        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        assert positions == sorted(positions)
+        assert len(set(positions)) == len(positions)
         whole = await storage.read_all(0, 100_000)
         assert [e.position for e in whole] == list(range(1, len(whole) + 1))
 
@@ -229,7 +261,10 @@ class StorageContract:
         for i in range(60):
             await storage.append(f"{prefix}{i % 3}", ANY, [ev("Seen"), ev("Ignored")])
         sub = Subscription(
-            storage, start, stream_prefixes=[prefix], event_types=["Seen"],
+            storage,
+            start,
+            stream_prefixes=[prefix],
+            event_types=["Seen"],
             config=SubscriptionConfig(page_size=7, buffer=1000, poll_interval=0.2),
         )
         got: list[RecordedEvent] = []
@@ -260,26 +295,33 @@ class StorageContract:
         assert len(marks) == 1
         assert all(e.type == "Seen" and e.stream_id.startswith(prefix) for e in got)
         positions = [e.position for e in got]
-        assert positions == sorted(positions) and len(set(positions)) == total
-        expected = [e.position for e in await storage.read_all(start, 10_000, stream_prefixes=[prefix])
-                    if e.type == "Seen"]
+        assert positions == sorted(positions)
+        assert len(set(positions)) == total
+        expected = [
+            e.position
+            for e in await storage.read_all(start, 10_000, stream_prefixes=[prefix])
+            if e.type == "Seen"
+        ]
         assert positions == expected
 
     async def test_subscription_marks_caught_up_then_goes_live(self, storage: Storage) -> None:
         sid = stream()
         await storage.append(sid, ANY, [ev()])
         head = await storage.head_position()
-        sub = Subscription(storage, head - 1, stream_prefixes=[sid],
-                           config=SubscriptionConfig(poll_interval=5.0))
+        sub = Subscription(
+            storage, head - 1, stream_prefixes=[sid], config=SubscriptionConfig(poll_interval=5.0)
+        )
         try:
             async with asyncio.timeout(10):
                 first = await anext(sub)
-                assert isinstance(first, RecordedEvent) and first.position == head
+                assert isinstance(first, RecordedEvent)
+                assert first.position == head
                 mark = await anext(sub)
                 assert mark == CaughtUp(head)
                 await storage.append(sid, ANY, [ev("Live")])
                 live = await anext(sub)  # woken by the in-process watch, long before the 5 s poll
-                assert isinstance(live, RecordedEvent) and live.type == "Live"
+                assert isinstance(live, RecordedEvent)
+                assert live.type == "Live"
         finally:
             await sub.aclose()
 
@@ -288,8 +330,13 @@ class StorageContract:
 
         sid = stream()
         overflowed = asyncio.Event()
-        sub = Subscription(storage, await storage.head_position(), stream_prefixes=[sid],
-                           config=SubscriptionConfig(buffer=5, poll_interval=0.1), on_overflow=overflowed.set)
+        sub = Subscription(
+            storage,
+            await storage.head_position(),
+            stream_prefixes=[sid],
+            config=SubscriptionConfig(buffer=5, poll_interval=0.1),
+            on_overflow=overflowed.set,
+        )
         try:
             async with asyncio.timeout(10):
                 assert isinstance(await anext(sub), CaughtUp)

@@ -68,12 +68,12 @@ class HeadWatch:
             moved, self._moved = self._moved, asyncio.Event()
             moved.set()
 
-    async def wait_beyond(self, position: int, timeout: float) -> None:
-        """Returns when the head passes ``position`` or after ``timeout`` (the polling fallback)."""
+    async def wait_beyond(self, position: int, poll_after: float) -> None:
+        """Returns when the head passes ``position``, or after ``poll_after`` s (the polling fallback)."""
         if self.head > position:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._moved.wait(), timeout)
+            await asyncio.wait_for(self._moved.wait(), poll_after)
 
 
 @runtime_checkable
@@ -93,7 +93,12 @@ class Storage(Protocol):
         """Appends atomically; raises WrongExpectedRevision / DuplicateEventId."""
 
     async def read_stream(
-        self, stream_id: str, *, backwards: bool = False, from_revision: int | None = None, max_count: int = 1000
+        self,
+        stream_id: str,
+        *,
+        backwards: bool = False,
+        from_revision: int | None = None,
+        max_count: int = 1000,
     ) -> list[RecordedEvent]:
         """Events of one stream from ``from_revision`` (inclusive; None = start, or end if backwards)."""
 

@@ -186,8 +186,17 @@ class PostgresStorage:
             await insert.executemany(
                 _INSERT,
                 [
-                    (head + 1 + i, e.id, cmd.stream_id, plan + i, e.type, e.data, e.content_type,
-                     encode_metadata(e.metadata), now)
+                    (
+                        head + 1 + i,
+                        e.id,
+                        cmd.stream_id,
+                        plan + i,
+                        e.type,
+                        e.data,
+                        e.content_type,
+                        encode_metadata(e.metadata),
+                        now,
+                    )
                     for i, e in enumerate(cmd.events)
                 ],
             )
@@ -201,7 +210,12 @@ class PostgresStorage:
             return await cur.fetchall()
 
     async def read_stream(
-        self, stream_id: str, *, backwards: bool = False, from_revision: int | None = None, max_count: int = 1000
+        self,
+        stream_id: str,
+        *,
+        backwards: bool = False,
+        from_revision: int | None = None,
+        max_count: int = 1000,
     ) -> list[RecordedEvent]:
         sql = f"SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = %s"
         params: list[Any] = [stream_id]

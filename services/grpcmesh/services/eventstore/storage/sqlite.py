@@ -170,7 +170,8 @@ class SQLiteStorage:
         ).fetchone()[0]
         ids = [e.id for e in cmd.events]
         rows = conn.execute(
-            f"SELECT event_id, stream_id, revision, position FROM events WHERE event_id IN ({','.join('?' * len(ids))})",
+            "SELECT event_id, stream_id, revision, position FROM events "
+            f"WHERE event_id IN ({','.join('?' * len(ids))})",
             ids,
         ).fetchall()
         existing = {r[0]: ExistingEvent(r[1], r[2], r[3]) for r in rows}
@@ -181,8 +182,17 @@ class SQLiteStorage:
         conn.executemany(
             _INSERT,
             [
-                (head + 1 + i, e.id, cmd.stream_id, plan + i, e.type, e.data, e.content_type,
-                 encode_metadata(e.metadata), now)
+                (
+                    head + 1 + i,
+                    e.id,
+                    cmd.stream_id,
+                    plan + i,
+                    e.type,
+                    e.data,
+                    e.content_type,
+                    encode_metadata(e.metadata),
+                    now,
+                )
                 for i, e in enumerate(cmd.events)
             ],
         )
@@ -191,7 +201,12 @@ class SQLiteStorage:
 
     # -- reads -----------------------------------------------------------------------------------
     async def read_stream(
-        self, stream_id: str, *, backwards: bool = False, from_revision: int | None = None, max_count: int = 1000
+        self,
+        stream_id: str,
+        *,
+        backwards: bool = False,
+        from_revision: int | None = None,
+        max_count: int = 1000,
     ) -> list[RecordedEvent]:
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?"
         params: list[Any] = [stream_id]

@@ -1,0 +1,227 @@
+"""The gRPC face of the event store: maps requests to the Storage port and errors to statuses.
+
+* INVALID_ARGUMENT + BadRequest naming each bad field (see :mod:`.validation`).
+* ABORTED for a wrong expected revision, with ErrorInfo(reason="WRONG_EXPECTED_REVISION")
+  metadata ``stream_id``, ``expected`` and ``actual`` (``any`` / ``no_stream`` /
+  ``stream_exists`` / a revision number; ``actual`` is ``no_stream`` or a number).
+  ABORTED rather than FAILED_PRECONDITION because the fix is "re-read and retry".
+* ALREADY_EXISTS when some event ids of an append were already written and the
+  append is not a retry of that write (ErrorInfo reason DUPLICATE_EVENT_ID).
+* NOT_FOUND for ReadStream of a stream with no events.
+* RESOURCE_EXHAUSTED when a live subscriber falls more than the buffer behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from grpcmesh.api.v1 import eventstore_pb2 as pb
+from grpcmesh.api.v1 import eventstore_pb2_grpc as pb_grpc
+from grpcmesh.sdk.errors import bad_request, error_info, rich_status
+from grpcmesh.services.eventstore.domain import (
+    CaughtUp,
+    DuplicateEventId,
+    RecordedEvent,
+    WrongExpectedRevision,
+)
+from grpcmesh.services.eventstore.storage.base import Storage
+from grpcmesh.services.eventstore.subscriptions import SubscriberTooSlow, Subscription, SubscriptionConfig
+from grpcmesh.services.eventstore.validation import (
+    Invalid,
+    Limits,
+    parse_append,
+    read_count,
+    validate_stream_id,
+    validate_subscribe,
+)
+
+__all__ = ["DOMAIN", "EventStoreService", "to_proto"]
+
+DOMAIN = "eventstore.grpcmesh"
+_PAGE = 256  # rows fetched per storage read while streaming a response
+
+
+def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
+    recorded_at = timestamp_pb2.Timestamp()
+    recorded_at.FromDatetime(event.recorded_at)
+    return pb.RecordedEvent(
+        id=event.id,
+        stream_id=event.stream_id,
+        revision=event.revision,
+        position=event.position,
+        type=event.type,
+        data=event.data,
+        content_type=event.content_type,
+        metadata=dict(event.metadata),
+        recorded_at=recorded_at,
+    )
+
+
+async def _fail(
+    context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str, details: list[Any]
+) -> NoReturn:
+    untyped: Any = context  # grpc-stubs lacks abort_with_status on the aio context
+    await untyped.abort_with_status(rich_status(code, message, details))
+    raise AssertionError("abort_with_status returned")
+
+
+async def _invalid(context: grpc.aio.ServicerContext[Any, Any], err: Invalid) -> NoReturn:
+    await _fail(
+        context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {err}", [bad_request(err.violations)]
+    )
+
+
+class EventStoreService(pb_grpc.EventStoreServicer):
+    """grpcmesh.api.v1.EventStore over any :class:`Storage`."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        limits: Limits | None = None,
+        subscriptions: SubscriptionConfig | None = None,
+    ) -> None:
+        self.storage = storage
+        self.limits = limits or Limits()
+        self.subscriptions = subscriptions or SubscriptionConfig()
+
+    async def Append(
+        self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.AppendResponse:
+        try:
+            stream_id, expected, events = parse_append(request, self.limits)
+        except Invalid as err:
+            await _invalid(context, err)
+        try:
+            result = await self.storage.append(stream_id, expected, events)
+        except WrongExpectedRevision as err:
+            actual = "no_stream" if err.actual is None else str(err.actual)
+            meta = {"stream_id": stream_id, "expected": str(expected), "actual": actual}
+            info = error_info("WRONG_EXPECTED_REVISION", DOMAIN, meta)
+            await _fail(context, grpc.StatusCode.ABORTED, str(err), [info])
+        except DuplicateEventId as err:
+            field = f"events[{err.index}].id"
+            info = error_info("DUPLICATE_EVENT_ID", DOMAIN, {"event_id": err.event_id, "field": field})
+            await _fail(context, grpc.StatusCode.ALREADY_EXISTS, str(err), [info])
+        return pb.AppendResponse(
+            next_revision=result.next_revision, position=result.position, duplicate=result.duplicate
+        )
+
+    async def ReadStream(
+        self, request: pb.ReadStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.RecordedEvent]:
+        try:
+            validate_stream_id(request.stream_id)
+        except Invalid as err:
+            await _invalid(context, err)
+        backwards = request.direction == pb.DIRECTION_BACKWARDS
+        remaining = read_count(request.max_count, self.limits)
+        cursor = request.from_revision if request.HasField("from_revision") else None
+        sent = 0
+        while remaining > 0:
+            page = await self.storage.read_stream(
+                request.stream_id, backwards=backwards, from_revision=cursor, max_count=min(remaining, _PAGE)
+            )
+            if not page:
+                break
+            for event in page:
+                yield to_proto(event)
+            sent += len(page)
+            remaining -= len(page)
+            cursor = page[-1].revision + (-1 if backwards else 1)
+            if len(page) < _PAGE or cursor < 0:
+                break
+        if sent == 0 and await self.storage.stream_revision(request.stream_id) is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"stream {request.stream_id!r} has no events")
+
+    async def ReadAll(
+        self, request: pb.ReadAllRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.RecordedEvent]:
+        after = max(request.from_position, 1) - 1
+        remaining = read_count(request.max_count, self.limits)
+        while remaining > 0:
+            page = await self.storage.read_all(after, min(remaining, _PAGE))
+            for event in page:
+                yield to_proto(event)
+            remaining -= len(page)
+            if len(page) < _PAGE:
+                break
+            after = page[-1].position
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        try:
+            validate_subscribe(request, self.limits)
+        except Invalid as err:
+            await _invalid(context, err)
+        guard = _WriteGuard()
+        sub = Subscription(
+            self.storage,
+            request.after_position,
+            stream_prefixes=list(request.stream_prefixes),
+            event_types=list(request.event_types),
+            config=self.subscriptions,
+            on_overflow=guard.interrupt,
+        )
+        failure: SubscriberTooSlow | None = None
+        try:
+            async for item in sub:
+                if isinstance(item, CaughtUp):
+                    message = pb.SubscribeResponse(caught_up=pb.CaughtUp(position=item.position))
+                else:
+                    message = pb.SubscribeResponse(event=to_proto(item))
+                await guard.write(context, message)
+        except SubscriberTooSlow as err:
+            failure = err
+        except asyncio.CancelledError:
+            if not guard.interrupted:
+                raise
+            failure = SubscriberTooSlow(
+                f"subscriber fell more than {self.subscriptions.buffer} events behind"
+            )
+        finally:
+            await sub.aclose()
+        if failure is not None:
+            await guard.settle()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(failure))
+
+
+class _WriteGuard:
+    """Lets the subscription interrupt a ``context.write`` blocked by a client that stopped reading."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None
+        self._writing = False
+        self.interrupted = False
+        self._delivered = False
+
+    async def write(self, context: grpc.aio.ServicerContext[Any, Any], message: pb.SubscribeResponse) -> None:
+        self._task = asyncio.current_task()
+        self._writing = True
+        try:
+            await context.write(message)
+        except asyncio.CancelledError:
+            self._delivered = True
+            raise
+        finally:
+            self._writing = False
+
+    def interrupt(self) -> None:
+        """Called on overflow; only a blocked write needs cancelling (a waiting reader gets the error)."""
+        if self._writing and self._task is not None:
+            self.interrupted = True
+            self._task.cancel()
+
+    async def settle(self) -> None:
+        """Consumes our own cancellation if it was requested but not yet delivered."""
+        if self.interrupted and not self._delivered:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+        if self.interrupted and self._task is not None:
+            self._task.uncancel()
