@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
@@ -42,6 +43,8 @@ from grpcmesh.services.eventstore.validation import (
 )
 
 __all__ = ["DOMAIN", "EventStoreService", "to_proto"]
+
+log = logging.getLogger("grpcmesh.eventstore")
 
 DOMAIN = "eventstore.grpcmesh"
 _PAGE = 256  # rows fetched per storage read while streaming a response
@@ -189,6 +192,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             await sub.aclose()
         if failure is not None:
             await guard.settle()
+            log.warning("subscriber too slow, disconnecting: %s", failure)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(failure))
 
 
