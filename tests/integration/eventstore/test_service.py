@@ -119,6 +119,32 @@ async def test_subscription_catches_up_then_streams_live(stub) -> None:  # type:
     call.cancel()
 
 
+async def test_batched_subscription_delivers_everything_in_order(stub) -> None:  # type: ignore[no-untyped-def]
+    mine = sid()
+    for _ in range(6):
+        await stub.Append(append(mine, [event() for _ in range(50)]))
+    call = stub.Subscribe(pb.SubscribeRequest(stream_prefixes=[mine], batch_size=64))
+    positions: list[int] = []
+    batches = 0
+    async with asyncio.timeout(20):
+        while True:
+            message = await call.read()
+            kind = message.WhichOneof("content")
+            if kind == "caught_up":
+                assert message.caught_up.position == 300
+                break
+            assert kind == "events"
+            batches += 1
+            assert 1 <= len(message.events.events) <= 64
+            positions += [e.position for e in message.events.events]
+        await stub.Append(append(mine, [event("Live")]))
+        live = await call.read()
+        assert [e.type for e in live.events.events] == ["Live"]
+    call.cancel()
+    assert positions == list(range(1, 301))
+    assert batches < 300
+
+
 async def test_slow_subscriber_is_disconnected(start_eventstore, stub_for, sqlite_url) -> None:  # type: ignore[no-untyped-def]
     server = start_eventstore(sqlite_url, "--subscriber-buffer", "20", "--poll-interval", "0.2")
     stub = stub_for(server)

@@ -48,6 +48,7 @@ log = logging.getLogger("grpcmesh.eventstore")
 
 DOMAIN = "eventstore.grpcmesh"
 _PAGE = 256  # rows fetched per storage read while streaming a response
+_BATCH_BYTES = 1024 * 1024  # payload bytes per EventBatch, well under the message size limit
 
 
 def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
@@ -173,13 +174,13 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             on_overflow=guard.interrupt,
         )
         failure: SubscriberTooSlow | None = None
+        batch_size = min(max(request.batch_size, 1), _PAGE)
         try:
-            async for item in sub:
-                if isinstance(item, CaughtUp):
-                    message = pb.SubscribeResponse(caught_up=pb.CaughtUp(position=item.position))
-                else:
-                    message = pb.SubscribeResponse(event=to_proto(item))
-                await guard.write(context, message)
+            while True:
+                for message in _responses(await sub.next_batch(batch_size), batched=batch_size > 1):
+                    await guard.write(context, message)
+        except StopAsyncIteration:
+            pass
         except SubscriberTooSlow as err:
             failure = err
         except asyncio.CancelledError:
@@ -194,6 +195,30 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             await guard.settle()
             log.warning("subscriber too slow, disconnecting: %s", failure)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(failure))
+
+
+def _responses(items: list[RecordedEvent | CaughtUp], *, batched: bool) -> list[pb.SubscribeResponse]:
+    """Subscription items as responses: events one by one, or runs of events as one batch."""
+    out: list[pb.SubscribeResponse] = []
+    run: list[pb.RecordedEvent] = []
+    run_bytes = 0
+    for item in items:
+        if run and run_bytes + len(item.data if isinstance(item, RecordedEvent) else b"") > _BATCH_BYTES:
+            out.append(pb.SubscribeResponse(events=pb.EventBatch(events=run)))
+            run, run_bytes = [], 0
+        if isinstance(item, CaughtUp):
+            if run:
+                out.append(pb.SubscribeResponse(events=pb.EventBatch(events=run)))
+                run = []
+            out.append(pb.SubscribeResponse(caught_up=pb.CaughtUp(position=item.position)))
+        elif batched:
+            run.append(to_proto(item))
+            run_bytes += len(item.data)
+        else:
+            out.append(pb.SubscribeResponse(event=to_proto(item)))
+    if run:
+        out.append(pb.SubscribeResponse(events=pb.EventBatch(events=run)))
+    return out
 
 
 class _WriteGuard:

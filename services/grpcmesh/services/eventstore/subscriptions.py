@@ -85,6 +85,20 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
+    async def next_batch(self, limit: int) -> list[Item]:
+        """At least one item, plus whatever else is already buffered (up to ``limit``).
+
+        A batch ends after a :class:`CaughtUp`, so the marker is never hidden inside one.
+        """
+        items = [await self.__anext__()]
+        while len(items) < limit and not isinstance(items[-1], CaughtUp) and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _End):
+                self._queue.put_nowait(item)  # raised by the next call
+                break
+            items.append(item)
+        return items
+
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
