@@ -85,6 +85,54 @@ _INSERT = (
 )
 
 
+class _GroupPlan:
+    """Judges the appends of one group against the checked state plus the group's own earlier appends."""
+
+    def __init__(self, head: int) -> None:
+        self.head = head
+        self.rows: list[tuple[Any, ...]] = []
+        self._revisions: dict[str, int] = {}
+        self._ids: dict[str, ExistingEvent] = {}
+
+    def add(self, cmd: AppendCommand, checked: Sequence[Any]) -> Outcome:
+        actual: int | None = None
+        existing: dict[str, ExistingEvent] = {}
+        for kind, event_id, stream_id, revision, position in checked:
+            if kind == "r":
+                actual = revision
+            else:
+                existing[event_id] = ExistingEvent(stream_id, revision, position)
+        actual = self._revisions.get(cmd.stream_id, actual)
+        existing.update((e.id, self._ids[e.id]) for e in cmd.events if e.id in self._ids)
+        try:
+            first = plan_append(cmd, actual, existing)
+        except EventStoreError as err:
+            return err
+        if isinstance(first, AppendResult):
+            return first
+        now = now_micros()
+        for i, e in enumerate(cmd.events):
+            position, revision = self.head + 1 + i, first + i
+            self.rows.append(
+                (
+                    position,
+                    e.id,
+                    cmd.stream_id,
+                    revision,
+                    e.type,
+                    e.data,
+                    e.content_type,
+                    encode_metadata(e.metadata),
+                    now,
+                )
+            )
+            self._ids[e.id] = ExistingEvent(cmd.stream_id, revision, position)
+        n = len(cmd.events)
+        self.head += n
+        self._revisions[cmd.stream_id] = first + n - 1
+        return AppendResult(first + n - 1, self.head)
+
+
 class PostgresStorage:
     """Event store on a PostgreSQL database (``postgresql://…`` DSN)."""
 
@@ -142,66 +190,32 @@ class PostgresStorage:
         if conn is None or conn.closed:
             conn = self._writer = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         try:
-            cur = await conn.execute("BEGIN; SELECT position FROM es_head WHERE id = 1 FOR UPDATE")
-            cur.nextset()
-            row = await cur.fetchone()
-            assert row is not None
-            head: int = row[0]
-            outcomes: list[Outcome] = []
-            for cmd in commands:
-                try:
-                    outcome = await self._append_one(conn, cmd, head)
-                except EventStoreError as err:
-                    outcomes.append(err)
-                    continue
-                outcomes.append(outcome)
-                if not outcome.duplicate:
-                    head = outcome.position
-            # ints only: safe to inline, and one round trip for update + hint + commit
-            await conn.execute(
-                f"UPDATE es_head SET position = {int(head)} WHERE id = 1; "
-                f"NOTIFY {CHANNEL}, '{int(head)}'; COMMIT"
-            )
+            async with conn.pipeline() as pipeline:
+                # round trip 1: take the head lock, then check every append against the committed state
+                await conn.execute("BEGIN")
+                lock = await conn.execute("SELECT position FROM es_head WHERE id = 1 FOR UPDATE")
+                checks = [
+                    await conn.execute(_CHECK, (c.stream_id, [e.id for e in c.events])) for c in commands
+                ]
+                await pipeline.sync()
+                row = await lock.fetchone()
+                assert row is not None
+                plan = _GroupPlan(row[0])
+                outcomes = [
+                    plan.add(cmd, await check.fetchall()) for cmd, check in zip(commands, checks, strict=True)
+                ]
+                # round trip 2: insert, move the head, hint subscribers, commit
+                if plan.rows:
+                    async with conn.cursor() as insert:
+                        await insert.executemany(_INSERT, plan.rows)
+                    await conn.execute("UPDATE es_head SET position = %s WHERE id = 1", (plan.head,))
+                    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(plan.head)))
+                await conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 await conn.execute("ROLLBACK")
             raise
-        return outcomes, head
-
-    @staticmethod
-    async def _append_one(conn: psycopg.AsyncConnection[Any], cmd: AppendCommand, head: int) -> AppendResult:
-        cur = await conn.execute(_CHECK, (cmd.stream_id, [e.id for e in cmd.events]))
-        actual: int | None = None
-        existing: dict[str, ExistingEvent] = {}
-        for kind, event_id, stream_id, revision, position in await cur.fetchall():
-            if kind == "r":
-                actual = revision
-            else:
-                existing[event_id] = ExistingEvent(stream_id, revision, position)
-        plan = plan_append(cmd, actual, existing)
-        if isinstance(plan, AppendResult):
-            return plan
-        now = now_micros()
-        async with conn.cursor() as insert:
-            await insert.executemany(
-                _INSERT,
-                [
-                    (
-                        head + 1 + i,
-                        e.id,
-                        cmd.stream_id,
-                        plan + i,
-                        e.type,
-                        e.data,
-                        e.content_type,
-                        encode_metadata(e.metadata),
-                        now,
-                    )
-                    for i, e in enumerate(cmd.events)
-                ],
-            )
-        n = len(cmd.events)
-        return AppendResult(plan + n - 1, head + n)
+        return outcomes, plan.head
 
     # -- reads -----------------------------------------------------------------------------------
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
