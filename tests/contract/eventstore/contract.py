@@ -141,13 +141,22 @@ class StorageContract:
         assert info.value.index == 1
         assert [e.id for e in await storage.read_stream(sid)] == [a.id]
 
-    async def test_same_event_id_in_another_stream_is_rejected(self, storage: Storage) -> None:
+    async def test_event_ids_are_idempotency_keys_per_stream(self, storage: Storage) -> None:
         a = ev()
-        await storage.append(stream(), ANY, [a])
+        first = await storage.append(stream(), ANY, [a])
         other = stream()
+        result = await storage.append(other, ANY, [a])  # another stream: a new event, not a retry
+        assert not result.duplicate
+        assert result.position == first.position + 1
+        assert [e.id for e in await storage.read_stream(other)] == [a.id]
+
+    async def test_reordered_retry_is_rejected(self, storage: Storage) -> None:
+        sid = stream()
+        a, b = ev(), ev()
+        await storage.append(sid, ANY, [a, b])
         with pytest.raises(DuplicateEventId):
-            await storage.append(other, ANY, [a])
-        assert await storage.stream_revision(other) is None
+            await storage.append(sid, ANY, [b, a])
+        assert len(await storage.read_stream(sid)) == 2
 
     # -- atomic batch and ordering -----------------------------------------------------------------
     async def test_batch_is_atomic_and_contiguous(self, storage: Storage) -> None:
@@ -170,14 +179,14 @@ class StorageContract:
     async def test_failed_batch_writes_nothing(self, storage: Storage) -> None:
         sid = stream()
         taken = ev()
-        await storage.append(stream(), ANY, [taken])
+        await storage.append(sid, ANY, [taken])
         head = await storage.head_position()
         with pytest.raises(DuplicateEventId):
             await storage.append(sid, ANY, [ev(), ev(), taken])
         with pytest.raises(WrongExpectedRevision):
             await storage.append(sid, exact(3), [ev(), ev()])
         assert await storage.head_position() == head
-        assert await storage.read_stream(sid) == []
+        assert [e.id for e in await storage.read_stream(sid)] == [taken.id]
 
     async def test_read_stream_directions_and_limits(self, storage: Storage) -> None:
         sid = stream()

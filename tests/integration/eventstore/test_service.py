@@ -81,7 +81,7 @@ async def test_append_is_idempotent_and_reads_come_back(stub) -> None:  # type: 
     assert (first.next_revision, first.duplicate) == (1, False)
     again = await stub.Append(append(s, batch, "no_stream"))
     assert (again.next_revision, again.position, again.duplicate) == (1, first.position, True)
-    err = error_of(await fails(stub.Append(append(sid(), [batch[0]]))))
+    err = error_of(await fails(stub.Append(append(s, [batch[1], batch[0]]))))
     assert isinstance(err, AlreadyExists)
     await stub.Append(append(s, [event("Shipped")], 1))
 

@@ -125,7 +125,7 @@ class WrongExpectedRevision(EventStoreError):
 
 
 class DuplicateEventId(EventStoreError):
-    """Some (not all) event ids were already written, or to another stream / in another order."""
+    """Some (not all) event ids of an append are already in the stream, or in another order."""
 
     def __init__(self, event_id: str, index: int) -> None:
         super().__init__(f"event id {event_id} already exists and this append is not a retry of it")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,7 +127,9 @@ def plan_append(
     """Judges an append: the original result for a retry, else the first new revision.
 
     Idempotency is checked before the expected revision, so retrying an append that
-    succeeded returns its result even though the stream has moved on since.
+    succeeded returns its result even though the stream has moved on since. Event ids
+    are the idempotency key within their stream (as in KurrentDB): ``existing`` holds
+    the ids of this append already present in the stream.
     """
     events = command.events
     if len({e.id for e in events}) != len(events):
@@ -163,7 +166,7 @@ def now_micros() -> int:
 def row_to_event(row: Sequence[Any]) -> RecordedEvent:
     position, event_id, stream_id, revision, type_, data, content_type, metadata, recorded_at = row
     return RecordedEvent(
-        id=event_id,
+        id=str(uuid.UUID(bytes=event_id)) if isinstance(event_id, bytes) else str(event_id),
         stream_id=stream_id,
         revision=revision,
         position=position,

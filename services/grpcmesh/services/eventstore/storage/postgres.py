@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,7 +60,7 @@ _SCHEMA = f"""
 SELECT pg_advisory_xact_lock({_SCHEMA_LOCK});
 CREATE TABLE IF NOT EXISTS es_events (
     position     BIGINT PRIMARY KEY,
-    event_id     TEXT   NOT NULL UNIQUE,
+    event_id     UUID   NOT NULL,
     stream_id    TEXT   NOT NULL,
     revision     BIGINT NOT NULL,
     type         TEXT   NOT NULL,
@@ -67,7 +68,8 @@ CREATE TABLE IF NOT EXISTS es_events (
     content_type TEXT   NOT NULL,
     metadata     TEXT   NOT NULL,
     recorded_at  BIGINT NOT NULL,
-    UNIQUE (stream_id, revision)
+    UNIQUE (stream_id, revision),
+    UNIQUE (stream_id, event_id)
 );
 CREATE TABLE IF NOT EXISTS es_head (
     id       INT PRIMARY KEY CHECK (id = 1),
@@ -76,8 +78,9 @@ CREATE TABLE IF NOT EXISTS es_head (
 INSERT INTO es_head (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 """
 _CHECK = (
-    "SELECT 'r', NULL, NULL, max(revision), NULL FROM es_events WHERE stream_id = %s "
-    "UNION ALL SELECT 'e', event_id, stream_id, revision, position FROM es_events WHERE event_id = ANY(%s)"
+    "SELECT 'r', NULL::uuid, NULL, max(revision), NULL FROM es_events WHERE stream_id = %s "
+    "UNION ALL SELECT 'e', event_id, stream_id, revision, position FROM es_events "
+    "WHERE stream_id = %s AND event_id = ANY(%s)"
 )
 _INSERT = (
     "INSERT INTO es_events (position, event_id, stream_id, revision, type, data, content_type, metadata, "
@@ -101,7 +104,7 @@ class _GroupPlan:
             if kind == "r":
                 actual = revision
             else:
-                existing[event_id] = ExistingEvent(stream_id, revision, position)
+                existing[str(event_id)] = ExistingEvent(stream_id, revision, position)
         actual = self._revisions.get(cmd.stream_id, actual)
         existing.update((e.id, self._ids[e.id]) for e in cmd.events if e.id in self._ids)
         try:
@@ -116,7 +119,7 @@ class _GroupPlan:
             self.rows.append(
                 (
                     position,
-                    e.id,
+                    uuid.UUID(e.id),
                     cmd.stream_id,
                     revision,
                     e.type,
@@ -195,7 +198,10 @@ class PostgresStorage:
                 await conn.execute("BEGIN")
                 lock = await conn.execute("SELECT position FROM es_head WHERE id = 1 FOR UPDATE")
                 checks = [
-                    await conn.execute(_CHECK, (c.stream_id, [e.id for e in c.events])) for c in commands
+                    await conn.execute(
+                        _CHECK, (c.stream_id, c.stream_id, [uuid.UUID(e.id) for e in c.events])
+                    )
+                    for c in commands
                 ]
                 await pipeline.sync()
                 row = await lock.fetchone()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,7 +48,7 @@ __all__ = ["SQLiteStorage"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     position     INTEGER PRIMARY KEY,
-    event_id     TEXT    NOT NULL UNIQUE,
+    event_id     BLOB    NOT NULL,  -- the UUID's 16 bytes
     stream_id    TEXT    NOT NULL,
     revision     INTEGER NOT NULL,
     type         TEXT    NOT NULL,
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS events (
     content_type TEXT    NOT NULL,
     metadata     TEXT    NOT NULL,
     recorded_at  INTEGER NOT NULL,
-    UNIQUE (stream_id, revision)
+    UNIQUE (stream_id, revision),
+    UNIQUE (stream_id, event_id)  -- idempotency key; per stream keeps index writes local
 );
 """
 _INSERT = (
@@ -168,13 +170,13 @@ class SQLiteStorage:
         actual: int | None = conn.execute(
             "SELECT max(revision) FROM events WHERE stream_id = ?", (cmd.stream_id,)
         ).fetchone()[0]
-        ids = [e.id for e in cmd.events]
+        ids = [uuid.UUID(e.id).bytes for e in cmd.events]
         rows = conn.execute(
             "SELECT event_id, stream_id, revision, position FROM events "
-            f"WHERE event_id IN ({','.join('?' * len(ids))})",
-            ids,
+            f"WHERE stream_id = ? AND event_id IN ({','.join('?' * len(ids))})",
+            [cmd.stream_id, *ids],
         ).fetchall()
-        existing = {r[0]: ExistingEvent(r[1], r[2], r[3]) for r in rows}
+        existing = {str(uuid.UUID(bytes=r[0])): ExistingEvent(r[1], r[2], r[3]) for r in rows}
         plan = plan_append(cmd, actual, existing)
         if isinstance(plan, AppendResult):
             return plan
@@ -184,7 +186,7 @@ class SQLiteStorage:
             [
                 (
                     head + 1 + i,
-                    e.id,
+                    ids[i],
                     cmd.stream_id,
                     plan + i,
                     e.type,
