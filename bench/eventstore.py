@@ -16,6 +16,8 @@ select_notifications), its persistence API without domain-model overhead.
     python bench/eventstore.py           # SQLite and PostgreSQL
     python bench/eventstore.py --quick   # SQLite only, smaller counts, < 45 s
 
+Each contender runs each workload once per round, interleaved and in rotating order (3 rounds);
+the table shows medians, so a burst of load from elsewhere hits all contenders alike.
 Prints a table, the ratios and exactly one JSON line (keys in bench/README.md).
 """
 
@@ -25,11 +27,12 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +56,8 @@ from tests.support.procs import ManagedProcess, free_port  # noqa: E402
 
 WORKLOADS = ("append1", "concurrent16", "batch10", "batch100", "catchup")
 UNITS = {"append1": "appends/s", "concurrent16": "appends/s"}
-IMPLS = ("inproc", "grpc", "es")
+IMPLS = ("inproc", "grpc", "es", "es_thread")
+HEADERS = {"inproc": "ours in-proc", "grpc": "ours gRPC", "es": "eventsourcing", "es_thread": "es via thread"}
 DATA = json.dumps({"order": "o-1", "amount": 1234, "currency": "EUR", "items": ["a", "b", "c"]}).encode() * 2
 STREAMS = 50
 CONCURRENCY = 16
@@ -61,176 +65,195 @@ CONCURRENCY = 16
 
 @dataclass(frozen=True)
 class Counts:
+    """Operations per round; every contender runs every workload once per round."""
+
     append1: int
     concurrent16: int
     batch10: int  # appends of 10
     batch100: int  # appends of 100
+    rounds: int = 3
 
 
-FULL = Counts(append1=3000, concurrent16=6000, batch10=600, batch100=150)
-QUICK = Counts(append1=1000, concurrent16=2000, batch10=200, batch100=40)
+FULL = Counts(append1=1000, concurrent16=2400, batch10=200, batch100=40)
+QUICK = Counts(append1=300, concurrent16=800, batch10=60, batch100=15)
 
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-# -- ours: one client "Appender" interface over in-process Storage or a gRPC stub ------------------
-AppendFn = Callable[[str, int | None, int], Awaitable[None]]  # stream, last revision, n events
+class Contender:
+    """Runs the workloads against one event store; subclasses provide ``_append``/``_catchup``."""
 
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}  # stream -> last revision written
 
-async def run_ours(
-    append: AppendFn, counts: Counts, catchup: Callable[[], Awaitable[int]]
-) -> dict[str, float]:
-    revisions: dict[str, int | None] = {}
+    async def _append(self, stream: str, last: int | None, n: int) -> None:
+        raise NotImplementedError
 
-    async def one(stream: str, n: int) -> None:
-        last = revisions.get(stream)
-        await append(stream, last, n)
-        revisions[stream] = (-1 if last is None else last) + n
+    async def _catchup(self) -> int:
+        raise NotImplementedError
 
-    out: dict[str, float] = {}
-    t = time.perf_counter()
-    for i in range(counts.append1):
-        await one(f"a1-{i % STREAMS}", 1)
-    out["append1"] = rate(counts.append1, time.perf_counter() - t)
+    async def _one(self, stream: str, n: int) -> None:
+        last = self.last.get(stream)
+        await self._append(stream, last, n)
+        self.last[stream] = (-1 if last is None else last) + n
 
-    async def worker(w: int) -> None:
-        for i in range(counts.concurrent16 // CONCURRENCY):
-            await one(f"c16-{w}-{i % 4}", 1)
-
-    t = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
-    out["concurrent16"] = rate(counts.concurrent16 // CONCURRENCY * CONCURRENCY, time.perf_counter() - t)
-    for name, size, appends in (("batch10", 10, counts.batch10), ("batch100", 100, counts.batch100)):
+    async def run(self, workload: str, counts: Counts, round_no: int) -> float:
         t = time.perf_counter()
+        if workload == "catchup":
+            return rate(await self._catchup(), time.perf_counter() - t)
+        if workload == "concurrent16":
+            per = counts.concurrent16 // CONCURRENCY
+            await self._concurrent(per)
+            return rate(per * CONCURRENCY, time.perf_counter() - t)
+        size, appends = {
+            "append1": (1, counts.append1),
+            "batch10": (10, counts.batch10),
+            "batch100": (100, counts.batch100),
+        }[workload]
         for i in range(appends):
-            await one(f"{name}-{i % STREAMS}", size)
-        out[name] = rate(appends * size, time.perf_counter() - t)
-    t = time.perf_counter()
-    n = await catchup()
-    out["catchup"] = rate(n, time.perf_counter() - t)
-    return out
+            await self._one(f"{workload}-{round_no}-{i % STREAMS}", size)
+        return rate(appends * size, time.perf_counter() - t)
+
+    async def _concurrent(self, per: int) -> None:
+        async def worker(w: int) -> None:
+            for i in range(per):
+                await self._one(f"c16-{w}-{i % 4}", 1)
+
+        await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
 
 
 def proposed(n: int) -> list[ProposedEvent]:
     return [ProposedEvent(str(uuid.uuid4()), "Happened", DATA, "application/json", {}) for _ in range(n)]
 
 
-async def bench_inproc(db: str, counts: Counts) -> dict[str, float]:
-    storage: Storage = make_storage(db)
+class OursInProcess(Contender):
+    def __init__(self, storage: Storage) -> None:
+        super().__init__()
+        self.storage = storage
+
+    async def _append(self, stream: str, last: int | None, n: int) -> None:
+        await self.storage.append(stream, NO_STREAM if last is None else exact(last), proposed(n))
+
+    async def _catchup(self) -> int:
+        after, total = 0, 0
+        while page := await self.storage.read_all(after, 1000):
+            total += len(page)
+            after = page[-1].position
+        return total
+
+
+class OursGrpc(Contender):
+    def __init__(self, stub: pb_grpc.EventStoreStub) -> None:
+        super().__init__()
+        self.stub = stub
+
+    async def _append(self, stream: str, last: int | None, n: int) -> None:
+        if last is None:
+            expected = pb.ExpectedRevision(no_stream=pb.Empty())
+        else:
+            expected = pb.ExpectedRevision(exact=last)
+        events = [
+            pb.ProposedEvent(
+                id=str(uuid.uuid4()), type="Happened", data=DATA, content_type="application/json"
+            )
+            for _ in range(n)
+        ]
+        await self.stub.Append(pb.AppendRequest(stream_id=stream, expected_revision=expected, events=events))
+
+    async def _catchup(self) -> int:
+        total = 0
+        call = self.stub.Subscribe(pb.SubscribeRequest(after_position=0, batch_size=256))
+        async for msg in call:
+            if msg.HasField("caught_up"):
+                break
+            total += len(msg.events.events)
+        call.cancel()
+        return total
+
+
+class EventSourcing(Contender):
+    """The peer: eventsourcing's application recorder (sync; called directly, threads for concurrency)."""
+
+    def __init__(self, recorder: Any) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.ids: dict[str, uuid.UUID] = {}
+        recorder.create_table()
+
+    def _insert(self, stream: str, n: int) -> None:
+        originator = self.ids.setdefault(stream, uuid.uuid4())
+        start = self.last.get(stream, -1) + 1
+        self.recorder.insert_events(
+            [StoredEvent(originator, start + 1 + i, "bench:Happened", DATA) for i in range(n)]
+        )
+        self.last[stream] = start + n - 1
+
+    async def _one(self, stream: str, n: int) -> None:
+        self._insert(stream, n)
+
+    async def _concurrent(self, per: int) -> None:
+        def worker(w: int) -> None:
+            for i in range(per):
+                self._insert(f"c16-{w}-{i % 4}", 1)
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(worker, range(CONCURRENCY)))
+
+    async def _catchup(self) -> int:
+        start, total = 1, 0
+        while page := self.recorder.select_notifications(start, 1000):
+            total += len(page)
+            start = page[-1].id + 1
+        return total
+
+
+class EventSourcingViaThread(EventSourcing):
+    """The peer as an asyncio service would call it: each blocking call handed to a thread."""
+
+    async def _one(self, stream: str, n: int) -> None:
+        await asyncio.to_thread(self._insert, stream, n)
+
+
+async def measure(contenders: dict[str, Contender], counts: Counts) -> dict[str, dict[str, float]]:
+    """Interleaves contenders workload by workload, rotating their order each round; medians."""
+    samples: dict[tuple[str, str], list[float]] = {}
+    names = list(contenders)
+    for round_no in range(counts.rounds):
+        order = names[round_no % len(names) :] + names[: round_no % len(names)]
+        for workload in WORKLOADS:
+            if workload == "catchup" and round_no < counts.rounds - 1:
+                continue  # read back once everything is written
+            for name in order:
+                value = await contenders[name].run(workload, counts, round_no)
+                samples.setdefault((name, workload), []).append(value)
+    return {name: {w: statistics.median(samples[name, w]) for w in WORKLOADS} for name in names}
+
+
+async def run_database(
+    db: str, new_url: Callable[[str], str], es_recorder: Callable[[str], Any], counts: Counts, workdir: Path
+) -> dict[str, dict[str, float]]:
+    storage: Storage = make_storage(new_url("inproc"))
     await storage.open()
-    try:
-
-        async def append(stream: str, last: int | None, n: int) -> None:
-            await storage.append(stream, NO_STREAM if last is None else exact(last), proposed(n))
-
-        async def catchup() -> int:
-            after, total = 0, 0
-            while page := await storage.read_all(after, 1000):
-                total += len(page)
-                after = page[-1].position
-            return total
-
-        return await run_ours(append, counts, catchup)
-    finally:
-        await storage.close()
-
-
-async def bench_grpc(db: str, counts: Counts, workdir: Path) -> dict[str, float]:
     port = free_port()
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", "eventstore", "--db", db, "--port", str(port)]
-    proc = ManagedProcess(argv, workdir / f"eventstore-{port}.log")
+    grpc_db = new_url("grpc")
+    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", "eventstore", "--db", grpc_db, "--port", str(port)]
+    proc = ManagedProcess(argv, workdir / f"eventstore-{db}.log")
     try:
         proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = pb_grpc.EventStoreStub(channel)
-
-            async def append(stream: str, last: int | None, n: int) -> None:
-                expected = pb.ExpectedRevision(
-                    **({"no_stream": pb.Empty()} if last is None else {"exact": last})  # type: ignore[arg-type]
-                )
-                events = [
-                    pb.ProposedEvent(
-                        id=str(uuid.uuid4()), type="Happened", data=DATA, content_type="application/json"
-                    )
-                    for _ in range(n)
-                ]
-                await stub.Append(
-                    pb.AppendRequest(stream_id=stream, expected_revision=expected, events=events)
-                )
-
-            async def catchup() -> int:
-                total = 0
-                call = stub.Subscribe(pb.SubscribeRequest(after_position=0, batch_size=256))
-                async for msg in call:
-                    if msg.HasField("caught_up"):
-                        break
-                    total += len(msg.events.events)
-                call.cancel()
-                return total
-
-            return await run_ours(append, counts, catchup)
+            contenders: dict[str, Contender] = {
+                "inproc": OursInProcess(storage),
+                "grpc": OursGrpc(pb_grpc.EventStoreStub(channel)),
+                "es": EventSourcing(es_recorder(new_url("es"))),
+                "es_thread": EventSourcingViaThread(es_recorder(new_url("es_thread"))),
+            }
+            results = await measure(contenders, counts)
     finally:
         proc.stop()
-
-
-# -- the peer: eventsourcing's recorders ----------------------------------------------------------
-def bench_es(recorder: Any, counts: Counts) -> dict[str, float]:
-    recorder.create_table()
-    versions: dict[uuid.UUID, int] = {}
-    aggregates = {name: [uuid.uuid4() for _ in range(STREAMS)] for name in ("a1", "b10", "b100")}
-
-    def insert(originator: uuid.UUID, n: int) -> None:
-        start = versions.get(originator, 0)
-        recorder.insert_events(
-            [StoredEvent(originator, start + 1 + i, "bench:Happened", DATA) for i in range(n)]
-        )
-        versions[originator] = start + n
-
-    out: dict[str, float] = {}
-    t = time.perf_counter()
-    for i in range(counts.append1):
-        insert(aggregates["a1"][i % STREAMS], 1)
-    out["append1"] = rate(counts.append1, time.perf_counter() - t)
-
-    concurrent = [uuid.uuid4() for _ in range(CONCURRENCY)]
-
-    def worker(w: int) -> None:
-        for _ in range(counts.concurrent16 // CONCURRENCY):
-            insert(concurrent[w], 1)
-
-    t = time.perf_counter()
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        list(pool.map(worker, range(CONCURRENCY)))
-    out["concurrent16"] = rate(counts.concurrent16 // CONCURRENCY * CONCURRENCY, time.perf_counter() - t)
-    for name, key, size, appends in (
-        ("batch10", "b10", 10, counts.batch10),
-        ("batch100", "b100", 100, counts.batch100),
-    ):
-        t = time.perf_counter()
-        for i in range(appends):
-            insert(aggregates[key][i % STREAMS], size)
-        out[name] = rate(appends * size, time.perf_counter() - t)
-    t = time.perf_counter()
-    start, total = 1, 0
-    while page := recorder.select_notifications(start, 1000):
-        total += len(page)
-        start = page[-1].id + 1
-    out["catchup"] = rate(total, time.perf_counter() - t)
-    return out
-
-
-# -- per database ---------------------------------------------------------------------------------
-def run_database(
-    name: str, new_url: Callable[[str], str], es_recorder: Callable[[str], Any], counts: Counts, workdir: Path
-) -> dict[str, dict[str, float]]:
-    results = {
-        "inproc": asyncio.run(bench_inproc(new_url("inproc"), counts)),
-        "grpc": asyncio.run(bench_grpc(new_url("grpc"), counts, workdir)),
-        "es": bench_es(es_recorder(new_url("es")), counts),
-    }
-    print(f"  {name}: done", file=sys.stderr)
+        await storage.close()
+    print(f"  {db}: done", file=sys.stderr)
     return results
 
 
@@ -261,25 +284,30 @@ def postgres_db(server: PostgresServer) -> tuple[Callable[[str], str], Callable[
 
 
 def report(results: dict[str, dict[str, dict[str, float]]], quick: bool) -> dict[str, Any]:
-    line: dict[str, Any] = {"bench": "eventstore", "quick": quick}
+    line: dict[str, Any] = {"bench": "eventstore", "quick": quick, "loadavg_1m": round(os.getloadavg()[0], 2)}
     print(
-        f"{'database':<10} {'workload':<13} {'unit':<10} {'ours in-proc':>13} {'ours gRPC':>11} "
-        f"{'eventsourcing':>14} {'ours/es':>8} {'gRPC/in-proc':>13}"
+        f"{'database':<9} {'workload':<13} {'unit':<10}"
+        + "".join(f"{HEADERS[i]:>15}" for i in IMPLS)
+        + f"{'ours/es':>9}{'ours/es-thread':>15}{'gRPC/in-proc':>13}"
     )
     for db in ("sqlite", "postgres"):
         for w in WORKLOADS:
             r = {impl: results.get(db, {}).get(impl, {}).get(w) for impl in IMPLS}
-            ours_vs_es = r["inproc"] / r["es"] if r["inproc"] and r["es"] else None
-            grpc_vs_inproc = r["grpc"] / r["inproc"] if r["grpc"] and r["inproc"] else None
+            ratios = {
+                "ours_vs_es": (r["inproc"], r["es"]),
+                "ours_vs_es_thread": (r["inproc"], r["es_thread"]),
+                "grpc_vs_inproc": (r["grpc"], r["inproc"]),
+            }
             for impl in IMPLS:
                 line[f"{db}_{impl}_{w}"] = round(r[impl], 1) if r[impl] is not None else None
-            line[f"{db}_ours_vs_es_{w}"] = round(ours_vs_es, 2) if ours_vs_es else None
-            line[f"{db}_grpc_vs_inproc_{w}"] = round(grpc_vs_inproc, 2) if grpc_vs_inproc else None
+            for key, (a, b) in ratios.items():
+                line[f"{db}_{key}_{w}"] = round(a / b, 2) if a and b else None
             if db in results:
-                cells = [f"{r[i]:>13,.0f}" if r[i] else f"{'-':>13}" for i in IMPLS]
+                cells = "".join(f"{r[i]:>15,.0f}" if r[i] else f"{'-':>15}" for i in IMPLS)
+                shown = [line[f"{db}_{key}_{w}"] or 0.0 for key in ratios]
                 print(
-                    f"{db:<10} {w:<13} {UNITS.get(w, 'events/s'):<10} {cells[0]} {cells[1]:>11} {cells[2]:>14} "
-                    f"{ours_vs_es or 0:>8.2f} {grpc_vs_inproc or 0:>13.2f}"
+                    f"{db:<9} {w:<13} {UNITS.get(w, 'events/s'):<10}{cells}"
+                    f"{shown[0]:>9.2f}{shown[1]:>15.2f}{shown[2]:>13.2f}"
                 )
     targets = {
         "sqlite_append1_ge_2000": (line["sqlite_inproc_append1"] or 0) >= 2000,
@@ -293,15 +321,49 @@ def report(results: dict[str, dict[str, dict[str, float]]], quick: bool) -> dict
     return line
 
 
+class _NoopEventStore(pb_grpc.EventStoreServicer):
+    """Answers Append without storing anything: the cost of a gRPC call alone on this machine."""
+
+    async def Append(self, request: pb.AppendRequest, context: Any) -> pb.AppendResponse:
+        return pb.AppendResponse(next_revision=len(request.events) - 1, position=1)
+
+
+async def serve_noop(port: int) -> None:
+    server = grpc.aio.server()
+    pb_grpc.add_EventStoreServicer_to_server(_NoopEventStore(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print(f"listening on 127.0.0.1:{port}", flush=True)
+    await server.wait_for_termination()
+
+
+async def measure_grpc_ceiling(counts: Counts, workdir: Path) -> dict[str, float]:
+    """Unary calls/s against a no-op server in its own process (the bound for gRPC appends)."""
+    port = free_port()
+    proc = ManagedProcess([sys.executable, __file__, "--noop-server", str(port)], workdir / "noop.log")
+    try:
+        proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            contender = OursGrpc(pb_grpc.EventStoreStub(channel))
+            return {w: await contender.run(w, counts, 0) for w in ("append1", "concurrent16")}
+    finally:
+        proc.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="SQLite only, smaller counts (< 45 s)")
+    parser.add_argument("--noop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.noop_server:
+        asyncio.run(serve_noop(args.noop_server))
+        return 0
     counts = QUICK if args.quick else FULL
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-eventstore-") as tmp:
         workdir = Path(tmp)
-        results["sqlite"] = run_database("sqlite", *sqlite_db(workdir), counts, workdir)
+        ceiling = asyncio.run(measure_grpc_ceiling(counts, workdir))
+        results["sqlite"] = asyncio.run(run_database("sqlite", *sqlite_db(workdir), counts, workdir))
         if not args.quick:
             bin_dir = find_postgres_bin()
             if bin_dir is None:
@@ -309,10 +371,18 @@ def main() -> int:
             else:
                 server = PostgresServer(bin_dir).start()
                 try:
-                    results["postgres"] = run_database("postgres", *postgres_db(server), counts, workdir)
+                    results["postgres"] = asyncio.run(
+                        run_database("postgres", *postgres_db(server), counts, workdir)
+                    )
                 finally:
                     server.stop()
     line = report(results, args.quick)
+    line["grpc_noop_append1"] = round(ceiling["append1"], 1)
+    line["grpc_noop_concurrent16"] = round(ceiling["concurrent16"], 1)
+    print(
+        f"gRPC ceiling (no-op Append server, same machine): {ceiling['append1']:,.0f} calls/s sequential, "
+        f"{ceiling['concurrent16']:,.0f} calls/s with {CONCURRENCY} concurrent clients"
+    )
     print(json.dumps(line, separators=(",", ":")))
     return 0
 

@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 __all__ = [
     "ANY",
@@ -78,9 +79,12 @@ class ProposedEvent:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """An event as stored: 0-based ``revision`` in its stream, 1-based global ``position``."""
+class RecordedEvent(NamedTuple):
+    """An event as stored: 0-based ``revision`` in its stream, 1-based global ``position``.
+
+    A NamedTuple rather than a frozen dataclass: immutable all the same, and several
+    times cheaper to build, which matters when catch-up reads build 100k+ of them a second.
+    """
 
     id: str
     stream_id: str

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import grpc
@@ -47,13 +49,20 @@ __all__ = ["DOMAIN", "EventStoreService", "to_proto"]
 log = logging.getLogger("grpcmesh.eventstore")
 
 DOMAIN = "eventstore.grpcmesh"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAGE = 256  # rows fetched per storage read while streaming a response
 _BATCH_BYTES = 1024 * 1024  # payload bytes per EventBatch, well under the message size limit
 
 
+@functools.lru_cache(maxsize=1024)
+def _seconds_nanos(when: datetime) -> tuple[int, int]:
+    micros = (when - _EPOCH) // timedelta(microseconds=1)
+    seconds, micros = divmod(micros, 1_000_000)
+    return seconds, micros * 1000
+
+
 def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
-    recorded_at = timestamp_pb2.Timestamp()
-    recorded_at.FromDatetime(event.recorded_at)
+    seconds, nanos = _seconds_nanos(event.recorded_at)
     return pb.RecordedEvent(
         id=event.id,
         stream_id=event.stream_id,
@@ -62,8 +71,8 @@ def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
         type=event.type,
         data=event.data,
         content_type=event.content_type,
-        metadata=dict(event.metadata),
-        recorded_at=recorded_at,
+        metadata=event.metadata,
+        recorded_at=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos),
     )
 
 

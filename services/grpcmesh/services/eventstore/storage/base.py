@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,16 +163,27 @@ def now_micros() -> int:
     return int(datetime.now(UTC).timestamp() * 1_000_000)
 
 
+@functools.lru_cache(maxsize=1024)
+def _timestamp(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def row_to_event(row: Sequence[Any]) -> RecordedEvent:
+    """A stored row (``EVENT_COLUMNS`` order) as a RecordedEvent; the hot path of every read."""
     position, event_id, stream_id, revision, type_, data, content_type, metadata, recorded_at = row
     return RecordedEvent(
-        id=str(uuid.UUID(bytes=event_id)) if isinstance(event_id, bytes) else str(event_id),
-        stream_id=stream_id,
-        revision=revision,
-        position=position,
-        type=type_,
-        data=bytes(data),
-        content_type=content_type,
-        metadata=json.loads(metadata) if metadata != "{}" else {},
-        recorded_at=datetime.fromtimestamp(recorded_at / 1_000_000, UTC),
+        _uuid_text(event_id) if isinstance(event_id, bytes) else str(event_id),
+        stream_id,
+        revision,
+        position,
+        type_,
+        data if isinstance(data, bytes) else bytes(data),
+        content_type,
+        json.loads(metadata) if metadata != "{}" else {},
+        _timestamp(recorded_at),
     )

@@ -4,7 +4,7 @@
   commit, so an acknowledged append survives a crash of the process *and* of the
   machine. ``synchronous=NORMAL`` (``?synchronous=normal`` in the URL) survives a
   process crash (SIGKILL) but may lose the last commits on power loss.
-* One writer connection in one thread, fed by :class:`GroupCommitter`: appends that
+* One writer connection in one thread, fed by :class:`ThreadedGroupCommitter`: appends that
   arrive during a flush share the next transaction (``BEGIN IMMEDIATE`` also locks
   out writers in other processes).
 * Global position = ``INTEGER PRIMARY KEY`` assigned as head + 1 inside the write
@@ -41,7 +41,7 @@ from grpcmesh.services.eventstore.storage.base import (
     plan_append,
     row_to_event,
 )
-from grpcmesh.services.eventstore.storage.batching import GroupCommitter, Outcome
+from grpcmesh.services.eventstore.storage.batching import Outcome, ThreadedGroupCommitter
 
 __all__ = ["SQLiteStorage"]
 
@@ -75,26 +75,24 @@ class SQLiteStorage:
         self.path = str(path)
         self.synchronous = synchronous
         self.watch = HeadWatch()
-        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
-        self._committer = GroupCommitter(self._commit_group, self.watch.publish)
+        self._committer = ThreadedGroupCommitter(self._commit_sync, self.watch.publish)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
-        await self._on_writer(self._open_writer)
+        await asyncio.to_thread(self._open_writer)
         self.watch.publish(await self.head_position())
         self._committer.start()
 
     async def close(self) -> None:
         await self._committer.stop()
         if self._writer is not None:
-            await self._on_writer(self._writer.close)
+            self._writer.close()
             self._writer = None
-        self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
         with self._readers_lock:
             for conn in self._readers:
@@ -124,9 +122,6 @@ class SQLiteStorage:
                 self._readers.append(conn)
         return conn
 
-    async def _on_writer(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
-
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         def run() -> list[Any]:
             return self._reader().execute(sql, params).fetchall()
@@ -138,10 +133,6 @@ class SQLiteStorage:
         self, stream_id: str, expected: ExpectedRevision, events: Sequence[ProposedEvent]
     ) -> AppendResult:
         return await self._committer.submit(AppendCommand(stream_id, expected, events))
-
-    async def _commit_group(self, commands: Sequence[AppendCommand]) -> tuple[list[Outcome], int]:
-        result: tuple[list[Outcome], int] = await self._on_writer(self._commit_sync, commands)
-        return result
 
     def _commit_sync(self, commands: Sequence[AppendCommand]) -> tuple[list[Outcome], int]:
         conn = self._writer
