@@ -70,6 +70,10 @@ MATRIX = [
 class StorageContract:
     """Subclass and provide the ``open_storage`` fixture (a factory of opened storages)."""
 
+    # Poll interval for a subscriber woken by a write in *another* instance: adapters that
+    # push a hint across processes (PostgreSQL NOTIFY) set it high to prove the hint works.
+    cross_instance_poll: float = 0.2
+
     @pytest.fixture
     async def storage(self, open_storage: OpenStorage) -> AsyncIterator[Storage]:
         return await open_storage()
@@ -331,6 +335,25 @@ class StorageContract:
                 live = await anext(sub)  # woken by the in-process watch, long before the 5 s poll
                 assert isinstance(live, RecordedEvent)
                 assert live.type == "Live"
+        finally:
+            await sub.aclose()
+
+    async def test_live_wakeup_from_another_instance(self, storage: Storage, open_storage: OpenStorage) -> None:
+        writer = await open_storage()  # as another process would
+        sid = stream()
+        sub = Subscription(
+            storage,
+            await storage.head_position(),
+            stream_prefixes=[sid],
+            config=SubscriptionConfig(poll_interval=self.cross_instance_poll),
+        )
+        try:
+            async with asyncio.timeout(10):
+                assert isinstance(await anext(sub), CaughtUp)
+                await writer.append(sid, ANY, [ev("Remote")])
+                got = await anext(sub)
+                assert isinstance(got, RecordedEvent)
+                assert got.type == "Remote"
         finally:
             await sub.aclose()
 

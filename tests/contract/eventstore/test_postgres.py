@@ -14,6 +14,8 @@ pytestmark = pytest.mark.postgres
 
 
 class TestPostgresStorage(StorageContract):
+    cross_instance_poll = 60.0  # only LISTEN/NOTIFY can wake the subscriber within the test's bound
+
     @pytest.fixture
     async def open_storage(self, postgres_dsn: str) -> AsyncIterator[OpenStorage]:
         opened: list[Storage] = []

@@ -82,9 +82,12 @@ _CHECK = (
     "UNION ALL SELECT 'e', event_id, stream_id, revision, position FROM es_events "
     "WHERE stream_id = %s AND event_id = ANY(%s)"
 )
+# One statement per group whatever its size: rows travel as nine arrays (unnest), not as
+# one protocol message per row (measured ~3x faster than executemany for 100-event appends).
 _INSERT = (
     "INSERT INTO es_events (position, event_id, stream_id, revision, type, data, content_type, metadata, "
-    "recorded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    "recorded_at) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[], "
+    "%s::bytea[], %s::text[], %s::text[], %s::bigint[])"
 )
 
 
@@ -212,8 +215,7 @@ class PostgresStorage:
                 ]
                 # round trip 2: insert, move the head, hint subscribers, commit
                 if plan.rows:
-                    async with conn.cursor() as insert:
-                        await insert.executemany(_INSERT, plan.rows)
+                    await conn.execute(_INSERT, [list(column) for column in zip(*plan.rows, strict=True)])
                     await conn.execute("UPDATE es_head SET position = %s WHERE id = 1", (plan.head,))
                     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(plan.head)))
                 await conn.execute("COMMIT")
