@@ -16,7 +16,7 @@ select_notifications), its persistence API without domain-model overhead.
     python bench/eventstore.py           # SQLite and PostgreSQL
     python bench/eventstore.py --quick   # SQLite only, smaller counts, < 45 s
 
-Each contender runs each workload once per round, interleaved and in rotating order (3 rounds);
+Each contender runs each workload once per round, interleaved and in rotating order (5 rounds);
 the table shows medians, so a burst of load from elsewhere hits all contenders alike.
 Prints a table, the ratios and exactly one JSON line (keys in bench/README.md).
 """
@@ -71,11 +71,11 @@ class Counts:
     concurrent16: int
     batch10: int  # appends of 10
     batch100: int  # appends of 100
-    rounds: int = 3
+    rounds: int = 5
 
 
-FULL = Counts(append1=1000, concurrent16=2400, batch10=200, batch100=40)
-QUICK = Counts(append1=300, concurrent16=800, batch10=60, batch100=15)
+FULL = Counts(append1=600, concurrent16=1600, batch10=120, batch100=30)
+QUICK = Counts(append1=200, concurrent16=480, batch10=40, batch100=10)
 
 
 def rate(n: int, seconds: float) -> float:
@@ -222,9 +222,7 @@ async def measure(contenders: dict[str, Contender], counts: Counts) -> dict[str,
     names = list(contenders)
     for round_no in range(counts.rounds):
         order = names[round_no % len(names) :] + names[: round_no % len(names)]
-        for workload in WORKLOADS:
-            if workload == "catchup" and round_no < counts.rounds - 1:
-                continue  # read back once everything is written
+        for workload in WORKLOADS:  # catchup reads back everything written so far
             for name in order:
                 value = await contenders[name].run(workload, counts, round_no)
                 samples.setdefault((name, workload), []).append(value)
