@@ -68,14 +68,32 @@ MATRIX = [
 
 
 class StorageContract:
-    """Subclass and provide the ``open_storage`` fixture (a factory of opened storages)."""
+    """Subclass and implement ``new_storage`` (an unopened adapter on this test's database)."""
 
     # Poll interval for a subscriber woken by a write in *another* instance: adapters that
     # push a hint across processes (PostgreSQL NOTIFY) set it high to prove the hint works.
     cross_instance_poll: float = 0.2
 
+    def new_storage(self, request: pytest.FixtureRequest) -> Storage:
+        raise NotImplementedError
+
     @pytest.fixture
-    async def storage(self, open_storage: OpenStorage) -> AsyncIterator[Storage]:
+    async def open_storage(self, request: pytest.FixtureRequest) -> AsyncIterator[OpenStorage]:
+        """Opens instances on the same database (as separate processes would); closes them after."""
+        opened: list[Storage] = []
+
+        async def open_one() -> Storage:
+            store = self.new_storage(request)
+            await store.open()
+            opened.append(store)
+            return store
+
+        yield open_one
+        for store in opened:
+            await store.close()
+
+    @pytest.fixture
+    async def storage(self, open_storage: OpenStorage) -> Storage:
         return await open_storage()
 
     async def fill(self, storage: Storage, stream_id: str, last_revision: int | None) -> None:
@@ -338,7 +356,9 @@ class StorageContract:
         finally:
             await sub.aclose()
 
-    async def test_live_wakeup_from_another_instance(self, storage: Storage, open_storage: OpenStorage) -> None:
+    async def test_live_wakeup_from_another_instance(
+        self, storage: Storage, open_storage: OpenStorage
+    ) -> None:
         writer = await open_storage()  # as another process would
         sid = stream()
         sub = Subscription(

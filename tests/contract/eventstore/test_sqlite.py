@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from grpcmesh.services.eventstore.storage.base import Storage
 from grpcmesh.services.eventstore.storage.sqlite import SQLiteStorage
-from tests.contract.eventstore.contract import OpenStorage, StorageContract
+from tests.contract.eventstore.contract import StorageContract
 
 
 class TestSQLiteStorage(StorageContract):
-    @pytest.fixture
-    async def open_storage(self, tmp_path: Path) -> AsyncIterator[OpenStorage]:
-        opened: list[Storage] = []
-
-        async def open_one() -> Storage:
-            store = SQLiteStorage(tmp_path / "events.db")
-            await store.open()
-            opened.append(store)
-            return store
-
-        yield open_one
-        for store in opened:
-            await store.close()
+    def new_storage(self, request: pytest.FixtureRequest) -> Storage:
+        return SQLiteStorage(request.getfixturevalue("tmp_path") / "events.db")

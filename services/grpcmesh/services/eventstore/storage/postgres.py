@@ -36,19 +36,17 @@ from grpcmesh.services.eventstore.domain import (
     EventStoreError,
     ExpectedRevision,
     ProposedEvent,
-    RecordedEvent,
 )
 from grpcmesh.services.eventstore.storage.base import (
-    EVENT_COLUMNS,
     AppendCommand,
     ExistingEvent,
     HeadWatch,
     encode_metadata,
     now_micros,
     plan_append,
-    row_to_event,
 )
 from grpcmesh.services.eventstore.storage.batching import GroupCommitter, Outcome
+from grpcmesh.services.eventstore.storage.reads import SqlReads
 
 __all__ = ["PostgresStorage"]
 
@@ -139,8 +137,11 @@ class _GroupPlan:
         return AppendResult(first + n - 1, self.head)
 
 
-class PostgresStorage:
+class PostgresStorage(SqlReads):
     """Event store on a PostgreSQL database (``postgresql://…`` DSN)."""
+
+    _table = "es_events"
+    _ph = "%s"
 
     def __init__(self, dsn: str, *, pool_size: int = 8) -> None:
         self.dsn = dsn
@@ -231,52 +232,6 @@ class PostgresStorage:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
 
-    async def read_stream(
-        self,
-        stream_id: str,
-        *,
-        backwards: bool = False,
-        from_revision: int | None = None,
-        max_count: int = 1000,
-    ) -> list[RecordedEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = %s"
-        params: list[Any] = [stream_id]
-        if from_revision is not None:
-            sql += " AND revision <= %s" if backwards else " AND revision >= %s"
-            params.append(from_revision)
-        sql += f" ORDER BY revision {'DESC' if backwards else 'ASC'} LIMIT %s"
-        params.append(max_count)
-        return [row_to_event(r) for r in await self._read(sql, params)]
-
-    async def read_all(
-        self,
-        after: int,
-        max_count: int,
-        *,
-        upto: int | None = None,
-        stream_prefixes: Sequence[str] = (),
-        event_types: Sequence[str] = (),
-    ) -> list[RecordedEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM es_events WHERE position > %s"
-        params: list[Any] = [after]
-        if upto is not None:
-            sql += " AND position <= %s"
-            params.append(upto)
-        if stream_prefixes:
-            sql += " AND (" + " OR ".join("starts_with(stream_id, %s)" for _ in stream_prefixes) + ")"
-            params += list(stream_prefixes)
-        if event_types:
-            sql += " AND type = ANY(%s)"
-            params.append(list(event_types))
-        sql += " ORDER BY position LIMIT %s"
-        params.append(max_count)
-        return [row_to_event(r) for r in await self._read(sql, params)]
-
     async def head_position(self) -> int:
         rows = await self._read("SELECT position FROM es_head WHERE id = 1", ())
         return int(rows[0][0])
-
-    async def stream_revision(self, stream_id: str) -> int | None:
-        rows = await self._read("SELECT max(revision) FROM es_events WHERE stream_id = %s", (stream_id,))
-        value: int | None = rows[0][0]
-        return value

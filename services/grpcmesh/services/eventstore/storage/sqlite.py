@@ -29,19 +29,17 @@ from grpcmesh.services.eventstore.domain import (
     EventStoreError,
     ExpectedRevision,
     ProposedEvent,
-    RecordedEvent,
 )
 from grpcmesh.services.eventstore.storage.base import (
-    EVENT_COLUMNS,
     AppendCommand,
     ExistingEvent,
     HeadWatch,
     encode_metadata,
     now_micros,
     plan_append,
-    row_to_event,
 )
 from grpcmesh.services.eventstore.storage.batching import Outcome, ThreadedGroupCommitter
+from grpcmesh.services.eventstore.storage.reads import SqlReads
 
 __all__ = ["SQLiteStorage"]
 
@@ -66,8 +64,11 @@ _INSERT = (
 )
 
 
-class SQLiteStorage:
+class SQLiteStorage(SqlReads):
     """Event store on one SQLite file."""
+
+    _table = "events"
+    _ph = "?"
 
     def __init__(
         self, path: str | Path, *, synchronous: Literal["full", "normal"] = "full", readers: int = 4
@@ -193,53 +194,6 @@ class SQLiteStorage:
         return AppendResult(plan + n - 1, head + n)
 
     # -- reads -----------------------------------------------------------------------------------
-    async def read_stream(
-        self,
-        stream_id: str,
-        *,
-        backwards: bool = False,
-        from_revision: int | None = None,
-        max_count: int = 1000,
-    ) -> list[RecordedEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?"
-        params: list[Any] = [stream_id]
-        if from_revision is not None:
-            sql += " AND revision <= ?" if backwards else " AND revision >= ?"
-            params.append(from_revision)
-        sql += f" ORDER BY revision {'DESC' if backwards else 'ASC'} LIMIT ?"
-        params.append(max_count)
-        return [row_to_event(r) for r in await self._read(sql, params)]
-
-    async def read_all(
-        self,
-        after: int,
-        max_count: int,
-        *,
-        upto: int | None = None,
-        stream_prefixes: Sequence[str] = (),
-        event_types: Sequence[str] = (),
-    ) -> list[RecordedEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ?"
-        params: list[Any] = [after]
-        if upto is not None:
-            sql += " AND position <= ?"
-            params.append(upto)
-        if stream_prefixes:
-            sql += " AND (" + " OR ".join("substr(stream_id, 1, ?) = ?" for _ in stream_prefixes) + ")"
-            for p in stream_prefixes:
-                params += [len(p), p]
-        if event_types:
-            sql += f" AND type IN ({','.join('?' * len(event_types))})"
-            params += list(event_types)
-        sql += " ORDER BY position LIMIT ?"
-        params.append(max_count)
-        return [row_to_event(r) for r in await self._read(sql, params)]
-
     async def head_position(self) -> int:
         rows = await self._read("SELECT coalesce(max(position), 0) FROM events", ())
         return int(rows[0][0])
-
-    async def stream_revision(self, stream_id: str) -> int | None:
-        rows = await self._read("SELECT max(revision) FROM events WHERE stream_id = ?", (stream_id,))
-        value: int | None = rows[0][0]
-        return value
