@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import uuid
@@ -153,7 +154,8 @@ class SQLiteStorage(SqlReads):
                     head = outcome.position
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # keep the original error, not "no transaction"
+                conn.execute("ROLLBACK")
             raise
         return outcomes, head
 
