@@ -61,7 +61,8 @@ class EventStoreServicer:
 
     def Append(self, request, context):
         """Appends one or more events to one stream, atomically: all or none.
-        Idempotent by event id: retrying the same batch returns the original result.
+        Idempotent by event id within the stream: retrying the same batch returns the
+        original result (duplicate = true), whatever the expected revision says.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
