@@ -21,6 +21,7 @@ from grpcmesh.services.eventstore.domain import (
     ExpectedRevision,
     ProposedEvent,
     RecordedEvent,
+    StreamMetadata,
     WrongExpectedRevision,
     exact,
 )
@@ -248,6 +249,42 @@ class StorageContract:
         again = await open_storage()
         assert [e.revision for e in await again.read_stream(sid)] == [0, 1]
         assert await again.head_position() >= result.position
+
+    # -- stream metadata and soft delete --------------------------------------------------------
+    async def test_soft_delete_hides_the_stream_and_revisions_continue(self, storage: Storage) -> None:
+        sid = stream()
+        await storage.append(sid, ANY, [ev(), ev(), ev()])
+        head = await storage.head_position()
+        with pytest.raises(WrongExpectedRevision):
+            await storage.delete_stream(sid, exact(1))
+        meta = await storage.delete_stream(sid, exact(2))
+        assert meta == StreamMetadata(truncate_before=3)
+        assert await storage.read_stream(sid) == []
+        assert await storage.stream_revision(sid) == 2  # expected-revision checks still see the history
+        assert len(await storage.read_all(head - 3, 10)) == 3  # the log keeps everything
+        result = await storage.append(sid, exact(2), [ev("Again")])
+        assert result.next_revision == 3
+        assert [(e.revision, e.type) for e in await storage.read_stream(sid)] == [(3, "Again")]
+        assert await storage.delete_stream(stream(), ANY) == StreamMetadata()  # nothing to delete
+
+    async def test_max_count_and_truncate_before(self, storage: Storage) -> None:
+        sid = stream()
+        await storage.append(sid, ANY, [ev(str(i)) for i in range(10)])
+        assert await storage.get_stream_metadata(sid) == StreamMetadata()
+        await storage.set_stream_metadata(sid, StreamMetadata(max_count=4))
+        assert [e.revision for e in await storage.read_stream(sid)] == [6, 7, 8, 9]
+        assert [e.revision for e in await storage.read_stream(sid, backwards=True, max_count=2)] == [9, 8]
+        await storage.set_stream_metadata(sid, StreamMetadata(max_count=4, truncate_before=8))
+        assert [e.revision for e in await storage.read_stream(sid)] == [8, 9]
+        assert await storage.get_stream_metadata(sid) == StreamMetadata(max_count=4, truncate_before=8)
+
+    async def test_max_age_hides_old_events(self, storage: Storage) -> None:
+        sid = stream()
+        await storage.append(sid, ANY, [ev()])
+        await storage.set_stream_metadata(sid, StreamMetadata(max_age_seconds=3600))
+        assert len(await storage.read_stream(sid)) == 1
+        await storage.set_stream_metadata(sid, StreamMetadata(max_age_seconds=0))
+        assert await storage.read_stream(sid) == []
 
     # -- concurrency ----------------------------------------------------------------------------
     async def test_concurrent_writers_on_one_stream(

@@ -170,3 +170,37 @@ async def test_slow_subscriber_is_disconnected(start_eventstore, stub_for, sqlit
         assert received < 100
     # the server is fine afterwards
     assert (await stub.Append(append(s, [event()]))).next_revision == 100
+
+
+async def test_delete_stream_and_metadata(stub) -> None:  # type: ignore[no-untyped-def]
+    s = sid()
+    await stub.Append(append(s, [event(), event(), event()]))
+    err = error_of(
+        await fails(
+            stub.DeleteStream(
+                pb.DeleteStreamRequest(stream_id=s, expected_revision=pb.ExpectedRevision(exact=0))
+            )
+        )
+    )
+    assert isinstance(err, Aborted)
+    assert error_metadata(err)["actual"] == "2"
+    deleted = await stub.DeleteStream(pb.DeleteStreamRequest(stream_id=s))
+    assert deleted.truncate_before == 3
+    err = error_of(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id=s))))
+    assert isinstance(err, NotFound)
+    await stub.Append(append(s, [event("Back")], 2))
+    assert [e.revision async for e in stub.ReadStream(pb.ReadStreamRequest(stream_id=s))] == [3]
+
+    other = sid()
+    await stub.Append(append(other, [event() for _ in range(5)]))
+    meta = await stub.SetStreamMetadata(
+        pb.SetStreamMetadataRequest(stream_id=other, metadata=pb.StreamMetadata(max_count=2))
+    )
+    assert meta.HasField("max_count")
+    assert not meta.HasField("max_age_seconds")
+    assert [e.revision async for e in stub.ReadStream(pb.ReadStreamRequest(stream_id=other))] == [3, 4]
+    got = await stub.GetStreamMetadata(pb.GetStreamMetadataRequest(stream_id=other))
+    assert got.max_count == 2
+    err = error_of(await fails(stub.GetStreamMetadata(pb.GetStreamMetadataRequest(stream_id="$bad"))))
+    assert isinstance(err, InvalidArgument)
+    assert "stream_id" in err.field_violations()

@@ -157,3 +157,35 @@ class CaughtUp(_message.Message):
     POSITION_FIELD_NUMBER: _ClassVar[int]
     position: int
     def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class StreamMetadata(_message.Message):
+    __slots__ = ("max_count", "max_age_seconds", "truncate_before")
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    max_count: int
+    max_age_seconds: int
+    truncate_before: int
+    def __init__(self, max_count: _Optional[int] = ..., max_age_seconds: _Optional[int] = ..., truncate_before: _Optional[int] = ...) -> None: ...
+
+class DeleteStreamRequest(_message.Message):
+    __slots__ = ("stream_id", "expected_revision")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    expected_revision: ExpectedRevision
+    def __init__(self, stream_id: _Optional[str] = ..., expected_revision: _Optional[_Union[ExpectedRevision, _Mapping]] = ...) -> None: ...
+
+class SetStreamMetadataRequest(_message.Message):
+    __slots__ = ("stream_id", "metadata")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    metadata: StreamMetadata
+    def __init__(self, stream_id: _Optional[str] = ..., metadata: _Optional[_Union[StreamMetadata, _Mapping]] = ...) -> None: ...
+
+class GetStreamMetadataRequest(_message.Message):
+    __slots__ = ("stream_id",)
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    def __init__(self, stream_id: _Optional[str] = ...) -> None: ...

@@ -25,6 +25,7 @@ __all__ = [
     "ExpectedRevision",
     "ProposedEvent",
     "RecordedEvent",
+    "StreamMetadata",
     "WrongExpectedRevision",
     "exact",
 ]
@@ -104,6 +105,15 @@ class AppendResult:
     next_revision: int
     position: int
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMetadata:
+    """Truncation rules of one stream, applied when the stream is read (the log keeps everything)."""
+
+    max_count: int | None = None
+    max_age_seconds: int | None = None
+    truncate_before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from grpcmesh.services.eventstore.domain import (
     CaughtUp,
     DuplicateEventId,
     RecordedEvent,
+    StreamMetadata,
     WrongExpectedRevision,
 )
 from grpcmesh.services.eventstore.storage.base import Storage
@@ -38,6 +39,7 @@ from grpcmesh.services.eventstore.subscriptions import SubscriberTooSlow, Subscr
 from grpcmesh.services.eventstore.validation import (
     Invalid,
     Limits,
+    expected_revision,
     parse_append,
     read_count,
     validate_stream_id,
@@ -84,6 +86,20 @@ async def _fail(
     raise AssertionError("abort_with_status returned")
 
 
+async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
+    actual = "no_stream" if err.actual is None else str(err.actual)
+    meta = {"stream_id": err.stream_id, "expected": str(err.expected), "actual": actual}
+    await _fail(
+        context, grpc.StatusCode.ABORTED, str(err), [error_info("WRONG_EXPECTED_REVISION", DOMAIN, meta)]
+    )
+
+
+def _metadata_proto(meta: StreamMetadata) -> pb.StreamMetadata:
+    return pb.StreamMetadata(
+        max_count=meta.max_count, max_age_seconds=meta.max_age_seconds, truncate_before=meta.truncate_before
+    )
+
+
 async def _invalid(context: grpc.aio.ServicerContext[Any, Any], err: Invalid) -> NoReturn:
     await _fail(
         context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {err}", [bad_request(err.violations)]
@@ -113,10 +129,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         try:
             result = await self.storage.append(stream_id, expected, events)
         except WrongExpectedRevision as err:
-            actual = "no_stream" if err.actual is None else str(err.actual)
-            meta = {"stream_id": stream_id, "expected": str(expected), "actual": actual}
-            info = error_info("WRONG_EXPECTED_REVISION", DOMAIN, meta)
-            await _fail(context, grpc.StatusCode.ABORTED, str(err), [info])
+            await _conflict(context, err)
         except DuplicateEventId as err:
             field = f"events[{err.index}].id"
             info = error_info("DUPLICATE_EVENT_ID", DOMAIN, {"event_id": err.event_id, "field": field})
@@ -149,8 +162,48 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             cursor = page[-1].revision + (-1 if backwards else 1)
             if len(page) < _PAGE or cursor < 0:
                 break
-        if sent == 0 and await self.storage.stream_revision(request.stream_id) is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"stream {request.stream_id!r} has no events")
+        if sent == 0:
+            last = await self.storage.stream_revision(request.stream_id)
+            cut = (await self.storage.get_stream_metadata(request.stream_id)).truncate_before
+            if last is None or (cut is not None and cut > last):
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"stream {request.stream_id!r} has no events")
+
+    async def DeleteStream(
+        self, request: pb.DeleteStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StreamMetadata:
+        try:
+            validate_stream_id(request.stream_id)
+        except Invalid as err:
+            await _invalid(context, err)
+        try:
+            meta = await self.storage.delete_stream(request.stream_id, expected_revision(request))
+        except WrongExpectedRevision as err:
+            await _conflict(context, err)
+        return _metadata_proto(meta)
+
+    async def SetStreamMetadata(
+        self, request: pb.SetStreamMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StreamMetadata:
+        try:
+            validate_stream_id(request.stream_id)
+        except Invalid as err:
+            await _invalid(context, err)
+        m = request.metadata
+        meta = StreamMetadata(
+            max_count=m.max_count if m.HasField("max_count") else None,
+            max_age_seconds=m.max_age_seconds if m.HasField("max_age_seconds") else None,
+            truncate_before=m.truncate_before if m.HasField("truncate_before") else None,
+        )
+        return _metadata_proto(await self.storage.set_stream_metadata(request.stream_id, meta))
+
+    async def GetStreamMetadata(
+        self, request: pb.GetStreamMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StreamMetadata:
+        try:
+            validate_stream_id(request.stream_id)
+        except Invalid as err:
+            await _invalid(context, err)
+        return _metadata_proto(await self.storage.get_stream_metadata(request.stream_id))
 
     async def ReadAll(
         self, request: pb.ReadAllRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -19,7 +19,15 @@ from grpcmesh.services.eventstore.domain import (
     exact,
 )
 
-__all__ = ["Invalid", "Limits", "parse_append", "read_count", "validate_stream_id", "validate_subscribe"]
+__all__ = [
+    "Invalid",
+    "Limits",
+    "expected_revision",
+    "parse_append",
+    "read_count",
+    "validate_stream_id",
+    "validate_subscribe",
+]
 
 _MAX_NAME = 200
 
@@ -69,7 +77,8 @@ def validate_stream_id(stream_id: str, field: str = "stream_id") -> None:
         raise Invalid({field: problem})
 
 
-def _expected(request: pb.AppendRequest) -> ExpectedRevision:
+def expected_revision(request: pb.AppendRequest | pb.DeleteStreamRequest) -> ExpectedRevision:
+    """The request's expected revision; unset means ANY."""
     if not request.HasField("expected_revision"):
         return ANY
     kind = request.expected_revision.WhichOneof("kind")
@@ -127,7 +136,7 @@ def parse_append(
         violations["events"] = f"append is {total} bytes; the limit is {limits.max_batch_bytes}"
     if violations:
         raise Invalid(violations)
-    return request.stream_id, _expected(request), events
+    return request.stream_id, expected_revision(request), events
 
 
 def read_count(max_count: int, limits: Limits) -> int:

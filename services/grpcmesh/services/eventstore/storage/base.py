@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +23,7 @@ from grpcmesh.services.eventstore.domain import (
     ExpectedRevision,
     ProposedEvent,
     RecordedEvent,
+    StreamMetadata,
     WrongExpectedRevision,
 )
 
@@ -31,8 +32,11 @@ __all__ = [
     "AppendCommand",
     "ExistingEvent",
     "HeadWatch",
+    "MetadataChange",
     "Storage",
+    "deleted",
     "encode_metadata",
+    "first_readable",
     "plan_append",
     "row_to_event",
 ]
@@ -120,6 +124,15 @@ class Storage(Protocol):
     async def stream_revision(self, stream_id: str) -> int | None:
         """The last revision of a stream, None when it has no events."""
 
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's truncation rules (all None when never set)."""
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamMetadata:
+        """Replaces the stream's truncation rules."""
+
+    async def delete_stream(self, stream_id: str, expected: ExpectedRevision) -> StreamMetadata:
+        """Soft delete: truncates before the next revision; raises WrongExpectedRevision."""
+
 
 def plan_append(
     command: AppendCommand, actual: int | None, existing: Mapping[str, ExistingEvent]
@@ -149,6 +162,28 @@ def plan_append(
     if not command.expected.accepts(actual):
         raise WrongExpectedRevision(command.stream_id, command.expected, actual)
     return 0 if actual is None else actual + 1
+
+
+# Given the stream's last revision and current metadata, the metadata to store.
+MetadataChange = Callable[[int | None, StreamMetadata], StreamMetadata]
+
+
+def deleted(
+    stream_id: str, expected: ExpectedRevision, actual: int | None, meta: StreamMetadata
+) -> StreamMetadata:
+    """The metadata after a soft delete of a stream whose last revision is ``actual``."""
+    if not expected.accepts(actual):
+        raise WrongExpectedRevision(stream_id, expected, actual)
+    return meta if actual is None else replace(meta, truncate_before=actual + 1)
+
+
+def first_readable(meta: StreamMetadata, last_revision: int | None, now: int) -> tuple[int, int]:
+    """(lowest readable revision, oldest readable recorded_at in µs) under the stream's metadata."""
+    revision = meta.truncate_before or 0
+    if meta.max_count is not None and last_revision is not None:
+        revision = max(revision, last_revision + 1 - meta.max_count)
+    oldest = now - meta.max_age_seconds * 1_000_000 if meta.max_age_seconds is not None else 0
+    return revision, oldest
 
 
 # Column order of every SELECT that feeds row_to_event.

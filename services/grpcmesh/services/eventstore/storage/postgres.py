@@ -36,17 +36,26 @@ from grpcmesh.services.eventstore.domain import (
     EventStoreError,
     ExpectedRevision,
     ProposedEvent,
+    StreamMetadata,
 )
 from grpcmesh.services.eventstore.storage.base import (
     AppendCommand,
     ExistingEvent,
     HeadWatch,
+    MetadataChange,
+    deleted,
     encode_metadata,
     now_micros,
     plan_append,
 )
 from grpcmesh.services.eventstore.storage.batching import GroupCommitter, Outcome
-from grpcmesh.services.eventstore.storage.reads import SqlReads
+from grpcmesh.services.eventstore.storage.reads import (
+    META_SCHEMA,
+    SqlReads,
+    metadata_from,
+    metadata_query,
+    upsert_metadata,
+)
 
 __all__ = ["PostgresStorage"]
 
@@ -54,7 +63,8 @@ log = logging.getLogger("grpcmesh.eventstore.postgres")
 
 CHANNEL = "grpcmesh_eventstore"
 _SCHEMA_LOCK = 0x6772706D  # advisory lock id so concurrent first starts do not race on DDL
-_SCHEMA = f"""
+_SCHEMA = (
+    f"""
 SELECT pg_advisory_xact_lock({_SCHEMA_LOCK});
 CREATE TABLE IF NOT EXISTS es_events (
     position     BIGINT PRIMARY KEY,
@@ -75,6 +85,8 @@ CREATE TABLE IF NOT EXISTS es_head (
 );
 INSERT INTO es_head (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 """
+    + META_SCHEMA
+)
 _CHECK = (
     "SELECT 'r', NULL::uuid, NULL, max(revision), NULL FROM es_events WHERE stream_id = %s "
     "UNION ALL SELECT 'e', event_id, stream_id, revision, position FROM es_events "
@@ -231,6 +243,26 @@ class PostgresStorage(SqlReads):
         async with self._pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
+
+    # -- stream metadata (under the head lock, so a delete's revision check is ordered with appends) --
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamMetadata:
+        return await self._change_metadata(stream_id, lambda _actual, _old: metadata)
+
+    async def delete_stream(self, stream_id: str, expected: ExpectedRevision) -> StreamMetadata:
+        def change(actual: int | None, old: StreamMetadata) -> StreamMetadata:
+            return deleted(stream_id, expected, actual, old)
+
+        return await self._change_metadata(stream_id, change)
+
+    async def _change_metadata(self, stream_id: str, change: MetadataChange) -> StreamMetadata:
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT position FROM es_head WHERE id = 1 FOR UPDATE")
+            cur = await conn.execute("SELECT max(revision) FROM es_events WHERE stream_id = %s", [stream_id])
+            row = await cur.fetchone()
+            old = metadata_from(await (await conn.execute(metadata_query("%s"), [stream_id])).fetchall())
+            new = change(row[0] if row else None, old)
+            await conn.execute(*upsert_metadata("%s", stream_id, new))
+        return new
 
     async def head_position(self) -> int:
         rows = await self._read("SELECT position FROM es_head WHERE id = 1", ())

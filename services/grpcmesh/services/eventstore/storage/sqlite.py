@@ -30,17 +30,26 @@ from grpcmesh.services.eventstore.domain import (
     EventStoreError,
     ExpectedRevision,
     ProposedEvent,
+    StreamMetadata,
 )
 from grpcmesh.services.eventstore.storage.base import (
     AppendCommand,
     ExistingEvent,
     HeadWatch,
+    MetadataChange,
+    deleted,
     encode_metadata,
     now_micros,
     plan_append,
 )
 from grpcmesh.services.eventstore.storage.batching import Outcome, ThreadedGroupCommitter
-from grpcmesh.services.eventstore.storage.reads import SqlReads
+from grpcmesh.services.eventstore.storage.reads import (
+    META_SCHEMA,
+    SqlReads,
+    metadata_from,
+    metadata_query,
+    upsert_metadata,
+)
 
 __all__ = ["SQLiteStorage"]
 
@@ -111,7 +120,7 @@ class SQLiteStorage(SqlReads):
         conn = self._connect()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'full' else 'NORMAL'}")
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + META_SCHEMA)
         self._writer = conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -195,7 +204,36 @@ class SQLiteStorage(SqlReads):
         n = len(cmd.events)
         return AppendResult(plan + n - 1, head + n)
 
-    # -- reads -----------------------------------------------------------------------------------
+    # -- stream metadata (rare writes: their own short connection, serialised by the write lock) ----
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamMetadata:
+        return await asyncio.to_thread(self._change_metadata, stream_id, lambda _actual, _old: metadata)
+
+    async def delete_stream(self, stream_id: str, expected: ExpectedRevision) -> StreamMetadata:
+        def change(actual: int | None, old: StreamMetadata) -> StreamMetadata:
+            return deleted(stream_id, expected, actual, old)
+
+        return await asyncio.to_thread(self._change_metadata, stream_id, change)
+
+    def _change_metadata(self, stream_id: str, change: MetadataChange) -> StreamMetadata:
+        conn = self._connect()
+        try:
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'full' else 'NORMAL'}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                actual = conn.execute(
+                    "SELECT max(revision) FROM events WHERE stream_id = ?", [stream_id]
+                ).fetchone()[0]
+                new = change(actual, metadata_from(conn.execute(metadata_query("?"), [stream_id]).fetchall()))
+                conn.execute(*upsert_metadata("?", stream_id, new))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return new
+        finally:
+            conn.close()
+
     async def head_position(self) -> int:
         rows = await self._read("SELECT coalesce(max(position), 0) FROM events", ())
         return int(rows[0][0])
