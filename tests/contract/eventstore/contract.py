@@ -7,8 +7,7 @@ the same database, as a second process would) and inherits every test.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,28 +15,15 @@ from grpcmesh.services.eventstore.domain import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
-    CaughtUp,
     DuplicateEventId,
     ExpectedRevision,
-    ProposedEvent,
-    RecordedEvent,
     StreamMetadata,
     WrongExpectedRevision,
     exact,
 )
 from grpcmesh.services.eventstore.storage.base import Storage
-from grpcmesh.services.eventstore.subscriptions import Subscription, SubscriptionConfig
-
-OpenStorage = Callable[[], Awaitable[Storage]]
-
-
-def ev(type_: str = "Happened", data: bytes = b"{}", **meta: str) -> ProposedEvent:
-    return ProposedEvent(str(uuid.uuid4()), type_, data, "application/json", meta)
-
-
-def stream() -> str:
-    return f"order-{uuid.uuid4().hex[:8]}"
-
+from tests.contract.eventstore.contract_subscriptions import SubscriptionContract
+from tests.contract.eventstore.events import OpenStorage, ev, stream
 
 KINDS: dict[str, ExpectedRevision] = {
     "any": ANY,
@@ -68,12 +54,8 @@ MATRIX = [
 ]
 
 
-class StorageContract:
+class StorageContract(SubscriptionContract):
     """Subclass and implement ``new_storage`` (an unopened adapter on this test's database)."""
-
-    # Poll interval for a subscriber woken by a write in *another* instance: adapters that
-    # push a hint across processes (PostgreSQL NOTIFY) set it high to prove the hint works.
-    cross_instance_poll: float = 0.2
 
     def new_storage(self, request: pytest.FixtureRequest) -> Storage:
         raise NotImplementedError
@@ -321,118 +303,3 @@ class StorageContract:
         assert len(set(positions)) == len(positions)
         whole = await storage.read_all(0, 100_000)
         assert [e.position for e in whole] == list(range(1, len(whole) + 1))
-
-    # -- subscriptions --------------------------------------------------------------------------
-    async def test_subscription_catch_up_boundary_exactly_once(self, storage: Storage) -> None:
-        prefix = f"sub{uuid.uuid4().hex[:6]}-"
-        start = await storage.head_position()
-        for i in range(60):
-            await storage.append(f"{prefix}{i % 3}", ANY, [ev("Seen"), ev("Ignored")])
-        sub = Subscription(
-            storage,
-            start,
-            stream_prefixes=[prefix],
-            event_types=["Seen"],
-            config=SubscriptionConfig(page_size=7, buffer=1000, poll_interval=0.2),
-        )
-        got: list[RecordedEvent] = []
-        marks: list[CaughtUp] = []
-        total = 120
-
-        async def write_more() -> None:  # writes while the subscriber is still replaying
-            for i in range(total - 60):
-                await storage.append(f"{prefix}{i % 3}", ANY, [ev("Seen"), ev("Ignored")])
-                await storage.append(f"other-{i}", ANY, [ev("Seen")])
-
-        writer: asyncio.Task[None] | None = None
-        try:
-            async with asyncio.timeout(30):
-                async for item in sub:
-                    if isinstance(item, CaughtUp):
-                        marks.append(item)
-                        continue
-                    got.append(item)
-                    if writer is None:
-                        writer = asyncio.create_task(write_more())
-                    if len(got) == total:
-                        break
-        finally:
-            await sub.aclose()
-            if writer is not None:
-                await writer
-        assert len(marks) == 1
-        assert all(e.type == "Seen" and e.stream_id.startswith(prefix) for e in got)
-        positions = [e.position for e in got]
-        assert positions == sorted(positions)
-        assert len(set(positions)) == total
-        expected = [
-            e.position
-            for e in await storage.read_all(start, 10_000, stream_prefixes=[prefix])
-            if e.type == "Seen"
-        ]
-        assert positions == expected
-
-    async def test_subscription_marks_caught_up_then_goes_live(self, storage: Storage) -> None:
-        sid = stream()
-        await storage.append(sid, ANY, [ev()])
-        head = await storage.head_position()
-        sub = Subscription(
-            storage, head - 1, stream_prefixes=[sid], config=SubscriptionConfig(poll_interval=5.0)
-        )
-        try:
-            async with asyncio.timeout(10):
-                first = await anext(sub)
-                assert isinstance(first, RecordedEvent)
-                assert first.position == head
-                mark = await anext(sub)
-                assert mark == CaughtUp(head)
-                await storage.append(sid, ANY, [ev("Live")])
-                live = await anext(sub)  # woken by the in-process watch, long before the 5 s poll
-                assert isinstance(live, RecordedEvent)
-                assert live.type == "Live"
-        finally:
-            await sub.aclose()
-
-    async def test_live_wakeup_from_another_instance(
-        self, storage: Storage, open_storage: OpenStorage
-    ) -> None:
-        writer = await open_storage()  # as another process would
-        sid = stream()
-        sub = Subscription(
-            storage,
-            await storage.head_position(),
-            stream_prefixes=[sid],
-            config=SubscriptionConfig(poll_interval=self.cross_instance_poll),
-        )
-        try:
-            async with asyncio.timeout(10):
-                assert isinstance(await anext(sub), CaughtUp)
-                await writer.append(sid, ANY, [ev("Remote")])
-                got = await anext(sub)
-                assert isinstance(got, RecordedEvent)
-                assert got.type == "Remote"
-        finally:
-            await sub.aclose()
-
-    async def test_slow_live_subscriber_is_disconnected(self, storage: Storage) -> None:
-        from grpcmesh.services.eventstore.subscriptions import SubscriberTooSlow
-
-        sid = stream()
-        overflowed = asyncio.Event()
-        sub = Subscription(
-            storage,
-            await storage.head_position(),
-            stream_prefixes=[sid],
-            config=SubscriptionConfig(buffer=5, poll_interval=0.1),
-            on_overflow=overflowed.set,
-        )
-        try:
-            async with asyncio.timeout(10):
-                assert isinstance(await anext(sub), CaughtUp)
-                for _ in range(3):
-                    await storage.append(sid, ANY, [ev() for _ in range(4)])
-                await overflowed.wait()
-                with pytest.raises(SubscriberTooSlow):
-                    await anext(sub)
-        finally:
-            await sub.aclose()

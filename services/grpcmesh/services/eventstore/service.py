@@ -15,23 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from grpcmesh.api.v1 import eventstore_pb2 as pb
 from grpcmesh.api.v1 import eventstore_pb2_grpc as pb_grpc
 from grpcmesh.sdk.errors import bad_request, error_info, rich_status
 from grpcmesh.services.eventstore.domain import (
-    CaughtUp,
     DuplicateEventId,
-    RecordedEvent,
-    StreamMetadata,
     WrongExpectedRevision,
 )
 from grpcmesh.services.eventstore.storage.base import Storage
@@ -45,37 +39,21 @@ from grpcmesh.services.eventstore.validation import (
     validate_stream_id,
     validate_subscribe,
 )
+from grpcmesh.services.eventstore.wire import (
+    metadata_from_proto,
+    metadata_to_proto,
+    subscribe_responses,
+    to_proto,
+)
 
-__all__ = ["DOMAIN", "EventStoreService", "to_proto"]
+__all__ = ["DOMAIN", "EventStoreService"]
 
 log = logging.getLogger("grpcmesh.eventstore")
 
+T = TypeVar("T")
+
 DOMAIN = "eventstore.grpcmesh"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAGE = 256  # rows fetched per storage read while streaming a response
-_BATCH_BYTES = 1024 * 1024  # payload bytes per EventBatch, well under the message size limit
-
-
-@functools.lru_cache(maxsize=1024)
-def _seconds_nanos(when: datetime) -> tuple[int, int]:
-    micros = (when - _EPOCH) // timedelta(microseconds=1)
-    seconds, micros = divmod(micros, 1_000_000)
-    return seconds, micros * 1000
-
-
-def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
-    seconds, nanos = _seconds_nanos(event.recorded_at)
-    return pb.RecordedEvent(
-        id=event.id,
-        stream_id=event.stream_id,
-        revision=event.revision,
-        position=event.position,
-        type=event.type,
-        data=event.data,
-        content_type=event.content_type,
-        metadata=event.metadata,
-        recorded_at=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos),
-    )
 
 
 async def _fail(
@@ -94,16 +72,17 @@ async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpec
     )
 
 
-def _metadata_proto(meta: StreamMetadata) -> pb.StreamMetadata:
-    return pb.StreamMetadata(
-        max_count=meta.max_count, max_age_seconds=meta.max_age_seconds, truncate_before=meta.truncate_before
-    )
-
-
-async def _invalid(context: grpc.aio.ServicerContext[Any, Any], err: Invalid) -> NoReturn:
-    await _fail(
-        context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {err}", [bad_request(err.violations)]
-    )
+async def _checked(context: grpc.aio.ServicerContext[Any, Any], check: Callable[[], T]) -> T:
+    """``check()``'s result, or INVALID_ARGUMENT with a BadRequest naming each bad field."""
+    try:
+        return check()
+    except Invalid as err:
+        await _fail(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"invalid request: {err}",
+            [bad_request(err.violations)],
+        )
 
 
 class EventStoreService(pb_grpc.EventStoreServicer):
@@ -122,10 +101,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     async def Append(
         self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AppendResponse:
-        try:
-            stream_id, expected, events = parse_append(request, self.limits)
-        except Invalid as err:
-            await _invalid(context, err)
+        stream_id, expected, events = await _checked(context, lambda: parse_append(request, self.limits))
         try:
             result = await self.storage.append(stream_id, expected, events)
         except WrongExpectedRevision as err:
@@ -141,10 +117,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     async def ReadStream(
         self, request: pb.ReadStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.RecordedEvent]:
-        try:
-            validate_stream_id(request.stream_id)
-        except Invalid as err:
-            await _invalid(context, err)
+        await _checked(context, lambda: validate_stream_id(request.stream_id))
         backwards = request.direction == pb.DIRECTION_BACKWARDS
         remaining = read_count(request.max_count, self.limits)
         cursor = request.from_revision if request.HasField("from_revision") else None
@@ -171,39 +144,25 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     async def DeleteStream(
         self, request: pb.DeleteStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StreamMetadata:
-        try:
-            validate_stream_id(request.stream_id)
-        except Invalid as err:
-            await _invalid(context, err)
+        await _checked(context, lambda: validate_stream_id(request.stream_id))
         try:
             meta = await self.storage.delete_stream(request.stream_id, expected_revision(request))
         except WrongExpectedRevision as err:
             await _conflict(context, err)
-        return _metadata_proto(meta)
+        return metadata_to_proto(meta)
 
     async def SetStreamMetadata(
         self, request: pb.SetStreamMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StreamMetadata:
-        try:
-            validate_stream_id(request.stream_id)
-        except Invalid as err:
-            await _invalid(context, err)
-        m = request.metadata
-        meta = StreamMetadata(
-            max_count=m.max_count if m.HasField("max_count") else None,
-            max_age_seconds=m.max_age_seconds if m.HasField("max_age_seconds") else None,
-            truncate_before=m.truncate_before if m.HasField("truncate_before") else None,
-        )
-        return _metadata_proto(await self.storage.set_stream_metadata(request.stream_id, meta))
+        await _checked(context, lambda: validate_stream_id(request.stream_id))
+        meta = metadata_from_proto(request.metadata)
+        return metadata_to_proto(await self.storage.set_stream_metadata(request.stream_id, meta))
 
     async def GetStreamMetadata(
         self, request: pb.GetStreamMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StreamMetadata:
-        try:
-            validate_stream_id(request.stream_id)
-        except Invalid as err:
-            await _invalid(context, err)
-        return _metadata_proto(await self.storage.get_stream_metadata(request.stream_id))
+        await _checked(context, lambda: validate_stream_id(request.stream_id))
+        return metadata_to_proto(await self.storage.get_stream_metadata(request.stream_id))
 
     async def ReadAll(
         self, request: pb.ReadAllRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -222,10 +181,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
-        try:
-            validate_subscribe(request, self.limits)
-        except Invalid as err:
-            await _invalid(context, err)
+        await _checked(context, lambda: validate_subscribe(request, self.limits))
         guard = _WriteGuard()
         sub = Subscription(
             self.storage,
@@ -239,7 +195,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         batch_size = min(max(request.batch_size, 1), _PAGE)
         try:
             while True:
-                for message in _responses(await sub.next_batch(batch_size), batched=batch_size > 1):
+                for message in subscribe_responses(await sub.next_batch(batch_size), batched=batch_size > 1):
                     await guard.write(context, message)
         except StopAsyncIteration:
             pass
@@ -257,30 +213,6 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             await guard.settle()
             log.warning("subscriber too slow, disconnecting: %s", failure)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(failure))
-
-
-def _responses(items: list[RecordedEvent | CaughtUp], *, batched: bool) -> list[pb.SubscribeResponse]:
-    """Subscription items as responses: events one by one, or runs of events as one batch."""
-    out: list[pb.SubscribeResponse] = []
-    run: list[pb.RecordedEvent] = []
-    run_bytes = 0
-    for item in items:
-        if run and run_bytes + len(item.data if isinstance(item, RecordedEvent) else b"") > _BATCH_BYTES:
-            out.append(pb.SubscribeResponse(events=pb.EventBatch(events=run)))
-            run, run_bytes = [], 0
-        if isinstance(item, CaughtUp):
-            if run:
-                out.append(pb.SubscribeResponse(events=pb.EventBatch(events=run)))
-                run = []
-            out.append(pb.SubscribeResponse(caught_up=pb.CaughtUp(position=item.position)))
-        elif batched:
-            run.append(to_proto(item))
-            run_bytes += len(item.data)
-        else:
-            out.append(pb.SubscribeResponse(event=to_proto(item)))
-    if run:
-        out.append(pb.SubscribeResponse(events=pb.EventBatch(events=run)))
-    return out
 
 
 class _WriteGuard:
