@@ -12,8 +12,11 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("eventstore", help="run the event store gRPC service (SQLite or PostgreSQL)")
     p.add_argument(
         "--db",
-        default="sqlite:///eventstore.db",
-        help="sqlite:///path[?synchronous=full|normal] or postgresql://user@host:port/db",
+        default="sqlite://eventstore.db",
+        help=(
+            "sqlite:///abs/path.db or sqlite://rel/path.db [?synchronous=full|normal], "
+            "or postgresql://user@host:port/db (default: sqlite://eventstore.db)"
+        ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=50061, help="port to listen on; 0 picks a free one")

@@ -26,7 +26,7 @@ SERVICE_NAME = "grpcmesh.api.v1.EventStore"
 
 @dataclass(frozen=True, slots=True)
 class EventStoreConfig:
-    db: str = "sqlite:///eventstore.db"
+    db: str = "sqlite://eventstore.db"
     host: str = "127.0.0.1"
     port: int = 50061
     limits: Limits = field(default_factory=Limits)
