@@ -93,6 +93,39 @@ class SubscriptionContract:
         finally:
             await sub.aclose()
 
+    async def test_many_concurrent_subscribers_each_get_everything_in_order(self, storage: Storage) -> None:
+        prefix = f"many{uuid.uuid4().hex[:6]}-"
+        start = await storage.head_position()
+        subs = [
+            Subscription(
+                storage, start, stream_prefixes=[prefix], config=SubscriptionConfig(poll_interval=0.5)
+            )
+            for _ in range(20)
+        ]
+        total = 60
+
+        async def collect(sub: Subscription) -> list[int]:
+            positions: list[int] = []
+            async for item in sub:
+                if isinstance(item, RecordedEvent):
+                    positions.append(item.position)
+                    if len(positions) == total:
+                        return positions
+            return positions
+
+        try:
+            async with asyncio.timeout(30):
+                readers = [asyncio.create_task(collect(sub)) for sub in subs]
+                for i in range(total // 2):
+                    await storage.append(f"{prefix}{i % 4}", ANY, [ev(), ev()])
+                results = await asyncio.gather(*readers)
+        finally:
+            for sub in subs:
+                await sub.aclose()
+        expected = [e.position for e in await storage.read_all(start, 1000, stream_prefixes=[prefix])]
+        assert len(expected) == total
+        assert all(r == expected for r in results)
+
     async def test_live_wakeup_from_another_instance(
         self, storage: Storage, open_storage: OpenStorage
     ) -> None:
