@@ -145,7 +145,9 @@ class PostgresServer:
     def stop(self) -> None:
         if self._proc is not None:
             with contextlib.suppress(ProcessLookupError):
-                self._proc.signal(signal.SIGINT)  # "fast" shutdown: do not wait for clients
+                self._proc.signal(
+                    signal.SIGQUIT
+                )  # "immediate" shutdown: no checkpoint, the data is thrown away
             self._proc.stop(timeout=20)
             self._proc = None
         shutil.rmtree(self.root, ignore_errors=True)
