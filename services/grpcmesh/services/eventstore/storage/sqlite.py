@@ -174,11 +174,13 @@ class SQLiteStorage(SqlReads):
             "SELECT max(revision) FROM events WHERE stream_id = ?", (cmd.stream_id,)
         ).fetchone()[0]
         ids = [uuid.UUID(e.id).bytes for e in cmd.events]
-        rows = conn.execute(
-            "SELECT event_id, stream_id, revision, position FROM events "
-            f"WHERE stream_id = ? AND event_id IN ({','.join('?' * len(ids))})",
-            [cmd.stream_id, *ids],
-        ).fetchall()
+        rows = []
+        if actual is not None:  # a new stream holds none of these ids
+            rows = conn.execute(
+                "SELECT event_id, stream_id, revision, position FROM events "
+                f"WHERE stream_id = ? AND event_id IN ({','.join('?' * len(ids))})",
+                [cmd.stream_id, *ids],
+            ).fetchall()
         existing = {str(uuid.UUID(bytes=r[0])): ExistingEvent(r[1], r[2], r[3]) for r in rows}
         plan = plan_append(cmd, actual, existing)
         if isinstance(plan, AppendResult):
