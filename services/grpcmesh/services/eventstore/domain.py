@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import NamedTuple
 
 __all__ = [
@@ -69,15 +70,14 @@ def exact(revision: int) -> ExpectedRevision:
     return ExpectedRevision(ExpectedKind.EXACT, revision)
 
 
-@dataclass(frozen=True, slots=True)
-class ProposedEvent:
-    """An event as written; ``id`` (canonical UUID string) is its idempotency key."""
+class ProposedEvent(NamedTuple):
+    """An event as written; ``id`` (canonical UUID string) is its idempotency key in its stream."""
 
     id: str
     type: str
     data: bytes = b""
     content_type: str = "application/octet-stream"
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = MappingProxyType({})
 
 
 class RecordedEvent(NamedTuple):

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ __all__ = [
     "first_readable",
     "plan_append",
     "row_to_event",
+    "uuid_bytes",
+    "uuid_text",
 ]
 
 
@@ -203,7 +206,15 @@ def _timestamp(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, UTC)
 
 
-def _uuid_text(raw: bytes) -> str:
+def uuid_bytes(text: str) -> bytes:
+    """The 16 bytes of a UUID string (fast path for the canonical form)."""
+    hex32 = text.replace("-", "")
+    if len(hex32) == 32 and len(text) == 36:
+        return bytes.fromhex(hex32)
+    return uuid.UUID(text).bytes
+
+
+def uuid_text(raw: bytes) -> str:
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -212,7 +223,7 @@ def row_to_event(row: Sequence[Any]) -> RecordedEvent:
     """A stored row (``EVENT_COLUMNS`` order) as a RecordedEvent; the hot path of every read."""
     position, event_id, stream_id, revision, type_, data, content_type, metadata, recorded_at = row
     return RecordedEvent(
-        _uuid_text(event_id) if isinstance(event_id, bytes) else str(event_id),
+        uuid_text(event_id) if isinstance(event_id, bytes) else str(event_id),
         stream_id,
         revision,
         position,

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +40,8 @@ from grpcmesh.services.eventstore.storage.base import (
     encode_metadata,
     now_micros,
     plan_append,
+    uuid_bytes,
+    uuid_text,
 )
 from grpcmesh.services.eventstore.storage.batching import Outcome, ThreadedGroupCommitter
 from grpcmesh.services.eventstore.storage.reads import (
@@ -173,7 +174,7 @@ class SQLiteStorage(SqlReads):
         actual: int | None = conn.execute(
             "SELECT max(revision) FROM events WHERE stream_id = ?", (cmd.stream_id,)
         ).fetchone()[0]
-        ids = [uuid.UUID(e.id).bytes for e in cmd.events]
+        ids = [uuid_bytes(e.id) for e in cmd.events]
         rows = []
         if actual is not None:  # a new stream holds none of these ids
             rows = conn.execute(
@@ -181,7 +182,7 @@ class SQLiteStorage(SqlReads):
                 f"WHERE stream_id = ? AND event_id IN ({','.join('?' * len(ids))})",
                 [cmd.stream_id, *ids],
             ).fetchall()
-        existing = {str(uuid.UUID(bytes=r[0])): ExistingEvent(r[1], r[2], r[3]) for r in rows}
+        existing = {uuid_text(r[0]): ExistingEvent(r[1], r[2], r[3]) for r in rows}
         plan = plan_append(cmd, actual, existing)
         if isinstance(plan, AppendResult):
             return plan
