@@ -83,49 +83,61 @@ def rate(n: int, seconds: float) -> float:
 
 
 class Contender:
-    """Runs the workloads against one event store; subclasses provide ``_append``/``_catchup``."""
+    """Runs the workloads against one event store.
+
+    Subclasses turn (stream, last revision, n) into that store's input (``_prepare``) and
+    write it (``_submit``). Inputs, event ids included, are built before the clock starts
+    for every contender: the numbers measure the store, not the client's id generation.
+    """
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}  # stream -> last revision written
 
-    async def _append(self, stream: str, last: int | None, n: int) -> None:
+    def _prepare(self, stream: str, last: int | None, n: int) -> Any:
+        raise NotImplementedError
+
+    async def _submit(self, prepared: Any) -> None:
         raise NotImplementedError
 
     async def _catchup(self) -> int:
         raise NotImplementedError
 
-    async def _one(self, stream: str, n: int) -> None:
-        last = self.last.get(stream)
-        await self._append(stream, last, n)
-        self.last[stream] = (-1 if last is None else last) + n
+    def _plan(self, streams: list[str], n: int) -> list[Any]:
+        """Inputs for appending ``n`` events to each stream in turn, with exact expected revisions."""
+        prepared = []
+        for stream in streams:
+            last = self.last.get(stream)
+            prepared.append(self._prepare(stream, last, n))
+            self.last[stream] = (-1 if last is None else last) + n
+        return prepared
 
     async def run(self, workload: str, counts: Counts, round_no: int) -> float:
-        t = time.perf_counter()
         if workload == "catchup":
+            t = time.perf_counter()
             return rate(await self._catchup(), time.perf_counter() - t)
         if workload == "concurrent16":
             per = counts.concurrent16 // CONCURRENCY
-            await self._concurrent(per)
+            plans = [self._plan([f"c16-{w}-{i % 4}" for i in range(per)], 1) for w in range(CONCURRENCY)]
+            t = time.perf_counter()
+            await self._concurrent(plans)
             return rate(per * CONCURRENCY, time.perf_counter() - t)
         size, appends = {
             "append1": (1, counts.append1),
             "batch10": (10, counts.batch10),
             "batch100": (100, counts.batch100),
         }[workload]
-        for i in range(appends):
-            await self._one(f"{workload}-{round_no}-{i % STREAMS}", size)
+        plan = self._plan([f"{workload}-{round_no}-{i % STREAMS}" for i in range(appends)], size)
+        t = time.perf_counter()
+        for prepared in plan:
+            await self._submit(prepared)
         return rate(appends * size, time.perf_counter() - t)
 
-    async def _concurrent(self, per: int) -> None:
-        async def worker(w: int) -> None:
-            for i in range(per):
-                await self._one(f"c16-{w}-{i % 4}", 1)
+    async def _concurrent(self, plans: list[list[Any]]) -> None:
+        async def worker(plan: list[Any]) -> None:
+            for prepared in plan:
+                await self._submit(prepared)
 
-        await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
-
-
-def proposed(n: int) -> list[ProposedEvent]:
-    return [ProposedEvent(str(uuid.uuid4()), "Happened", DATA, "application/json", {}) for _ in range(n)]
+        await asyncio.gather(*(worker(plan) for plan in plans))
 
 
 class OursInProcess(Contender):
@@ -133,8 +145,12 @@ class OursInProcess(Contender):
         super().__init__()
         self.storage = storage
 
-    async def _append(self, stream: str, last: int | None, n: int) -> None:
-        await self.storage.append(stream, NO_STREAM if last is None else exact(last), proposed(n))
+    def _prepare(self, stream: str, last: int | None, n: int) -> Any:
+        events = [ProposedEvent(str(uuid.uuid4()), "Happened", DATA, "application/json") for _ in range(n)]
+        return stream, NO_STREAM if last is None else exact(last), events
+
+    async def _submit(self, prepared: Any) -> None:
+        await self.storage.append(*prepared)
 
     async def _catchup(self) -> int:
         after, total = 0, 0
@@ -149,7 +165,7 @@ class OursGrpc(Contender):
         super().__init__()
         self.stub = stub
 
-    async def _append(self, stream: str, last: int | None, n: int) -> None:
+    def _prepare(self, stream: str, last: int | None, n: int) -> Any:
         if last is None:
             expected = pb.ExpectedRevision(no_stream=pb.Empty())
         else:
@@ -160,7 +176,10 @@ class OursGrpc(Contender):
             )
             for _ in range(n)
         ]
-        await self.stub.Append(pb.AppendRequest(stream_id=stream, expected_revision=expected, events=events))
+        return pb.AppendRequest(stream_id=stream, expected_revision=expected, events=events)
+
+    async def _submit(self, prepared: Any) -> None:
+        await self.stub.Append(prepared)
 
     async def _catchup(self) -> int:
         total = 0
@@ -182,24 +201,21 @@ class EventSourcing(Contender):
         self.ids: dict[str, uuid.UUID] = {}
         recorder.create_table()
 
-    def _insert(self, stream: str, n: int) -> None:
+    def _prepare(self, stream: str, last: int | None, n: int) -> Any:
         originator = self.ids.setdefault(stream, uuid.uuid4())
-        start = self.last.get(stream, -1) + 1
-        self.recorder.insert_events(
-            [StoredEvent(originator, start + 1 + i, "bench:Happened", DATA) for i in range(n)]
-        )
-        self.last[stream] = start + n - 1
+        start = 0 if last is None else last + 1  # eventsourcing versions are 1-based
+        return [StoredEvent(originator, start + 1 + i, "bench:Happened", DATA) for i in range(n)]
 
-    async def _one(self, stream: str, n: int) -> None:
-        self._insert(stream, n)
+    async def _submit(self, prepared: Any) -> None:
+        self.recorder.insert_events(prepared)
 
-    async def _concurrent(self, per: int) -> None:
-        def worker(w: int) -> None:
-            for i in range(per):
-                self._insert(f"c16-{w}-{i % 4}", 1)
+    async def _concurrent(self, plans: list[list[Any]]) -> None:
+        def worker(plan: list[Any]) -> None:
+            for prepared in plan:
+                self.recorder.insert_events(prepared)
 
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            list(pool.map(worker, range(CONCURRENCY)))
+            list(pool.map(worker, plans))
 
     async def _catchup(self) -> int:
         start, total = 1, 0
@@ -212,8 +228,8 @@ class EventSourcing(Contender):
 class EventSourcingViaThread(EventSourcing):
     """The peer as an asyncio service would call it: each blocking call handed to a thread."""
 
-    async def _one(self, stream: str, n: int) -> None:
-        await asyncio.to_thread(self._insert, stream, n)
+    async def _submit(self, prepared: Any) -> None:
+        await asyncio.to_thread(self.recorder.insert_events, prepared)
 
 
 async def measure(contenders: dict[str, Contender], counts: Counts) -> dict[str, dict[str, float]]:
