@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_proto",
     "grpcmesh.sidecar.cmd_demo",
     "grpcmesh.sidecar.cmd_sidecar",
+    "grpcmesh.services.eventstore.cmd",
 )
 
 

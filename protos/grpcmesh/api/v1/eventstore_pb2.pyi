@@ -125,25 +125,67 @@ class ReadAllRequest(_message.Message):
     def __init__(self, from_position: _Optional[int] = ..., max_count: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("after_position", "stream_prefixes", "event_types")
+    __slots__ = ("after_position", "stream_prefixes", "event_types", "batch_size")
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
     STREAM_PREFIXES_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     after_position: int
     stream_prefixes: _containers.RepeatedScalarFieldContainer[str]
     event_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, after_position: _Optional[int] = ..., stream_prefixes: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    batch_size: int
+    def __init__(self, after_position: _Optional[int] = ..., stream_prefixes: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class EventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
-    __slots__ = ("event", "caught_up")
+    __slots__ = ("event", "caught_up", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: RecordedEvent
     caught_up: CaughtUp
-    def __init__(self, event: _Optional[_Union[RecordedEvent, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
+    events: EventBatch
+    def __init__(self, event: _Optional[_Union[RecordedEvent, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ..., events: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
 
 class CaughtUp(_message.Message):
     __slots__ = ("position",)
     POSITION_FIELD_NUMBER: _ClassVar[int]
     position: int
     def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class StreamMetadata(_message.Message):
+    __slots__ = ("max_count", "max_age_seconds", "truncate_before")
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    max_count: int
+    max_age_seconds: int
+    truncate_before: int
+    def __init__(self, max_count: _Optional[int] = ..., max_age_seconds: _Optional[int] = ..., truncate_before: _Optional[int] = ...) -> None: ...
+
+class DeleteStreamRequest(_message.Message):
+    __slots__ = ("stream_id", "expected_revision")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    expected_revision: ExpectedRevision
+    def __init__(self, stream_id: _Optional[str] = ..., expected_revision: _Optional[_Union[ExpectedRevision, _Mapping]] = ...) -> None: ...
+
+class SetStreamMetadataRequest(_message.Message):
+    __slots__ = ("stream_id", "metadata")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    metadata: StreamMetadata
+    def __init__(self, stream_id: _Optional[str] = ..., metadata: _Optional[_Union[StreamMetadata, _Mapping]] = ...) -> None: ...
+
+class GetStreamMetadataRequest(_message.Message):
+    __slots__ = ("stream_id",)
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    def __init__(self, stream_id: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,21 @@ class EventStoreStub:
                 request_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SubscribeResponse.FromString,
                 _registered_method=True)
+        self.DeleteStream = channel.unary_unary(
+                '/grpcmesh.api.v1.EventStore/DeleteStream',
+                request_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.DeleteStreamRequest.SerializeToString,
+                response_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.FromString,
+                _registered_method=True)
+        self.SetStreamMetadata = channel.unary_unary(
+                '/grpcmesh.api.v1.EventStore/SetStreamMetadata',
+                request_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SetStreamMetadataRequest.SerializeToString,
+                response_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.FromString,
+                _registered_method=True)
+        self.GetStreamMetadata = channel.unary_unary(
+                '/grpcmesh.api.v1.EventStore/GetStreamMetadata',
+                request_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.GetStreamMetadataRequest.SerializeToString,
+                response_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.FromString,
+                _registered_method=True)
 
 
 class EventStoreServicer:
@@ -61,7 +76,8 @@ class EventStoreServicer:
 
     def Append(self, request, context):
         """Appends one or more events to one stream, atomically: all or none.
-        Idempotent by event id: retrying the same batch returns the original result.
+        Idempotent by event id within the stream: retrying the same batch returns the
+        original result (duplicate = true), whatever the expected revision says.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,6 +105,30 @@ class EventStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteStream(self, request, context):
+        """Soft-deletes a stream: its current events disappear from ReadStream (NOT_FOUND
+        until something new is appended; revisions then continue where they were).
+        Events stay in ReadAll and subscriptions, which are the log. Same expected-revision
+        check and ABORTED error as Append.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStreamMetadata(self, request, context):
+        """Replaces a stream's metadata (truncation rules applied when reading the stream).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStreamMetadata(self, request, context):
+        """A stream's metadata; all fields unset when none was ever set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +151,21 @@ def add_EventStoreServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SubscribeRequest.FromString,
                     response_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'DeleteStream': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStream,
+                    request_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.DeleteStreamRequest.FromString,
+                    response_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.SerializeToString,
+            ),
+            'SetStreamMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStreamMetadata,
+                    request_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SetStreamMetadataRequest.FromString,
+                    response_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.SerializeToString,
+            ),
+            'GetStreamMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStreamMetadata,
+                    request_deserializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.GetStreamMetadataRequest.FromString,
+                    response_serializer=grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +276,87 @@ class EventStore:
             '/grpcmesh.api.v1.EventStore/Subscribe',
             grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SubscribeRequest.SerializeToString,
             grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/grpcmesh.api.v1.EventStore/DeleteStream',
+            grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.DeleteStreamRequest.SerializeToString,
+            grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStreamMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/grpcmesh.api.v1.EventStore/SetStreamMetadata',
+            grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.SetStreamMetadataRequest.SerializeToString,
+            grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStreamMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/grpcmesh.api.v1.EventStore/GetStreamMetadata',
+            grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.GetStreamMetadataRequest.SerializeToString,
+            grpcmesh_dot_api_dot_v1_dot_eventstore__pb2.StreamMetadata.FromString,
             options,
             channel_credentials,
             insecure,

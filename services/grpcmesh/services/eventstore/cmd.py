@@ -1,0 +1,49 @@
+"""``grpcmesh eventstore --db URL --port N``: the event store as a stand-alone service."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("eventstore", help="run the event store gRPC service (SQLite or PostgreSQL)")
+    p.add_argument(
+        "--db",
+        default="sqlite://eventstore.db",
+        help=(
+            "sqlite:///abs/path.db or sqlite://rel/path.db [?synchronous=full|normal], "
+            "or postgresql://user@host:port/db (default: sqlite://eventstore.db)"
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50061, help="port to listen on; 0 picks a free one")
+    p.add_argument("--max-event-bytes", type=int, default=1024 * 1024, help="size limit of one event")
+    p.add_argument("--max-batch", type=int, default=1000, help="most events in one append")
+    p.add_argument(
+        "--subscriber-buffer",
+        type=int,
+        default=10_000,
+        help="events a live subscriber may lag before it is cut",
+    )
+    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between subscription polls")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from grpcmesh.services.eventstore.main import EventStoreConfig, run
+    from grpcmesh.services.eventstore.subscriptions import SubscriptionConfig
+    from grpcmesh.services.eventstore.validation import Limits
+
+    config = EventStoreConfig(
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        limits=Limits(max_event_bytes=args.max_event_bytes, max_batch_events=args.max_batch),
+        subscriptions=SubscriptionConfig(buffer=args.subscriber_buffer, poll_interval=args.poll_interval),
+    )
+    return asyncio.run(run(config))
