@@ -114,7 +114,13 @@ def test_gen_nested_packages_and_well_known_types(tmp_path: Path) -> None:
 
 
 def test_demo_runs() -> None:
+    """`make demo`: two instances behind sidecars, one killed mid-traffic, events through the mesh."""
     run = _cli("demo")
-    assert run.returncode == 0, run.stderr
-    assert "Echo -> message='hello, mesh'" in run.stdout
-    assert "INVALID_ARGUMENT" in run.stdout
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "served by {'orders-1': 10, 'orders-2': 10}" in run.stdout
+    assert "INVALID_ARGUMENT: message: must not be empty" in run.stdout
+    assert "60 more calls: 0 failed" in run.stdout
+    assert "'OPEN'" in run.stdout  # the killed instance's breaker
+    assert "read back: ['0:OrderCreated', '1:ItemAdded', '2:OrderSubmitted']" in run.stdout
+    assert "ABORTED" in run.stdout
+    assert "all processes stopped" in run.stdout
