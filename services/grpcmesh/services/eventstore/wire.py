@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -28,17 +29,21 @@ def _timestamp(when: datetime) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
+def _fields(event: RecordedEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "stream_id": event.stream_id,
+        "revision": event.revision,
+        "position": event.position,
+        "type": event.type,
+        "data": event.data,
+        "content_type": event.content_type,
+        "recorded_at": _timestamp(event.recorded_at),
+    }
+
+
 def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
-    message = pb.RecordedEvent(
-        id=event.id,
-        stream_id=event.stream_id,
-        revision=event.revision,
-        position=event.position,
-        type=event.type,
-        data=event.data,
-        content_type=event.content_type,
-        recorded_at=_timestamp(event.recorded_at),
-    )
+    message = pb.RecordedEvent(**_fields(event))
     if event.metadata:  # an empty map costs as much as the rest of the message
         message.metadata.update(event.metadata)
     return message
@@ -46,16 +51,7 @@ def to_proto(event: RecordedEvent) -> pb.RecordedEvent:
 
 def _add_to(batch: pb.EventBatch, event: RecordedEvent) -> None:
     """Builds the event in place inside the batch (no second copy, unlike ``EventBatch(events=[...])``)."""
-    message = batch.events.add(
-        id=event.id,
-        stream_id=event.stream_id,
-        revision=event.revision,
-        position=event.position,
-        type=event.type,
-        data=event.data,
-        content_type=event.content_type,
-        recorded_at=_timestamp(event.recorded_at),
-    )
+    message = batch.events.add(**_fields(event))
     if event.metadata:
         message.metadata.update(event.metadata)
 
