@@ -1,13 +1,14 @@
 """The gRPC face of the event store: maps requests to the Storage port and errors to statuses.
 
 * INVALID_ARGUMENT + BadRequest naming each bad field (see :mod:`.validation`).
-* ABORTED for a wrong expected revision, with ErrorInfo(reason="WRONG_EXPECTED_REVISION")
-  metadata ``stream_id``, ``expected`` and ``actual`` (``any`` / ``no_stream`` /
-  ``stream_exists`` / a revision number; ``actual`` is ``no_stream`` or a number).
+* ABORTED for a wrong expected revision (Append, DeleteStream), with ErrorInfo
+  (reason WRONG_EXPECTED_REVISION) metadata ``stream_id``, ``expected`` and ``actual``
+  (``any`` / ``no_stream`` / ``stream_exists`` / a revision number; ``actual`` is
+  ``no_stream`` or a number).
   ABORTED rather than FAILED_PRECONDITION because the fix is "re-read and retry".
 * ALREADY_EXISTS when some event ids of an append were already written and the
   append is not a retry of that write (ErrorInfo reason DUPLICATE_EVENT_ID).
-* NOT_FOUND for ReadStream of a stream with no events.
+* NOT_FOUND for ReadStream of a stream with no events, or soft-deleted (DeleteStream).
 * RESOURCE_EXHAUSTED when a live subscriber falls more than the buffer behind.
 """
 

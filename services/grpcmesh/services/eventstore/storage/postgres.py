@@ -10,10 +10,14 @@ expected-revision check runs inside that transaction, after the lock, so it sees
 every earlier commit.
 
 The price is that commits of all writers are serialised (one WAL flush at a
-time). Inside one process the :class:`GroupCommitter` hides it: appends that
-arrive during a flush share the next transaction, so the lock and the flush are
-paid once per group. Round trips per group: lock, then per append one check and
-one pipelined insert, then head update + NOTIFY + COMMIT in one message.
+time) — what any gap-free, commit-ordered position costs; an advisory lock would
+serialise the same way, and the row also stores the head (an O(1) read for
+subscribers). Inside one process the :class:`GroupCommitter` hides it: appends that
+arrive during a flush share the next transaction, so the lock and the flush are paid
+once per group. Measured in bench/eventstore.py with 16 concurrent writers: ~3,200
+appends/s against ~700/s for eventsourcing's ``LOCK TABLE … IN EXCLUSIVE MODE`` per
+insert; sequential single appends ~860/s vs ~780/s. Two pipelined round trips per
+group: (lock + every check), then (one ``INSERT … unnest`` + head + NOTIFY + COMMIT).
 
 The ``NOTIFY`` (delivered at commit) is only a hint to wake subscribers of other
 processes; they always read the log afterwards, and poll when no hint comes.
