@@ -56,8 +56,7 @@ class Route:
 
 def _bindings(rule: Any) -> Iterable[Any]:
     yield rule
-    for extra in rule.additional_bindings:
-        yield extra
+    yield from rule.additional_bindings
 
 
 def _routes_of(method: descriptor.MethodDescriptor) -> list[Route]:

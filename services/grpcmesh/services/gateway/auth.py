@@ -1,0 +1,124 @@
+"""JWT bearer authentication (RFC 6750) with PyJWT: who is calling, and may they.
+
+Tokens are verified against one configured key: an HS256 shared secret or an RS256
+public key. ``exp`` and ``nbf`` are always checked when present (``exp`` is required),
+``aud`` / ``iss`` when configured. Public routes accept a missing token but still
+reject a bad one (Envoy's ``allow_missing``). Scopes come from the OAuth2 ``scope``
+claim (space-separated) or a ``scp`` / ``scopes`` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from grpcmesh.services.gateway.errors import GatewayError
+
+__all__ = ["AuthConfig", "Authenticator", "Principal"]
+
+_ALGORITHMS = ("HS256", "RS256")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """How tokens are verified; ``key`` is the HS256 secret or the RS256 public key (PEM)."""
+
+    algorithm: str = "HS256"
+    key: str = ""
+    audience: str | None = None
+    issuer: str | None = None
+    leeway: float = 0.0
+    realm: str = "grpcmesh"
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError(f"auth.algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
+        if not self.key:
+            raise ValueError("auth needs a key: an HS256 secret or an RS256 public key")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    subject: str
+    scopes: frozenset[str]
+    claims: Mapping[str, Any]
+
+
+def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    raw = claims.get("scope", claims.get("scp", claims.get("scopes", ())))
+    if isinstance(raw, str):
+        return frozenset(raw.split())
+    if isinstance(raw, list):
+        return frozenset(str(s) for s in raw)
+    return frozenset()
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a :class:`Principal` or a 401/403."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        options: Any = {"require": ["exp"]}
+        self._options = options
+
+    def _challenge(self, error: str | None = None, description: str | None = None) -> dict[str, str]:
+        parts = [f'realm="{self.config.realm}"']
+        if error:
+            parts.append(f'error="{error}"')
+        if description:
+            safe = description.replace('"', "'")
+            parts.append(f'error_description="{safe}"')
+        return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+
+    def _unauthenticated(self, message: str, error: str | None = None) -> GatewayError:
+        return GatewayError(401, "UNAUTHENTICATED", message, headers=self._challenge(error, message))
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid token; 401 naming the reason otherwise."""
+        c = self.config
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                c.key,
+                algorithms=[c.algorithm],
+                audience=c.audience,
+                issuer=c.issuer,
+                leeway=c.leeway,
+                options=self._options,
+            )
+        except jwt.InvalidTokenError as err:
+            raise self._unauthenticated(f"invalid token: {err}", "invalid_token") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise self._unauthenticated("invalid token: no subject (sub) claim", "invalid_token")
+        return Principal(subject, _scopes(claims), claims)
+
+    def authenticate(
+        self, authorization: str | None, *, public: bool, scopes: Collection[str] = ()
+    ) -> Principal | None:
+        """The caller of a request; ``None`` only on a public route without a token."""
+        if not authorization:
+            if public:
+                return None
+            raise GatewayError(
+                401, "UNAUTHENTICATED", "a bearer token is required", headers=self._challenge()
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise self._unauthenticated("Authorization must be 'Bearer <token>'", "invalid_request")
+        principal = self.verify(token.strip())
+        missing = sorted(set(scopes) - principal.scopes)
+        if missing:
+            needed = " ".join(sorted(scopes))
+            raise GatewayError(
+                403,
+                "PERMISSION_DENIED",
+                f"token lacks scope {', '.join(missing)}",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+            )
+        return principal
