@@ -38,6 +38,8 @@ class AuthConfig:
             raise ValueError(f"auth.algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
         if not self.key:
             raise ValueError("auth needs a key: an HS256 secret or an RS256 public key")
+        if self.algorithm == "HS256" and len(self.key.encode()) < 32:
+            raise ValueError("auth: an HS256 secret must be at least 32 bytes (RFC 7518 section 3.2)")
 
 
 @dataclass(frozen=True)

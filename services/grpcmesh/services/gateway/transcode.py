@@ -32,7 +32,7 @@ def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise GatewayError.bad_request("body", "request body is not UTF-8") from None
     except json.JSONDecodeError as err:
