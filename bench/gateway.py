@@ -84,7 +84,9 @@ def _http_call(session: aiohttp.ClientSession, url: str, token: str) -> Callable
     return call
 
 
-async def _run(n: int, store_port: int, plain: GatewayProc, cached: GatewayProc) -> dict[str, dict[str, float]]:
+async def _run(
+    n: int, store_port: int, plain: GatewayProc, cached: GatewayProc
+) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{store_port}") as channel:
         stub = pb_grpc.EventStoreStub(channel)

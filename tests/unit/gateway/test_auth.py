@@ -119,3 +119,37 @@ def test_rs256_public_key() -> None:
 def test_bad_auth_config(kwargs: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         AuthConfig(**kwargs)
+
+
+class CountingAuthenticator(Authenticator):
+    """Counts real signature checks (everything else is the real class)."""
+
+    decodes = 0
+
+    def _decode(self, token: str) -> Any:
+        self.decodes += 1
+        return super()._decode(token)
+
+
+@pytest.mark.parametrize(("lifetime", "remembered_for"), [(30, 30), (3600, 60)])
+def test_verified_tokens_are_remembered_until_exp_or_the_cap(lifetime: int, remembered_for: int) -> None:
+    now = [float(int(time.time()))]
+    config = AuthConfig(key=SECRET, audience="grpcmesh", issuer="https://issuer.test")
+    auth = CountingAuthenticator(config, clock=lambda: now[0], cache_seconds=60)
+    t = token(exp=int(now[0]) + lifetime)
+    assert auth.verify(t).subject == "alice"
+    now[0] += remembered_for - 1
+    assert auth.verify(t).subject == "alice"
+    assert auth.decodes == 1  # the second answer came from the cache
+    now[0] += 1
+    auth.verify(t)  # the entry lapsed (PyJWT's own wall clock still accepts the token)
+    assert auth.decodes == 2
+
+
+def test_token_cache_is_bounded() -> None:
+    auth = Authenticator(
+        AuthConfig(key=SECRET, audience="grpcmesh", issuer="https://issuer.test"), cache_size=2
+    )
+    for sub in ("a", "b", "c"):
+        auth.verify(token(sub=sub))
+    assert len(auth._verified) == 2

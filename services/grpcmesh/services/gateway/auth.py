@@ -5,11 +5,18 @@ public key. ``exp`` and ``nbf`` are always checked when present (``exp`` is requ
 ``aud`` / ``iss`` when configured. Public routes accept a missing token but still
 reject a bad one (Envoy's ``allow_missing``). Scopes come from the OAuth2 ``scope``
 claim (space-separated) or a ``scp`` / ``scopes`` list.
+
+Verifying a signature costs more than the rest of a request's gateway work, so a
+verified token is remembered (bounded LRU) until its ``exp`` (+ leeway) or for at
+most ``cache_seconds``, whichever is sooner; the cached principal is only ever
+returned for the identical token string.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +70,20 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal` or a 401/403."""
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(
+        self,
+        config: AuthConfig,
+        clock: Callable[[], float] = time.time,
+        cache_size: int = 4096,
+        cache_seconds: float = 60.0,
+    ) -> None:
         self.config = config
         options: Any = {"require": ["exp"]}
         self._options = options
+        self._clock = clock
+        self._cache_size = cache_size
+        self._cache_seconds = cache_seconds
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def _challenge(self, error: str | None = None, description: str | None = None) -> dict[str, str]:
         parts = [f'realm="{self.config.realm}"']
@@ -82,6 +99,21 @@ class Authenticator:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; 401 naming the reason otherwise."""
+        now = self._clock()
+        known = self._verified.get(token)
+        if known is not None:
+            if now < known[0]:
+                self._verified.move_to_end(token)
+                return known[1]
+            del self._verified[token]
+        principal = self._decode(token)
+        until = min(float(principal.claims["exp"]) + self.config.leeway, now + self._cache_seconds)
+        self._verified[token] = (until, principal)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> Principal:
         c = self.config
         try:
             claims: dict[str, Any] = jwt.decode(
