@@ -18,6 +18,7 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="direct mode without a sidecar: consul://…, file://… or http://… registry URL",
     )
+    p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio event loop")
     p.set_defaults(func=_run)
 
 
@@ -27,8 +28,17 @@ def _run(args: argparse.Namespace) -> int:
     from grpcmesh.services.gateway.config import load_config
     from grpcmesh.services.gateway.main import run
 
+    loop_factory = None
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:  # uvloop is a dependency on Linux only
+            pass
     try:
         config = load_config(args.config, listen=args.listen, sidecar=args.sidecar, discovery=args.discovery)
-        return asyncio.run(run(config))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(run(config))
     except ValueError as err:  # a config mistake: one line, no traceback
         raise SystemExit(f"grpcmesh gateway: {err}") from None
