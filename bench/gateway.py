@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,33 +40,16 @@ from grpcmesh.api.v1 import eventstore_pb2_grpc as pb_grpc  # noqa: E402
 from tests.support.gateway import GatewayProc, make_token, start_gateway  # noqa: E402
 from tests.support.procs import ProcessGroup, free_port  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from sdk_client import _measure as measure_calls  # noqa: E402
+
 STREAM = "bench-1"
 CONCURRENCY = 16
 
 
 async def _measure(call: Callable[[], Awaitable[Any]], n: int) -> dict[str, float]:
-    for _ in range(min(200, n)):  # warm-up: connections, caches
-        await call()
-    latencies: list[float] = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await call()
-        latencies.append(time.perf_counter() - t0)
-    per_worker = max(1, n // CONCURRENCY)
-
-    async def worker() -> None:
-        for _ in range(per_worker):
-            await call()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - t0
-    latencies.sort()
-    return {
-        "p50_us": statistics.median(latencies) * 1e6,
-        "p99_us": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e6,
-        "rps": per_worker * CONCURRENCY / elapsed,
-    }
+    """sdk_client.py's measurement (warm-up, sequential percentiles, concurrent throughput)."""
+    return await measure_calls(lambda _payload: call(), n, CONCURRENCY)
 
 
 def _http_call(session: aiohttp.ClientSession, url: str, token: str) -> Callable[[], Awaitable[Any]]:
