@@ -167,3 +167,11 @@ async def test_health_and_metrics(gateway: GatewayProc) -> None:
     assert 'grpcmesh_gateway_requests_total{route="grpcmesh.api.v1.EventStore.ReadStream",status="404"}' in (
         metrics.text
     )
+
+
+async def test_oversized_body_is_413_json(gateway: GatewayProc) -> None:
+    huge = b'{"events": [], "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    reply = await gateway.request("POST", "/v1/streams/big", token=TOKEN, raw=huge)
+    assert reply.status == 413
+    assert reply.json()["code"] == "REQUEST_ENTITY_TOO_LARGE"
+    assert reply.headers["X-Request-Id"] == reply.json()["request_id"]

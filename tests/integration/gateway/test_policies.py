@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import uuid
 
+from grpcmesh.services.gateway.ratelimit import Limit, RedisLimiter
 from tests.integration.gateway.conftest import StartGateway
 from tests.support.gateway import make_token
+from tests.support.procs import wait_for_async
 from tests.support.redis import RedisServer
 
 READ = "/v1/streams/cached"
@@ -72,3 +74,21 @@ async def test_cache_hit_then_no_cache_bypass(gateway_for: StartGateway) -> None
     assert "X-Cache" not in (await gateway.request("POST", READ, token=alice, body=body())).headers
     assert (await gateway.request("GET", "/v1/streams/nope", token=alice)).status == 404
     assert (await gateway.request("GET", "/v1/streams/nope", token=alice)).headers.get("X-Cache") is None
+
+
+async def test_redis_bucket_refills(redis: RedisServer) -> None:
+    limiter = RedisLimiter(redis.url, prefix=f"test:{uuid.uuid4()}:")
+    try:
+        limit = Limit(rate=20.0, burst=1)
+        assert (await limiter.acquire("k", limit)).allowed
+        refused = await limiter.acquire("k", limit)
+        assert not refused.allowed
+        assert 0 < refused.retry_after <= 0.05 + 0.001
+        assert (await limiter.acquire("other", limit)).allowed  # keys are separate buckets
+
+        async def allowed_again() -> bool:
+            return (await limiter.acquire("k", limit)).allowed
+
+        await wait_for_async(allowed_again, timeout=5, interval=0.01, what="the Redis bucket to refill")
+    finally:
+        await limiter.close()

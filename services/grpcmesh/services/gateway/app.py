@@ -100,6 +100,9 @@ class Gateway:
             response = self._error(err, rid)
         except MeshError as err:
             response = self._error(from_mesh_error(err), rid)
+        except web.HTTPException as err:  # raised by aiohttp itself, e.g. 413 for an oversized body
+            code = err.reason.upper().replace(" ", "_")
+            response = self._error(GatewayError(err.status, code, err.reason), rid)
         except Exception:
             log.exception("gateway failure", extra={"request_id": rid, "route": name})
             response = self._error(GatewayError(500, "INTERNAL", "internal error"), rid)
