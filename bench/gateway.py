@@ -41,7 +41,7 @@ from tests.support.gateway import GatewayProc, make_token, start_gateway  # noqa
 from tests.support.procs import ProcessGroup, free_port  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from sdk_client import _measure as measure_calls  # noqa: E402
+from sdk_client import _measure as measure_calls  # type: ignore[import-not-found]  # noqa: E402
 
 STREAM = "bench-1"
 CONCURRENCY = 16
@@ -49,7 +49,8 @@ CONCURRENCY = 16
 
 async def _measure(call: Callable[[], Awaitable[Any]], n: int) -> dict[str, float]:
     """sdk_client.py's measurement (warm-up, sequential percentiles, concurrent throughput)."""
-    return await measure_calls(lambda _payload: call(), n, CONCURRENCY)
+    result: dict[str, float] = await measure_calls(lambda _payload: call(), n, CONCURRENCY)
+    return result
 
 
 def _http_call(session: aiohttp.ClientSession, url: str, token: str) -> Callable[[], Awaitable[Any]]:
