@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,4 +188,42 @@ def test_config_errors_name_the_problem(tmp_path: Path, text: str, problem: str)
     path = tmp_path / "gateway.toml"
     path.write_text(text)
     with pytest.raises(ValueError, match=problem):
+        load_config(path)
+
+
+def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import grpcmesh.services.gateway as package
+
+    monkeypatch.setenv("GRPCMESH_GATEWAY_JWT_SECRET", "e" * 32)
+    config = load_config(Path(package.__file__).parent / "gateway.example.toml")
+    assert config.services["grpcmesh.api.v1.EventStore"] == "eventstore"
+    assert config.policy("grpcmesh.api.v1.EventStore.Append").scopes == ("events:write",)
+    assert config.cache_ttl_for("grpcmesh.api.v1.EventStore.ReadStream") == 5
+    assert set(config.routes) <= set(ROUTER.by_name)
+
+
+def test_rs256_key_file_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "jwt.pub.pem").write_text("-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n")
+    path = tmp_path / "gateway.toml"
+    path.write_text('[auth]\nalgorithm = "RS256"\npublic_key_file = "jwt.pub.pem"\n')
+    config = load_config(path)
+    assert config.auth is not None
+    assert config.auth.key.startswith("-----BEGIN PUBLIC KEY-----")
+    path.write_text('[auth]\nalgorithm = "RS256"\npublic_key_file = "missing.pem"\n')
+    with pytest.raises(ValueError, match=re.escape("missing.pem")):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("rate_limit = 3\n", "[rate_limit]: must be a table"),
+        ("routes = 1\n", "[routes]: must be a table"),
+        ("timeout = 'soon'\n", "gateway config: could not convert"),
+    ],
+)
+def test_wrong_shapes_are_config_errors(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(problem)):
         load_config(path)

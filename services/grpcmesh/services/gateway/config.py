@@ -73,9 +73,12 @@ class GatewayConfig:
 _DEFAULT_POLICY = RoutePolicy()
 
 
-def _take(table: Mapping[str, Any], where: str, allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
+def _take(table: Any, where: str, allowed: set[str] | None) -> dict[str, Any]:
+    """``table`` as a dict; any key outside ``allowed`` (``None``: any key goes) names itself."""
+    if not isinstance(table, Mapping):
+        raise ValueError(f"gateway config {where}: must be a table, got {table!r}")
+    unknown = sorted(set(table) - allowed) if allowed is not None else []
+    if unknown and allowed is not None:
         raise ValueError(f"gateway config {where}: unknown key {unknown[0]!r} (allowed: {sorted(allowed)})")
     return dict(table)
 
@@ -133,13 +136,28 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise ValueError(f"gateway config {os.fspath(path)!r}: {err}") from None
         base = Path(path).resolve().parent
+    try:
+        config = _parse(data, base)
+    except (TypeError, ValueError) as err:
+        text = str(err)
+        raise ValueError(text if text.startswith("gateway config") else f"gateway config: {text}") from None
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if config.timeout <= 0 or config.max_timeout < config.timeout:
+        raise ValueError("gateway config: need 0 < timeout <= max_timeout")
+    backend = config.rate_limit_backend
+    if backend != "memory" and not backend.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"gateway config [rate_limit] backend: 'memory' or a redis:// URL, got {backend!r}")
+    return config
+
+
+def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     top = {"listen", "protos", "sidecar", "discovery", "services", "timeout", "max_timeout", "auth"}
     top |= {"rate_limit", "cache", "routes", "trust_forwarded_for"}
     data = _take(data, "(top level)", top)
     rl = _take(data.get("rate_limit", {}), "[rate_limit]", {"rate", "burst", "backend", "enabled"})
     cache = _take(data.get("cache", {}), "[cache]", {"ttl", "max_entries"})
     limit = None if rl.get("enabled", True) is False else _limit(rl, DEFAULT_LIMIT)
-    config = GatewayConfig(
+    return GatewayConfig(
         listen=str(data.get("listen", GatewayConfig.listen)),
         protos=tuple(data.get("protos", DEFAULT_PROTOS)),
         sidecar=data.get("sidecar"),
@@ -153,12 +171,5 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
         cache_ttl=float(cache.get("ttl", GatewayConfig.cache_ttl)),
         cache_entries=int(cache.get("max_entries", GatewayConfig.cache_entries)),
         trust_forwarded_for=bool(data.get("trust_forwarded_for", False)),
-        routes={name: _route(name, t) for name, t in dict(data.get("routes", {})).items()},
+        routes={name: _route(name, t) for name, t in _take(data.get("routes", {}), "[routes]", None).items()},
     )
-    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    if config.timeout <= 0 or config.max_timeout < config.timeout:
-        raise ValueError("gateway config: need 0 < timeout <= max_timeout")
-    backend = config.rate_limit_backend
-    if backend != "memory" and not backend.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"gateway config [rate_limit] backend: 'memory' or a redis:// URL, got {backend!r}")
-    return config
