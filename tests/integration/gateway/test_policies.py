@@ -92,3 +92,18 @@ async def test_redis_bucket_refills(redis: RedisServer) -> None:
         await wait_for_async(allowed_again, timeout=5, interval=0.01, what="the Redis bucket to refill")
     finally:
         await limiter.close()
+
+
+async def test_anonymous_callers_are_keyed_by_forwarded_address(gateway_for: StartGateway) -> None:
+    gateway = gateway_for(
+        "trust_forwarded_for = true\naccess_log = true\n"
+        '[routes."grpcmesh.api.v1.EventStore.ReadStream"]\npublic = true\nrate = 0.01\nburst = 1\n'
+    )
+
+    async def status(ip: str) -> int:
+        return (await gateway.request("GET", "/v1/streams/anon", headers={"X-Forwarded-For": ip})).status
+
+    assert await status("203.0.113.7") == 404
+    assert await status("203.0.113.7, 10.0.0.1") == 429  # the first hop is the client
+    assert await status("198.51.100.2") == 404
+    gateway.proc.wait_output("GET /v1/streams/anon 429", timeout=10)  # access log line

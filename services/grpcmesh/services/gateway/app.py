@@ -106,7 +106,19 @@ class Gateway:
         except Exception:
             log.exception("gateway failure", extra={"request_id": rid, "route": name})
             response = self._error(GatewayError(500, "INTERNAL", "internal error"), rid)
-        self.metrics.observe(name, response.status, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(name, response.status, elapsed)
+        if self.config.access_log:
+            log.info(
+                "%s %s %d %.2fms route=%s request_id=%s",
+                request.method,
+                request.rel_url.raw_path,
+                response.status,
+                elapsed * 1000,
+                name,
+                rid,
+                extra={"request_id": rid, "route": name},
+            )
         return response
 
     def _error(self, err: GatewayError, rid: str) -> web.Response:

@@ -57,6 +57,8 @@ class GatewayConfig:
     cache_ttl: float = 2.0
     cache_entries: int = 1024
     trust_forwarded_for: bool = False
+    """Key anonymous callers by the first ``X-Forwarded-For`` address (only behind a trusted proxy)."""
+    access_log: bool = False
     routes: Mapping[str, RoutePolicy] = field(default_factory=dict)
 
     def policy(self, route: str) -> RoutePolicy:
@@ -152,7 +154,7 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
 
 def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     top = {"listen", "protos", "sidecar", "discovery", "services", "timeout", "max_timeout", "auth"}
-    top |= {"rate_limit", "cache", "routes", "trust_forwarded_for"}
+    top |= {"rate_limit", "cache", "routes", "trust_forwarded_for", "access_log"}
     data = _take(data, "(top level)", top)
     rl = _take(data.get("rate_limit", {}), "[rate_limit]", {"rate", "burst", "backend", "enabled"})
     cache = _take(data.get("cache", {}), "[cache]", {"ttl", "max_entries"})
@@ -171,5 +173,6 @@ def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         cache_ttl=float(cache.get("ttl", GatewayConfig.cache_ttl)),
         cache_entries=int(cache.get("max_entries", GatewayConfig.cache_entries)),
         trust_forwarded_for=bool(data.get("trust_forwarded_for", False)),
+        access_log=bool(data.get("access_log", False)),
         routes={name: _route(name, t) for name, t in _take(data.get("routes", {}), "[routes]", None).items()},
     )
