@@ -1,0 +1,178 @@
+"""Gateway configuration: one TOML file (plus CLI flags) → one frozen :class:`GatewayConfig`.
+
+Every table is checked up front and an unknown key names itself, so a typo in
+``[rate_limit]`` fails at start instead of silently disabling the limit. Secrets
+never live in the file: the HS256 secret is read from the environment variable
+``[auth] secret_env`` names, the RS256 key from ``public_key_file``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from grpcmesh.sdk.direct import Discovery
+from grpcmesh.services.gateway.auth import AuthConfig
+from grpcmesh.services.gateway.ratelimit import Limit
+
+__all__ = ["DEFAULT_PROTOS", "GatewayConfig", "RoutePolicy", "load_config"]
+
+DEFAULT_PROTOS: tuple[str, ...] = tuple(
+    f"grpcmesh.api.v1.{name}_pb2" for name in ("eventstore", "commandbus", "querybus", "saga")
+)
+
+DEFAULT_LIMIT = Limit(rate=50.0, burst=100)
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    """Per-route options (``[routes."pkg.Service.Method"]``); ``None`` means the gateway default."""
+
+    public: bool = False
+    scopes: tuple[str, ...] = ()
+    limit: Limit | None = None
+    cache_ttl: float | None = None
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    listen: str = "127.0.0.1:8080"
+    protos: tuple[str, ...] = DEFAULT_PROTOS
+    sidecar: str | None = None
+    """Local sidecar address (default: the SDK's ``$GRPCMESH_SIDECAR`` / 127.0.0.1:15001)."""
+    discovery: Discovery | None = None
+    """Direct mode: a discovery URL or ``{service: [host:port]}`` instead of a sidecar."""
+    services: Mapping[str, str] = field(default_factory=dict)
+    """Proto service full name → mesh service name (default: the proto name itself)."""
+    timeout: float = 10.0
+    max_timeout: float = 60.0
+    auth: AuthConfig | None = None
+    """``None``: no authentication at all (every route public) — for local development."""
+    limit: Limit | None = DEFAULT_LIMIT
+    rate_limit_backend: str = "memory"
+    cache_ttl: float = 2.0
+    cache_entries: int = 1024
+    trust_forwarded_for: bool = False
+    """Key anonymous callers by the first ``X-Forwarded-For`` address (only behind a trusted proxy)."""
+    access_log: bool = False
+    routes: Mapping[str, RoutePolicy] = field(default_factory=dict)
+
+    def policy(self, route: str) -> RoutePolicy:
+        return self.routes.get(route, _DEFAULT_POLICY)
+
+    def limit_for(self, route: str) -> Limit | None:
+        return self.policy(route).limit or self.limit
+
+    def cache_ttl_for(self, route: str) -> float:
+        ttl = self.policy(route).cache_ttl
+        return self.cache_ttl if ttl is None else ttl
+
+
+_DEFAULT_POLICY = RoutePolicy()
+
+
+def _take(table: Any, where: str, allowed: set[str] | None) -> dict[str, Any]:
+    """``table`` as a dict; any key outside ``allowed`` (``None``: any key goes) names itself."""
+    if not isinstance(table, Mapping):
+        raise ValueError(f"gateway config {where}: must be a table, got {table!r}")
+    unknown = sorted(set(table) - allowed) if allowed is not None else []
+    if unknown and allowed is not None:
+        raise ValueError(f"gateway config {where}: unknown key {unknown[0]!r} (allowed: {sorted(allowed)})")
+    return dict(table)
+
+
+def _auth(table: Mapping[str, Any], base: Path) -> AuthConfig:
+    t = _take(table, "[auth]", {"algorithm", "secret_env", "public_key_file", "audience", "issuer", "leeway"})
+    algorithm = str(t.get("algorithm", "HS256")).upper()
+    if algorithm == "HS256":
+        env = str(t.get("secret_env", "GRPCMESH_GATEWAY_JWT_SECRET"))
+        key = os.environ.get(env, "")
+        if not key:
+            raise ValueError(f"gateway config [auth]: HS256 needs the secret in ${env}, which is empty")
+    else:
+        if "public_key_file" not in t:
+            raise ValueError("gateway config [auth]: RS256 needs public_key_file")
+        key_path = base / str(t["public_key_file"])
+        try:
+            key = key_path.read_text()
+        except OSError as err:
+            raise ValueError(f"gateway config [auth] public_key_file: {err}") from None
+    return AuthConfig(
+        algorithm=algorithm,
+        key=key,
+        audience=t.get("audience"),
+        issuer=t.get("issuer"),
+        leeway=float(t.get("leeway", 0.0)),
+    )
+
+
+def _limit(t: Mapping[str, Any], default: Limit | None) -> Limit | None:
+    if "rate" not in t and "burst" not in t:
+        return default
+    rate = float(t.get("rate", default.rate if default else 1.0))
+    return Limit(rate=rate, burst=int(t.get("burst", max(1, round(rate)))))
+
+
+def _route(name: str, table: Mapping[str, Any]) -> RoutePolicy:
+    t = _take(table, f'[routes."{name}"]', {"public", "scopes", "rate", "burst", "cache_ttl"})
+    ttl = t.get("cache_ttl")
+    return RoutePolicy(
+        public=bool(t.get("public", False)),
+        scopes=tuple(str(s) for s in t.get("scopes", ())),
+        limit=_limit(t, None),
+        cache_ttl=None if ttl is None else float(ttl),
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> GatewayConfig:
+    """The config in ``path`` (``None``: defaults) with CLI ``overrides`` (non-None values) on top."""
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ValueError(f"gateway config {os.fspath(path)!r}: {err}") from None
+        base = Path(path).resolve().parent
+    try:
+        config = _parse(data, base)
+    except (TypeError, ValueError) as err:
+        text = str(err)
+        raise ValueError(text if text.startswith("gateway config") else f"gateway config: {text}") from None
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if config.timeout <= 0 or config.max_timeout < config.timeout:
+        raise ValueError("gateway config: need 0 < timeout <= max_timeout")
+    backend = config.rate_limit_backend
+    if backend != "memory" and not backend.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"gateway config [rate_limit] backend: 'memory' or a redis:// URL, got {backend!r}")
+    return config
+
+
+def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
+    top = {"listen", "protos", "sidecar", "discovery", "services", "timeout", "max_timeout", "auth"}
+    top |= {"rate_limit", "cache", "routes", "trust_forwarded_for", "access_log"}
+    data = _take(data, "(top level)", top)
+    rl = _take(data.get("rate_limit", {}), "[rate_limit]", {"rate", "burst", "backend", "enabled"})
+    cache = _take(data.get("cache", {}), "[cache]", {"ttl", "max_entries"})
+    limit = None if rl.get("enabled", True) is False else _limit(rl, DEFAULT_LIMIT)
+    return GatewayConfig(
+        listen=str(data.get("listen", GatewayConfig.listen)),
+        protos=tuple(data.get("protos", DEFAULT_PROTOS)),
+        sidecar=data.get("sidecar"),
+        discovery=data.get("discovery"),
+        services={str(k): str(v) for k, v in dict(data.get("services", {})).items()},
+        timeout=float(data.get("timeout", GatewayConfig.timeout)),
+        max_timeout=float(data.get("max_timeout", GatewayConfig.max_timeout)),
+        auth=_auth(data["auth"], base) if "auth" in data else None,
+        limit=limit,
+        rate_limit_backend=str(rl.get("backend", "memory")),
+        cache_ttl=float(cache.get("ttl", GatewayConfig.cache_ttl)),
+        cache_entries=int(cache.get("max_entries", GatewayConfig.cache_entries)),
+        trust_forwarded_for=bool(data.get("trust_forwarded_for", False)),
+        access_log=bool(data.get("access_log", False)),
+        routes={name: _route(name, t) for name, t in _take(data.get("routes", {}), "[routes]", None).items()},
+    )
