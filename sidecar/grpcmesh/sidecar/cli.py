@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_demo",
     "grpcmesh.sidecar.cmd_sidecar",
     "grpcmesh.services.eventstore.cmd",
+    "grpcmesh.services.saga.cmd",
 )
 
 

@@ -1,0 +1,144 @@
+"""SQLite adapter of the saga store: one WAL database, ``synchronous=FULL``, one writer thread.
+
+All statements run on a single worker thread (sqlite3 connections are not shared
+across threads), so calls are serialised and each ``save`` is committed before
+the awaiting engine moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from grpcmesh.services.saga.domain import ACTIVE, SagaRecord, SagaStatus
+from grpcmesh.services.saga.store.base import VersionConflict
+from grpcmesh.services.saga.store.codec import dumps, loads
+
+__all__ = ["SQLiteSagaStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sagas (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    saga_id TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, position);
+"""
+
+
+class SQLiteSagaStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="saga-sqlite")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("SQLiteSagaStore is not open")
+        return self._db
+
+    async def open(self) -> None:
+        def connect() -> None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            self._db = db
+
+        await self._run(connect)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._conn().close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
+        def insert() -> tuple[SagaRecord, bool]:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT body FROM sagas WHERE idempotency_key = ?", (record.idempotency_key,)
+                ).fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO sagas (saga_id, idempotency_key, status, version, body)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            record.saga_id,
+                            record.idempotency_key,
+                            record.status.name,
+                            record.version,
+                            dumps(record),
+                        ),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return (record, True) if row is None else (loads(row[0]), False)
+
+        result: tuple[SagaRecord, bool] = await self._run(insert)
+        return result
+
+    async def save(self, record: SagaRecord) -> None:
+        def update() -> None:
+            cur = self._conn().execute(
+                "UPDATE sagas SET status = ?, version = ?, body = ? WHERE saga_id = ? AND version = ?",
+                (record.status.name, record.version, dumps(record), record.saga_id, record.version - 1),
+            )
+            if cur.rowcount != 1:
+                raise VersionConflict(f"saga {record.saga_id} is not at version {record.version - 1}")
+
+        await self._run(update)
+
+    async def get(self, saga_id: str) -> SagaRecord | None:
+        def select() -> SagaRecord | None:
+            row = self._conn().execute("SELECT body FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
+            return None if row is None else loads(row[0])
+
+        result: SagaRecord | None = await self._run(select)
+        return result
+
+    async def page(self, status: SagaStatus | None, after: int, limit: int) -> list[tuple[int, SagaRecord]]:
+        def select() -> list[tuple[int, SagaRecord]]:
+            sql = "SELECT position, body FROM sagas WHERE position > ?"
+            args: list[object] = [after]
+            if status is not None:
+                sql += " AND status = ?"
+                args.append(status.name)
+            rows = self._conn().execute(sql + " ORDER BY position LIMIT ?", (*args, limit)).fetchall()
+            return [(pos, loads(body)) for pos, body in rows]
+
+        result: list[tuple[int, SagaRecord]] = await self._run(select)
+        return result
+
+    async def unfinished(self) -> list[SagaRecord]:
+        def select() -> list[SagaRecord]:
+            marks = ",".join("?" for _ in ACTIVE)
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT body FROM sagas WHERE status IN ({marks}) ORDER BY position",
+                    tuple(s.name for s in ACTIVE),
+                )
+                .fetchall()
+            )
+            return [loads(body) for (body,) in rows]
+
+        result: list[SagaRecord] = await self._run(select)
+        return result
