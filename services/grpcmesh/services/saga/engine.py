@@ -160,7 +160,8 @@ class Orchestrator:
                 raise WrongState(f"saga {saga_id} is {r.status.name}; only a FAILED saga can be retried")
             if r.definition not in self._definitions:
                 raise WrongState(f"saga {saga_id}: definition {r.definition!r} is not registered")
-            forward_error = next((s.error for s in r.steps if s.status is StepStatus.FAILED), "")
+            failed = [s for s in r.steps if s.status is StepStatus.FAILED]
+            forward_error = f"step {failed[0].name} failed: {failed[0].error}" if failed else ""
             undoing = bool(forward_error or r.abort_reason or any(s.status in _UNDO_MARKS for s in r.steps))
             status = SagaStatus.COMPENSATING if undoing else SagaStatus.RUNNING
             return r.evolve(status=status, error=forward_error)

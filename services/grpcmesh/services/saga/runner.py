@@ -153,7 +153,7 @@ class SagaRunner:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential_jitter(policy.initial, policy.maximum, jitter=policy.jitter),
+            wait=wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.jitter),
             retry=retry_if_exception(retryable),
             sleep=sleep,
             reraise=True,

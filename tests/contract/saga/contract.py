@@ -1,0 +1,111 @@
+"""The one contract of the saga orchestrator's ``SagaStore`` port; each adapter subclasses it.
+
+A subclass provides ``new_store(request)`` (an unopened store on a fresh database);
+``reopen`` opens a second instance on the same database, as a restarted process would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepRecord, StepStatus
+from grpcmesh.services.saga.store.base import SagaStore, VersionConflict
+
+
+def record(saga_id: str, key: str = "", **changes: object) -> SagaRecord:
+    base = SagaRecord(
+        saga_id=saga_id,
+        definition="order",
+        idempotency_key=key or f"key-{saga_id}",
+        input={"sku": "a-1", "qty": 2.0, "nested": {"x": [1.0, "y"]}},
+        steps=(StepRecord("reserve"), StepRecord("charge")),
+        created_at=1000.0,
+        updated_at=1000.0,
+    )
+    return base if not changes else base.evolve(**changes)
+
+
+class SagaStoreContract:
+    def new_store(self, request: pytest.FixtureRequest) -> SagaStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def store(self, request: pytest.FixtureRequest) -> AsyncIterator[SagaStore]:
+        store = self.new_store(request)
+        await store.open()
+        yield store
+        await store.close()
+
+    async def reopen(self, request: pytest.FixtureRequest) -> SagaStore:
+        store = self.new_store(request)
+        await store.open()
+        return store
+
+    async def test_create_then_get_round_trips_every_field(self, store: SagaStore) -> None:
+        rec = record("s1")
+        stored, created = await store.create(rec)
+        assert created
+        assert stored == rec
+        assert await store.get("s1") == rec
+        assert await store.get("nope") is None
+
+    async def test_create_is_idempotent_by_key(self, store: SagaStore) -> None:
+        first, _ = await store.create(record("s1", key="order-7"))
+        again, created = await store.create(record("s2", key="order-7"))
+        assert not created
+        assert again.saga_id == "s1" == first.saga_id
+        assert await store.get("s2") is None
+
+    async def test_save_is_a_compare_and_set_on_version(self, store: SagaStore) -> None:
+        rec, _ = await store.create(record("s1"))
+        nxt = rec.with_step(0, status=StepStatus.RUNNING, attempts=1)
+        await store.save(nxt)
+        assert await store.get("s1") == nxt
+        with pytest.raises(VersionConflict):
+            await store.save(nxt)  # stored is already at nxt.version
+        with pytest.raises(VersionConflict):
+            await store.save(rec.evolve().evolve().evolve())  # skips versions
+        assert (await store.get("s1")) == nxt
+
+    async def test_saved_state_survives_a_reopen(
+        self, store: SagaStore, request: pytest.FixtureRequest
+    ) -> None:
+        rec, _ = await store.create(record("s1"))
+        done = rec.with_step(0, status=StepStatus.SUCCEEDED, result={"id": "r-1"})
+        await store.save(done)
+        other = await self.reopen(request)
+        try:
+            assert await other.get("s1") == done
+        finally:
+            await other.close()
+
+    async def test_unfinished_lists_running_and_compensating_oldest_first(self, store: SagaStore) -> None:
+        for sid in ("a", "b", "c", "d"):
+            await store.create(record(sid))
+        b = await store.get("b")
+        c = await store.get("c")
+        d = await store.get("d")
+        assert b
+        assert c
+        assert d
+        await store.save(b.evolve(status=SagaStatus.COMPLETED))
+        await store.save(c.evolve(status=SagaStatus.COMPENSATING))
+        await store.save(d.evolve(status=SagaStatus.FAILED))
+        assert [r.saga_id for r in await store.unfinished()] == ["a", "c"]
+
+    async def test_page_in_creation_order_with_status_filter(self, store: SagaStore) -> None:
+        for sid in ("a", "b", "c", "d", "e"):
+            await store.create(record(sid))
+        c = await store.get("c")
+        assert c
+        await store.save(c.evolve(status=SagaStatus.COMPLETED))
+        first = await store.page(None, 0, 2)
+        assert [r.saga_id for _, r in first] == ["a", "b"]
+        rest = await store.page(None, first[-1][0], 10)
+        assert [r.saga_id for _, r in rest] == ["c", "d", "e"]
+        running = await store.page(SagaStatus.RUNNING, 0, 10)
+        assert [r.saga_id for _, r in running] == ["a", "b", "d", "e"]
+        assert [r.saga_id for _, r in await store.page(SagaStatus.COMPLETED, 0, 10)] == ["c"]
+        assert await store.page(SagaStatus.ABORTED, 0, 10) == []
