@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.saga.helpers import Orchestrator, Participants, start_orchestrator, start_participants
+from tests.support.postgres import postgres_dsn, postgres_server
 from tests.support.procs import ProcessGroup
+
+__all__ = ["postgres_dsn", "postgres_server"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,11 @@ async def participants(participant_procs: Participants) -> AsyncIterator[Partici
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The orchestrator's database: SQLite, or ``parametrize("db", ["postgres"], indirect=True)``."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        return dsn
     return f"sqlite://{tmp_path / 'sagas.db'}"
 
 

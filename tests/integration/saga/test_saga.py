@@ -81,6 +81,9 @@ async def test_failed_compensation_then_operator_retry(
     assert len(await payments.effects(REFUND)) == 1
 
 
+@pytest.mark.parametrize(
+    "db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_sigkill_mid_saga_resumes_without_duplicate_effects(
     orchestrators: Callable[..., Orchestrator], participants: Participants
 ) -> None:

@@ -34,8 +34,18 @@ def add_parser(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
+    import sys
 
+    from grpcmesh.services.saga.definitions import load_definitions
     from grpcmesh.services.saga.main import SagaConfig, run
+    from grpcmesh.services.saga.store.base import make_store
+
+    try:  # fail fast, with one line, on a bad --definitions or --db
+        load_definitions(args.definitions)
+        make_store(args.db)
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        sys.stderr.write(f"grpcmesh saga: {err}\n")
+        return 2
 
     config = SagaConfig(
         definitions=args.definitions,

@@ -63,7 +63,7 @@ class Orchestrator:
         """Starts a runner for every RUNNING/COMPENSATING saga in the store; returns how many."""
         unfinished = await self._store.unfinished()
         for record in unfinished:
-            self._current[record.saga_id] = record
+            self._current.setdefault(record.saga_id, record)  # never over a newer in-memory state
             self._spawn(record.saga_id)
         if unfinished:
             log.info("resuming %d unfinished saga(s)", len(unfinished))

@@ -55,8 +55,8 @@ async def run(config: SagaConfig) -> int:
             port=config.port,
             name="saga",
         )
+        resumed = await orchestrator.resume()  # before serving: no Start can race the resume
         await server.start()
-        resumed = await orchestrator.resume()
         log.info(
             "listening on %s (db %s, %d definition(s), %d resumed)",
             server.address,

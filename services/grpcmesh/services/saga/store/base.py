@@ -43,7 +43,7 @@ class SagaStore(Protocol):
 
 
 def make_store(url: str) -> SagaStore:
-    """``sqlite:///abs/path.db`` or ``sqlite://rel/path.db``."""
+    """``sqlite:///abs/path.db``, ``sqlite://rel/path.db`` or ``postgresql://user@host:port/db``."""
     if url.startswith("sqlite://"):
         from grpcmesh.services.saga.store.sqlite import SQLiteSagaStore
 
@@ -51,4 +51,8 @@ def make_store(url: str) -> SagaStore:
         if not path:
             raise ValueError(f"bad SQLite URL {url!r}: want sqlite:///path")
         return SQLiteSagaStore(path)
-    raise ValueError(f"unsupported saga database URL {url!r}: use sqlite:///path")
+    if url.startswith(("postgresql://", "postgres://")):
+        from grpcmesh.services.saga.store.postgres import PostgresSagaStore
+
+        return PostgresSagaStore(url)
+    raise ValueError(f"unsupported saga database URL {url!r}: use sqlite:///path or postgresql://...")
