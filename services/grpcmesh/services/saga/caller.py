@@ -48,7 +48,8 @@ def decode_result(call: Call, payload: bytes) -> dict[str, Any]:
     if call.result is not None:
         return call.result(response)
     if isinstance(response, Message):
-        return MessageToDict(response, preserving_proto_field_name=True)
+        as_json = MessageToDict(response, preserving_proto_field_name=True)
+        return as_json if isinstance(as_json, dict) else {"value": as_json}  # well-known wrapper types
     if not isinstance(response, dict):
         raise TypeError(f"{call.method} answered {type(response).__name__}, not a JSON object")
     return response

@@ -141,7 +141,9 @@ def load_definitions(spec: str) -> dict[str, SagaDefinition]:
     value: Any = getattr(importlib.import_module(module), attr)
     if callable(value) and not isinstance(value, SagaDefinition):
         value = value()
-    items = [value] if isinstance(value, SagaDefinition) else list(value)
+    items = (
+        [value] if isinstance(value, SagaDefinition) else list(value) if isinstance(value, Iterable) else []
+    )
     if not items or not all(isinstance(d, SagaDefinition) for d in items):
         raise ValueError(f"{spec} must be SagaDefinition(s), got {type(value).__name__}")
     return definitions_by_name(items)

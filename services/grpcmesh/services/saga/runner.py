@@ -79,19 +79,8 @@ class SagaRunner:
             # The call may have landed: the step stays RUNNING and is compensated.
             return await self._commit(sid, lambda r: r.evolve(status=SagaStatus.COMPENSATING))
         except Exception as err:  # any failure of the step fails the step
-            error = str(err) or type(err).__name__
-            cause = f"step {step.name} failed: {error}"
-            log.warning("saga %s: %s; compensating", sid, cause)
-            return await self._commit(
-                sid,
-                lambda r: r.with_step(
-                    index,
-                    status=StepStatus.FAILED,
-                    error=error,
-                    saga_status=SagaStatus.COMPENSATING,
-                    saga_error=cause,
-                ),
-            )
+            failed = (StepStatus.FAILED, SagaStatus.COMPENSATING)
+            return await self._failed(sid, index, f"step {step.name}", err, failed)
         done = StepStatus.SUCCEEDED
         return await self._commit(sid, lambda r: r.with_step(index, status=done, result=result))
 
@@ -114,20 +103,30 @@ class SagaRunner:
         try:
             await self._attempts(sid, step.compensate, ctx, step.undo_retry, key, started, None)
         except Exception as err:  # any failure leaves it to an operator
-            error = str(err) or type(err).__name__
-            cause = f"compensation of step {step.name} failed: {error}"
-            log.error("saga %s: %s; needs an operator (Retry)", sid, cause)
-            return await self._commit(
-                sid,
-                lambda r: r.with_step(
-                    index,
-                    status=StepStatus.COMPENSATION_FAILED,
-                    error=error,
-                    saga_status=SagaStatus.FAILED,
-                    saga_error=cause,
-                ),
-            )
+            failed = (StepStatus.COMPENSATION_FAILED, SagaStatus.FAILED)
+            return await self._failed(sid, index, f"compensation of step {step.name}", err, failed)
         return await self._commit(sid, lambda r: r.with_step(index, status=StepStatus.COMPENSATED))
+
+    async def _failed(
+        self, sid: str, index: int, what: str, err: Exception, statuses: tuple[StepStatus, SagaStatus]
+    ) -> SagaRecord:
+        """Persists a step's failure: its error, the step's and the saga's next status, the cause."""
+        error = str(err) or type(err).__name__
+        cause = f"{what} failed: {error}"
+        step_status, saga_status = statuses
+        log.log(
+            logging.WARNING if saga_status is SagaStatus.COMPENSATING else logging.ERROR,
+            "saga %s: %s; now %s",
+            sid,
+            cause,
+            saga_status.name,
+        )
+        return await self._commit(
+            sid,
+            lambda r: r.with_step(
+                index, status=step_status, error=error, saga_status=saga_status, saga_error=cause
+            ),
+        )
 
     async def _attempts(
         self,
