@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepRecord, StepStatus
+from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepRecord, StepStatus, describe
 from grpcmesh.services.saga.store.base import SagaStore, VersionConflict
 
 
@@ -25,6 +25,11 @@ def record(saga_id: str, key: str = "", **changes: object) -> SagaRecord:
         updated_at=1000.0,
     )
     return base if not changes else base.evolve(**changes)
+
+
+async def save(store: SagaStore, rec: SagaRecord) -> None:
+    """Saves ``rec`` with the history event of its transition from the stored version."""
+    await store.save(rec, describe(await store.get(rec.saga_id), rec))
 
 
 class SagaStoreContract:
@@ -61,12 +66,12 @@ class SagaStoreContract:
     async def test_save_is_a_compare_and_set_on_version(self, store: SagaStore) -> None:
         rec, _ = await store.create(record("s1"))
         nxt = rec.with_step(0, status=StepStatus.RUNNING, attempts=1)
-        await store.save(nxt)
+        await save(store, nxt)
         assert await store.get("s1") == nxt
         with pytest.raises(VersionConflict):
-            await store.save(nxt)  # stored is already at nxt.version
+            await save(store, nxt)  # stored is already at nxt.version
         with pytest.raises(VersionConflict):
-            await store.save(rec.evolve().evolve().evolve())  # skips versions
+            await save(store, rec.evolve().evolve().evolve())  # skips versions
         assert (await store.get("s1")) == nxt
 
     async def test_saved_state_survives_a_reopen(
@@ -74,7 +79,7 @@ class SagaStoreContract:
     ) -> None:
         rec, _ = await store.create(record("s1"))
         done = rec.with_step(0, status=StepStatus.SUCCEEDED, result={"id": "r-1"})
-        await store.save(done)
+        await save(store, done)
         other = await self.reopen(request)
         try:
             assert await other.get("s1") == done
@@ -90,9 +95,9 @@ class SagaStoreContract:
         assert b
         assert c
         assert d
-        await store.save(b.evolve(status=SagaStatus.COMPLETED))
-        await store.save(c.evolve(status=SagaStatus.COMPENSATING))
-        await store.save(d.evolve(status=SagaStatus.FAILED))
+        await save(store, b.evolve(status=SagaStatus.COMPLETED))
+        await save(store, c.evolve(status=SagaStatus.COMPENSATING))
+        await save(store, d.evolve(status=SagaStatus.FAILED))
         assert [r.saga_id for r in await store.unfinished()] == ["a", "c"]
 
     async def test_page_in_creation_order_with_status_filter(self, store: SagaStore) -> None:
@@ -100,7 +105,7 @@ class SagaStoreContract:
             await store.create(record(sid))
         c = await store.get("c")
         assert c
-        await store.save(c.evolve(status=SagaStatus.COMPLETED))
+        await save(store, c.evolve(status=SagaStatus.COMPLETED))
         first = await store.page(None, 0, 2)
         assert [r.saga_id for _, r in first] == ["a", "b"]
         rest = await store.page(None, first[-1][0], 10)
@@ -109,3 +114,29 @@ class SagaStoreContract:
         assert [r.saga_id for _, r in running] == ["a", "b", "d", "e"]
         assert [r.saga_id for _, r in await store.page(SagaStatus.COMPLETED, 0, 10)] == ["c"]
         assert await store.page(SagaStatus.ABORTED, 0, 10) == []
+
+    async def test_history_records_every_transition_atomically(self, store: SagaStore) -> None:
+        rec, _ = await store.create(record("s1"))
+        running = rec.with_step(0, status=StepStatus.RUNNING, attempts=1)
+        await save(store, running)
+        failed = running.with_step(
+            0, status=StepStatus.FAILED, error="boom", saga_status=SagaStatus.COMPENSATING
+        )
+        await save(store, failed)
+        with pytest.raises(VersionConflict):
+            await store.save(running, describe(rec, running))  # a stale write adds no event
+        events = await store.history("s1")
+        assert [e.version for e in events] == [1, 2, 3]
+        assert (events[0].status, events[0].step) == (SagaStatus.RUNNING, "")
+        assert (events[1].step, events[1].step_status, events[1].attempt) == (
+            "reserve",
+            StepStatus.RUNNING,
+            1,
+        )
+        assert (events[2].status, events[2].step_status, events[2].error) == (
+            SagaStatus.COMPENSATING,
+            StepStatus.FAILED,
+            "boom",
+        )
+        assert events[2].at == failed.updated_at
+        assert await store.history("other") == []

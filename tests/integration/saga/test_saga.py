@@ -58,6 +58,26 @@ async def test_failure_in_step_3_compensates_2_then_1(
     assert refund["key"] == f"{started.saga_id}/charge/compensate"
     assert "FAILED_PRECONDITION" in final.error
 
+    history = await orchestrator.stub.History(pb.GetSagaRequest(saga_id=started.saga_id), timeout=10)
+    assert [e.version for e in history.events] == list(range(1, final.version + 1))
+    trail = [(e.step, pb.StepStatus.Name(e.step_status).removeprefix("STEP_STATUS_")) for e in history.events]
+    assert trail == [
+        ("", "UNSPECIFIED"),
+        ("reserve", "RUNNING"),
+        ("reserve", "SUCCEEDED"),
+        ("charge", "RUNNING"),
+        ("charge", "SUCCEEDED"),
+        ("ship", "RUNNING"),
+        ("ship", "FAILED"),
+        ("charge", "COMPENSATING"),
+        ("charge", "COMPENSATED"),
+        ("reserve", "COMPENSATING"),
+        ("reserve", "COMPENSATED"),
+        ("", "UNSPECIFIED"),
+    ]
+    assert history.events[6].error.startswith("FAILED_PRECONDITION")
+    assert history.events[-1].status == pb.SAGA_STATUS_COMPENSATED
+
 
 async def test_failed_compensation_then_operator_retry(
     orchestrator: Orchestrator, participants: Participants
@@ -179,6 +199,8 @@ async def test_bad_requests_get_precise_statuses(
         [],
     )
     assert await status(stub.Retry(pb.GetSagaRequest(saga_id="missing"), timeout=5)) == ("NOT_FOUND", [])
+    assert await status(stub.History(pb.GetSagaRequest(saga_id="missing"), timeout=5)) == ("NOT_FOUND", [])
+    assert await status(stub.History(pb.GetSagaRequest(), timeout=5)) == (invalid, ["saga_id"])
     assert await status(stub.List(pb.ListSagasRequest(page_size=5000), timeout=5)) == (invalid, ["page_size"])
     assert await status(stub.List(pb.ListSagasRequest(page_token="zz!"), timeout=5)) == (
         invalid,

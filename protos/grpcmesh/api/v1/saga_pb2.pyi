@@ -135,3 +135,29 @@ class AbortSagaRequest(_message.Message):
     saga_id: str
     reason: str
     def __init__(self, saga_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SagaEvent(_message.Message):
+    __slots__ = ("version", "at", "status", "step", "step_status", "attempt", "error")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    at: _timestamp_pb2.Timestamp
+    status: SagaStatus
+    step: str
+    step_status: StepStatus
+    attempt: int
+    error: str
+    def __init__(self, version: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[SagaStatus, str]] = ..., step: _Optional[str] = ..., step_status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SagaHistory(_message.Message):
+    __slots__ = ("saga_id", "events")
+    SAGA_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    saga_id: str
+    events: _containers.RepeatedCompositeFieldContainer[SagaEvent]
+    def __init__(self, saga_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[SagaEvent, _Mapping]]] = ...) -> None: ...

@@ -16,12 +16,14 @@ __all__ = [
     "ACTIVE",
     "TERMINAL",
     "InvalidRequest",
+    "SagaEvent",
     "SagaNotFound",
     "SagaRecord",
     "SagaStatus",
     "StepRecord",
     "StepStatus",
     "WrongState",
+    "describe",
     "step_key",
 ]
 
@@ -132,3 +134,40 @@ class SagaRecord:
 def step_key(saga_id: str, step: str, compensate: bool = False) -> str:
     """The ``x-idempotency-key`` of a step's action (or compensation): the same on every attempt."""
     return f"{saga_id}/{step}/compensate" if compensate else f"{saga_id}/{step}"
+
+
+_UNDO_STATUSES = frozenset({StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class SagaEvent:
+    """One persisted transition, as the step history shows it."""
+
+    version: int
+    at: float
+    status: SagaStatus
+    step: str = ""
+    step_status: StepStatus | None = None
+    attempt: int = 0
+    error: str = ""
+
+
+def describe(before: SagaRecord | None, after: SagaRecord) -> SagaEvent:
+    """The history entry of the transition ``before`` → ``after`` (``before`` None: created)."""
+    changed = [
+        (new, old)
+        for new, old in zip(after.steps, before.steps if before else (), strict=False)
+        if new != old
+    ]
+    if not changed:  # a saga-level transition: say what changed, if it was the error or an abort
+        note = ""
+        if before is not None and after.abort_reason != before.abort_reason:
+            note = f"abort requested: {after.abort_reason}"
+        elif before is not None and after.error != before.error:
+            note = after.error
+        return SagaEvent(after.version, after.updated_at, after.status, error=note)
+    step = changed[0][0]
+    attempt = step.compensation_attempts if step.status in _UNDO_STATUSES else step.attempts
+    return SagaEvent(
+        after.version, after.updated_at, after.status, step.name, step.status, attempt, step.error
+    )

@@ -20,12 +20,14 @@ from grpcmesh.services.saga.caller import StepCaller
 from grpcmesh.services.saga.definitions import SagaDefinition
 from grpcmesh.services.saga.domain import (
     InvalidRequest,
+    SagaEvent,
     SagaNotFound,
     SagaRecord,
     SagaStatus,
     StepRecord,
     StepStatus,
     WrongState,
+    describe,
 )
 from grpcmesh.services.saga.runner import SagaRunner
 from grpcmesh.services.saga.store.base import SagaStore
@@ -88,6 +90,11 @@ class Orchestrator:
         if record is None:
             raise SagaNotFound(saga_id)
         return record
+
+    async def history(self, saga_id: str) -> list[SagaEvent]:
+        """Every persisted transition of the saga, oldest first."""
+        await self.get(saga_id)
+        return await self._store.history(saga_id)
 
     async def page(
         self, status: SagaStatus | None, page_size: int, page_token: str
@@ -177,7 +184,7 @@ class Orchestrator:
         async with lock:
             current = await self.get(saga_id)
             record = change(current)
-            await self._store.save(record)
+            await self._store.save(record, describe(current, record))
             if record.terminal and saga_id not in self._tasks:
                 self._current.pop(saga_id, None)
             else:

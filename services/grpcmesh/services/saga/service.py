@@ -19,7 +19,7 @@ from grpcmesh.api.v1 import saga_pb2_grpc as pb_grpc
 from grpcmesh.sdk.errors import bad_request, rich_status
 from grpcmesh.services.saga.domain import InvalidRequest, SagaNotFound, WrongState
 from grpcmesh.services.saga.engine import Orchestrator
-from grpcmesh.services.saga.wire import status_from_proto, to_proto
+from grpcmesh.services.saga.wire import history_to_proto, status_from_proto, to_proto
 
 __all__ = ["SagaService"]
 
@@ -77,6 +77,14 @@ class SagaService(pb_grpc.SagaOrchestratorServicer):
         except (InvalidRequest, SagaNotFound) as err:
             await _fail(context, err)
         return to_proto(record)
+
+    async def History(self, request: pb.GetSagaRequest, context: Context) -> pb.SagaHistory:
+        try:
+            _check_id(request.saga_id, "saga_id", required=True)
+            events = await self._orchestrator.history(request.saga_id)
+        except (InvalidRequest, SagaNotFound) as err:
+            await _fail(context, err)
+        return history_to_proto(request.saga_id, events)
 
     async def List(self, request: pb.ListSagasRequest, context: Context) -> pb.ListSagasResponse:
         try:

@@ -7,9 +7,9 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from grpcmesh.api.v1 import saga_pb2 as pb
-from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepRecord, step_key
+from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus, StepRecord, step_key
 
-__all__ = ["status_from_proto", "to_proto"]
+__all__ = ["history_to_proto", "status_from_proto", "to_proto"]
 
 
 def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
@@ -52,6 +52,26 @@ def to_proto(record: SagaRecord) -> pb.Saga:
         updated_at=_timestamp(record.updated_at),
         version=record.version,
         abort_reason=record.abort_reason,
+    )
+
+
+def history_to_proto(saga_id: str, events: list[SagaEvent]) -> pb.SagaHistory:
+    return pb.SagaHistory(
+        saga_id=saga_id,
+        events=[
+            pb.SagaEvent(
+                version=e.version,
+                at=_timestamp(e.at),
+                status=f"SAGA_STATUS_{e.status.name}",
+                step=e.step,
+                step_status=f"STEP_STATUS_{e.step_status.name}"
+                if e.step_status
+                else "STEP_STATUS_UNSPECIFIED",
+                attempt=e.attempt,
+                error=e.error,
+            )
+            for e in events
+        ],
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from grpcmesh.services.saga.domain import SagaRecord, SagaStatus
+from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus
 
 __all__ = ["SagaStore", "VersionConflict", "make_store"]
 
@@ -24,11 +24,17 @@ class SagaStore(Protocol):
     async def close(self) -> None: ...
 
     async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
-        """Inserts ``record`` (version 1); if its idempotency key exists returns that saga, False."""
+        """Inserts ``record`` (version 1) and its creation event; if the idempotency key exists
+        returns that saga and False instead."""
         ...
 
-    async def save(self, record: SagaRecord) -> None:
-        """Replaces the saga if the stored version is ``record.version - 1``, else VersionConflict."""
+    async def save(self, record: SagaRecord, event: SagaEvent) -> None:
+        """Replaces the saga if the stored version is ``record.version - 1`` (else VersionConflict)
+        and appends ``event`` to its history, in one transaction."""
+        ...
+
+    async def history(self, saga_id: str) -> list[SagaEvent]:
+        """Every event of the saga, oldest first (creation included); [] for an unknown id."""
         ...
 
     async def get(self, saga_id: str) -> SagaRecord | None: ...

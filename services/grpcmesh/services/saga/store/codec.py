@@ -1,13 +1,43 @@
-"""SagaRecord ⇄ JSON document, shared by the store adapters."""
+"""SagaRecord ⇄ JSON document and SagaEvent ⇄ row, shared by the store adapters."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepRecord, StepStatus
+from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus, StepRecord, StepStatus
 
-__all__ = ["dumps", "loads"]
+__all__ = ["EVENT_COLUMNS", "dumps", "event_from_row", "event_row", "loads"]
+
+EVENT_COLUMNS = "saga_id, version, at, status, step, step_status, attempt, error"
+EventRow = tuple[str, int, float, str, str, str, int, str]
+
+
+def event_row(saga_id: str, event: SagaEvent) -> EventRow:
+    step_status = event.step_status.name if event.step_status else ""
+    return (
+        saga_id,
+        event.version,
+        event.at,
+        event.status.name,
+        event.step,
+        step_status,
+        event.attempt,
+        event.error,
+    )
+
+
+def event_from_row(row: Any) -> SagaEvent:
+    _, version, at, status, step, step_status, attempt, error = row
+    return SagaEvent(
+        int(version),
+        float(at),
+        SagaStatus[status],
+        step,
+        StepStatus[step_status] if step_status else None,
+        int(attempt),
+        error,
+    )
 
 
 def dumps(record: SagaRecord) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
-from grpcmesh.services.saga.domain import ACTIVE, SagaRecord, SagaStatus
+from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus, describe
 from grpcmesh.services.saga.store.base import VersionConflict
-from grpcmesh.services.saga.store.codec import dumps, loads
+from grpcmesh.services.saga.store.codec import EVENT_COLUMNS, dumps, event_from_row, event_row, loads
 
 __all__ = ["PostgresSagaStore"]
 
@@ -26,7 +26,19 @@ CREATE TABLE IF NOT EXISTS sagas (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, position);
+CREATE TABLE IF NOT EXISTS saga_events (
+    saga_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    step TEXT NOT NULL,
+    step_status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (saga_id, version)
+);
 """
+_INSERT_EVENT = f"INSERT INTO saga_events ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 class PostgresSagaStore:
@@ -44,13 +56,14 @@ class PostgresSagaStore:
         await self._pool.close()
 
     async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO sagas (saga_id, idempotency_key, status, version, body)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING position",
                 (record.saga_id, record.idempotency_key, record.status.name, record.version, dumps(record)),
             )
             if await cur.fetchone() is not None:
+                await conn.execute(_INSERT_EVENT, event_row(record.saga_id, describe(None, record)))
                 return record, True
             cur = await conn.execute(
                 "SELECT body FROM sagas WHERE idempotency_key = %s", (record.idempotency_key,)
@@ -60,14 +73,23 @@ class PostgresSagaStore:
             raise VersionConflict(f"saga with key {record.idempotency_key!r} disappeared")
         return loads(row[0]), False
 
-    async def save(self, record: SagaRecord) -> None:
-        async with self._pool.connection() as conn:
+    async def save(self, record: SagaRecord, event: SagaEvent) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE sagas SET status = %s, version = %s, body = %s WHERE saga_id = %s AND version = %s",
                 (record.status.name, record.version, dumps(record), record.saga_id, record.version - 1),
             )
             if cur.rowcount != 1:
                 raise VersionConflict(f"saga {record.saga_id} is not at version {record.version - 1}")
+            await conn.execute(_INSERT_EVENT, event_row(record.saga_id, event))
+
+    async def history(self, saga_id: str) -> list[SagaEvent]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM saga_events WHERE saga_id = %s ORDER BY version", (saga_id,)
+            )
+            rows = await cur.fetchall()
+        return [event_from_row(row) for row in rows]
 
     async def get(self, saga_id: str) -> SagaRecord | None:
         async with self._pool.connection() as conn:

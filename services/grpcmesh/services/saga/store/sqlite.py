@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from grpcmesh.services.saga.domain import ACTIVE, SagaRecord, SagaStatus
+from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus, describe
 from grpcmesh.services.saga.store.base import VersionConflict
-from grpcmesh.services.saga.store.codec import dumps, loads
+from grpcmesh.services.saga.store.codec import EVENT_COLUMNS, dumps, event_from_row, event_row, loads
 
 __all__ = ["SQLiteSagaStore"]
 
@@ -31,7 +32,19 @@ CREATE TABLE IF NOT EXISTS sagas (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, position);
+CREATE TABLE IF NOT EXISTS saga_events (
+    saga_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at REAL NOT NULL,
+    status TEXT NOT NULL,
+    step TEXT NOT NULL,
+    step_status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (saga_id, version)
+);
 """
+_INSERT_EVENT = f"INSERT INTO saga_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class SQLiteSagaStore:
@@ -42,6 +55,17 @@ class SQLiteSagaStore:
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return result
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -67,44 +91,49 @@ class SQLiteSagaStore:
         self._pool.shutdown(wait=True)
 
     async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
-        def insert() -> tuple[SagaRecord, bool]:
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT body FROM sagas WHERE idempotency_key = ?", (record.idempotency_key,)
-                ).fetchone()
-                if row is None:
-                    db.execute(
-                        "INSERT INTO sagas (saga_id, idempotency_key, status, version, body)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (
-                            record.saga_id,
-                            record.idempotency_key,
-                            record.status.name,
-                            record.version,
-                            dumps(record),
-                        ),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        def insert(db: sqlite3.Connection) -> tuple[SagaRecord, bool]:
+            row = db.execute(
+                "SELECT body FROM sagas WHERE idempotency_key = ?", (record.idempotency_key,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO sagas (saga_id, idempotency_key, status, version, body)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        record.saga_id,
+                        record.idempotency_key,
+                        record.status.name,
+                        record.version,
+                        dumps(record),
+                    ),
+                )
+                db.execute(_INSERT_EVENT, event_row(record.saga_id, describe(None, record)))
             return (record, True) if row is None else (loads(row[0]), False)
 
-        result: tuple[SagaRecord, bool] = await self._run(insert)
+        result: tuple[SagaRecord, bool] = await self._run(self._transaction, insert)
         return result
 
-    async def save(self, record: SagaRecord) -> None:
-        def update() -> None:
-            cur = self._conn().execute(
+    async def save(self, record: SagaRecord, event: SagaEvent) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            cur = db.execute(
                 "UPDATE sagas SET status = ?, version = ?, body = ? WHERE saga_id = ? AND version = ?",
                 (record.status.name, record.version, dumps(record), record.saga_id, record.version - 1),
             )
             if cur.rowcount != 1:
                 raise VersionConflict(f"saga {record.saga_id} is not at version {record.version - 1}")
+            db.execute(_INSERT_EVENT, event_row(record.saga_id, event))
 
-        await self._run(update)
+        await self._run(self._transaction, update)
+
+    async def history(self, saga_id: str) -> list[SagaEvent]:
+        def select() -> list[SagaEvent]:
+            rows = self._conn().execute(
+                f"SELECT {EVENT_COLUMNS} FROM saga_events WHERE saga_id = ? ORDER BY version", (saga_id,)
+            )
+            return [event_from_row(row) for row in rows.fetchall()]
+
+        result: list[SagaEvent] = await self._run(select)
+        return result
 
     async def get(self, saga_id: str) -> SagaRecord | None:
         def select() -> SagaRecord | None:
