@@ -107,8 +107,12 @@ class Orchestrator:
         await self.channel.close(None)
 
 
-def start_orchestrator(procs: ProcessGroup, db: str, registry: Path, port: int | None = None) -> Orchestrator:
+def start_orchestrator(
+    procs: ProcessGroup, db: str, registry: Path, port: int | None = None, sidecar: str | None = None
+) -> Orchestrator:
+    """``grpcmesh saga`` calling participants directly via ``registry``, or through ``sidecar``."""
     port = port or free_port()
+    route = ["--sidecar", sidecar] if sidecar else ["--discovery", f"file://{registry}"]
     argv = [
         sys.executable,
         "-m",
@@ -118,8 +122,7 @@ def start_orchestrator(procs: ProcessGroup, db: str, registry: Path, port: int |
         db,
         "--definitions",
         "tests.support.saga_definitions:DEFINITIONS",
-        "--discovery",
-        f"file://{registry}",
+        *route,
         "--port",
         str(port),
     ]

@@ -224,3 +224,38 @@ async def test_paging_and_status_filter(orch: Orchestrator, caller: FakeCaller) 
     assert (await orch.page(SagaStatus.RUNNING, 10, ""))[0] == []
     with pytest.raises(Exception, match="page_token"):
         await orch.page(None, 2, "garbage!")
+
+
+async def test_resume_reissues_an_in_flight_compensation(tmp_path: Path) -> None:
+    first_caller = FakeCaller()
+    first_caller.script[SHIP] = [FailedPrecondition("no")]
+    first_caller.block(REFUND)
+    first, store = orchestrator(tmp_path, first_caller)
+    await store.open()
+    rec = await first.start("order", "", {"sku": "a"})
+    await first_caller.entered[REFUND].wait()
+    await first.close()
+    await store.close()
+
+    second_caller = FakeCaller()
+    second, store2 = orchestrator(tmp_path, second_caller)
+    await store2.open()
+    await second.resume()
+    final = (await until_terminal(second, rec.saga_id))[-1]
+    assert final.status is SagaStatus.COMPENSATED
+    assert second_caller.methods() == [REFUND, RELEASE]
+    assert second_caller.calls[0].key == f"{rec.saga_id}/charge/compensate"
+    assert final.steps[1].compensation_attempts == 2
+    await second.close()
+    await store2.close()
+
+
+async def test_many_sagas_run_concurrently_without_conflicts(orch: Orchestrator, caller: FakeCaller) -> None:
+    caller.script[CHARGE] = [Unavailable("blip"), {}]
+    started = await asyncio.gather(*(orch.start("order", f"k{i}", {"sku": str(i)}) for i in range(20)))
+    await orch.idle()
+    finals = [await orch.get(s.saga_id) for s in started]
+    assert {f.status for f in finals} == {SagaStatus.COMPLETED}
+    assert len({f.saga_id for f in finals}) == 20
+    for final in finals:  # every version is in the history exactly once
+        assert [e.version for e in await orch.history(final.saga_id)] == list(range(1, final.version + 1))
