@@ -6,6 +6,7 @@ A subclass provides ``new_store(request)`` (an unopened store on a fresh databas
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -140,3 +141,21 @@ class SagaStoreContract:
         )
         assert events[2].at == failed.updated_at
         assert await store.history("other") == []
+
+    async def test_concurrent_writes_commit_each_and_a_conflict_fails_alone(self, store: SagaStore) -> None:
+        created = await asyncio.gather(*(store.create(record(f"s{i}")) for i in range(10)))
+        assert all(ok for _, ok in created)
+        nexts = [rec.with_step(0, status=StepStatus.RUNNING, attempts=1) for rec, _ in created]
+        stale = created[0][0].evolve(error="stale")  # also version 2: loses to nexts[0]
+        outcomes = await asyncio.gather(
+            *(store.save(n, describe(rec, n)) for (rec, _), n in zip(created, nexts, strict=True)),
+            store.save(stale, describe(created[0][0], stale)),
+            store.create(record("dup", key="key-s3")),
+            return_exceptions=True,
+        )
+        assert outcomes[:10] == [None] * 10
+        assert isinstance(outcomes[10], VersionConflict)
+        assert outcomes[11] == (nexts[3], False) or outcomes[11] == (created[3][0], False)
+        for n in nexts:
+            assert await store.get(n.saga_id) == n
+            assert [e.version for e in await store.history(n.saga_id)] == [1, 2]

@@ -1,8 +1,10 @@
 """SQLite adapter of the saga store: one WAL database, ``synchronous=FULL``, one writer thread.
 
 All statements run on a single worker thread (sqlite3 connections are not shared
-across threads), so calls are serialised and each ``save`` is committed before
-the awaiting engine moves on.
+across threads). Writes use group commit: transitions of many sagas that arrive
+while a commit is in flight share the next transaction (each in its own savepoint,
+so a version conflict fails alone) and its one fsync. A writer is answered only
+after its group committed, so the engine never calls ahead of durable state.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from grpcmesh.services.saga.store.codec import EVENT_COLUMNS, dumps, event_from_
 __all__ = ["SQLiteSagaStore"]
 
 T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
+Outcome = tuple[bool, Any]  # (committed, result) or (False, the exception)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sagas (
@@ -52,20 +56,53 @@ class SQLiteSagaStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="saga-sqlite")
+        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, body: Write) -> Any:
+        """Runs ``body`` in the next group transaction; returns once that group committed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((body, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="saga-sqlite-writer")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                outcomes: list[Outcome] = await self._run(self._commit_group, [body for body, _ in group])
+            except Exception as err:  # the group did not commit: every writer in it hears why
+                outcomes = [(False, err)] * len(group)
+            for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                if future.done():  # the writer was cancelled; its transition committed anyway
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _commit_group(self, bodies: list[Write]) -> list[Outcome]:
         db = self._conn()
+        outcomes: list[Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            result = body(db)
+            for body in bodies:
+                db.execute("SAVEPOINT one")
+                try:
+                    outcomes.append((True, body(db)))
+                except Exception as err:
+                    db.execute("ROLLBACK TO one")
+                    outcomes.append((False, err))
+                db.execute("RELEASE one")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return result
+        return outcomes
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -85,6 +122,8 @@ class SQLiteSagaStore:
         await self._run(connect)
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)  # answer queued writers first
         if self._db is not None:
             await self._run(self._conn().close)
             self._db = None
@@ -110,7 +149,7 @@ class SQLiteSagaStore:
                 db.execute(_INSERT_EVENT, event_row(record.saga_id, describe(None, record)))
             return (record, True) if row is None else (loads(row[0]), False)
 
-        result: tuple[SagaRecord, bool] = await self._run(self._transaction, insert)
+        result: tuple[SagaRecord, bool] = await self._write(insert)
         return result
 
     async def save(self, record: SagaRecord, event: SagaEvent) -> None:
@@ -123,7 +162,7 @@ class SQLiteSagaStore:
                 raise VersionConflict(f"saga {record.saga_id} is not at version {record.version - 1}")
             db.execute(_INSERT_EVENT, event_row(record.saga_id, event))
 
-        await self._run(self._transaction, update)
+        await self._write(update)
 
     async def history(self, saga_id: str) -> list[SagaEvent]:
         def select() -> list[SagaEvent]:
