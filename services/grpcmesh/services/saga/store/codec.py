@@ -1,4 +1,4 @@
-"""SagaRecord ⇄ JSON document and SagaEvent ⇄ row, shared by the store adapters."""
+"""What both store adapters share: the schema, SagaRecord ⇄ JSON document, SagaEvent ⇄ row."""
 
 from __future__ import annotations
 
@@ -7,9 +7,42 @@ from typing import Any
 
 from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus, StepRecord, StepStatus
 
-__all__ = ["EVENT_COLUMNS", "dumps", "event_from_row", "event_row", "loads"]
+__all__ = ["EVENT_COLUMNS", "dumps", "event_from_row", "event_row", "insert_event", "loads", "schema"]
 
 EVENT_COLUMNS = "saga_id, version, at, status, step, step_status, attempt, error"
+
+
+def schema(*, serial_key: str, bigint: str, double: str) -> str:
+    """The tables of both adapters; only the column types differ between the SQL dialects."""
+    return f"""
+CREATE TABLE IF NOT EXISTS sagas (
+    position {serial_key},
+    saga_id TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    version {bigint} NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, position);
+CREATE TABLE IF NOT EXISTS saga_events (
+    saga_id TEXT NOT NULL,
+    version {bigint} NOT NULL,
+    at {double} NOT NULL,
+    status TEXT NOT NULL,
+    step TEXT NOT NULL,
+    step_status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (saga_id, version)
+);
+"""
+
+
+def insert_event(placeholder: str) -> str:
+    """The INSERT of one history row with the driver's parameter placeholder."""
+    return f"INSERT INTO saga_events ({EVENT_COLUMNS}) VALUES ({', '.join([placeholder] * 8)})"
+
+
 EventRow = tuple[str, int, float, str, str, str, int, str]
 
 

@@ -12,33 +12,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus, describe
 from grpcmesh.services.saga.store.base import VersionConflict
-from grpcmesh.services.saga.store.codec import EVENT_COLUMNS, dumps, event_from_row, event_row, loads
+from grpcmesh.services.saga.store.codec import (
+    EVENT_COLUMNS,
+    dumps,
+    event_from_row,
+    event_row,
+    insert_event,
+    loads,
+    schema,
+)
 
 __all__ = ["PostgresSagaStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sagas (
-    position BIGSERIAL PRIMARY KEY,
-    saga_id TEXT NOT NULL UNIQUE,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, position);
-CREATE TABLE IF NOT EXISTS saga_events (
-    saga_id TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
-    status TEXT NOT NULL,
-    step TEXT NOT NULL,
-    step_status TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    error TEXT NOT NULL,
-    PRIMARY KEY (saga_id, version)
-);
-"""
-_INSERT_EVENT = f"INSERT INTO saga_events ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+_SCHEMA = schema(serial_key="BIGSERIAL PRIMARY KEY", bigint="BIGINT", double="DOUBLE PRECISION")
+_INSERT_EVENT = insert_event("%s")
 
 
 class PostgresSagaStore:

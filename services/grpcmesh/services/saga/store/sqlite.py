@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 
 from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus, describe
 from grpcmesh.services.saga.store.base import VersionConflict
-from grpcmesh.services.saga.store.codec import EVENT_COLUMNS, dumps, event_from_row, event_row, loads
+from grpcmesh.services.saga.store.codec import (
+    EVENT_COLUMNS,
+    dumps,
+    event_from_row,
+    event_row,
+    insert_event,
+    loads,
+    schema,
+)
 
 __all__ = ["SQLiteSagaStore"]
 
@@ -26,29 +34,8 @@ T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]  # (committed, result) or (False, the exception)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sagas (
-    position INTEGER PRIMARY KEY AUTOINCREMENT,
-    saga_id TEXT NOT NULL UNIQUE,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, position);
-CREATE TABLE IF NOT EXISTS saga_events (
-    saga_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    at REAL NOT NULL,
-    status TEXT NOT NULL,
-    step TEXT NOT NULL,
-    step_status TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    error TEXT NOT NULL,
-    PRIMARY KEY (saga_id, version)
-);
-"""
-_INSERT_EVENT = f"INSERT INTO saga_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SCHEMA = schema(serial_key="INTEGER PRIMARY KEY AUTOINCREMENT", bigint="INTEGER", double="REAL")
+_INSERT_EVENT = insert_event("?")
 
 
 class SQLiteSagaStore:
