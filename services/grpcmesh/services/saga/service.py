@@ -26,6 +26,7 @@ __all__ = ["SagaService"]
 Context = grpc.aio.ServicerContext[Any, Any]
 _MAX_ID = 200
 _MAX_PAGE = 1000
+_MAX_INPUT_BYTES = 256 * 1024  # the input is stored with every transition
 
 
 async def _abort(context: Context, status: grpc.Status) -> NoReturn:
@@ -64,6 +65,8 @@ class SagaService(pb_grpc.SagaOrchestratorServicer):
         try:
             _check_id(request.definition, "definition", required=True)
             _check_id(request.idempotency_key, "idempotency_key", required=False)
+            if request.input.ByteSize() > _MAX_INPUT_BYTES:
+                raise InvalidRequest("input", f"is larger than {_MAX_INPUT_BYTES} bytes")
             saga_input = MessageToDict(request.input) if request.HasField("input") else {}
             record = await self._orchestrator.start(request.definition, request.idempotency_key, saga_input)
         except (InvalidRequest, WrongState) as err:
