@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_sidecar",
     "grpcmesh.services.eventstore.cmd",
     "grpcmesh.services.gateway.cmd",
+    "grpcmesh.services.saga.cmd",
 )
 
 

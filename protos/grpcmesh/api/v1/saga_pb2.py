@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agrpcmesh/api/v1/saga.proto\x12\x0fgrpcmesh.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\x10StartSagaRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8f\x01\n\x08SagaStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.grpcmesh.api.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xc3\x02\n\x04Saga\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12\x12\n\ndefinition\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.grpcmesh.api.v1.SagaStatus\x12(\n\x05steps\x18\x05 \x03(\x0b\x32\x19.grpcmesh.api.v1.SagaStep\x12&\n\x05input\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\n \x01(\x04\"!\n\x0eGetSagaRequest\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\"f\n\x10ListSagasRequest\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.grpcmesh.api.v1.SagaStatus\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x11ListSagasResponse\x12$\n\x05sagas\x18\x01 \x03(\x0b\x32\x15.grpcmesh.api.v1.Saga\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x10\x41\x62ortSagaRequest\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*\xc9\x01\n\nSagaStatus\x12\x1b\n\x17SAGA_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SAGA_STATUS_RUNNING\x10\x01\x12\x19\n\x15SAGA_STATUS_COMPLETED\x10\x02\x12\x1c\n\x18SAGA_STATUS_COMPENSATING\x10\x03\x12\x1b\n\x17SAGA_STATUS_COMPENSATED\x10\x04\x12\x16\n\x12SAGA_STATUS_FAILED\x10\x05\x12\x17\n\x13SAGA_STATUS_ABORTED\x10\x06*\xee\x01\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13STEP_STATUS_PENDING\x10\x01\x12\x17\n\x13STEP_STATUS_RUNNING\x10\x02\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12STEP_STATUS_FAILED\x10\x04\x12\x1c\n\x18STEP_STATUS_COMPENSATING\x10\x05\x12\x1b\n\x17STEP_STATUS_COMPENSATED\x10\x06\x12#\n\x1fSTEP_STATUS_COMPENSATION_FAILED\x10\x07\x32\xfe\x03\n\x10SagaOrchestrator\x12Z\n\x05Start\x12!.grpcmesh.api.v1.StartSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\"\x17\x90\x02\x02\x82\xd3\xe4\x93\x02\x0e\"\t/v1/sagas:\x01*\x12]\n\x03Get\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\"\x1e\x90\x02\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/sagas/{saga_id}\x12\x63\n\x04List\x12!.grpcmesh.api.v1.ListSagasRequest\x1a\".grpcmesh.api.v1.ListSagasResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/sagas\x12\x46\n\x05Watch\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\"\x03\x90\x02\x01\x30\x01\x12?\n\x05Retry\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\x12\x41\n\x05\x41\x62ort\x12!.grpcmesh.api.v1.AbortSagaRequest\x1a\x15.grpcmesh.api.v1.SagaB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agrpcmesh/api/v1/saga.proto\x12\x0fgrpcmesh.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\x10StartSagaRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xf7\x01\n\x08SagaStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.grpcmesh.api.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x1d\n\x15\x63ompensation_attempts\x18\x06 \x01(\r\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xd9\x02\n\x04Saga\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12\x12\n\ndefinition\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.grpcmesh.api.v1.SagaStatus\x12(\n\x05steps\x18\x05 \x03(\x0b\x32\x19.grpcmesh.api.v1.SagaStep\x12&\n\x05input\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\n \x01(\x04\x12\x14\n\x0c\x61\x62ort_reason\x18\x0b \x01(\t\"!\n\x0eGetSagaRequest\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\"f\n\x10ListSagasRequest\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.grpcmesh.api.v1.SagaStatus\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x11ListSagasResponse\x12$\n\x05sagas\x18\x01 \x03(\x0b\x32\x15.grpcmesh.api.v1.Saga\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x10\x41\x62ortSagaRequest\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd1\x01\n\tSagaEvent\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.grpcmesh.api.v1.SagaStatus\x12\x0c\n\x04step\x18\x04 \x01(\t\x12\x30\n\x0bstep_status\x18\x05 \x01(\x0e\x32\x1b.grpcmesh.api.v1.StepStatus\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"J\n\x0bSagaHistory\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.grpcmesh.api.v1.SagaEvent*\xc9\x01\n\nSagaStatus\x12\x1b\n\x17SAGA_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SAGA_STATUS_RUNNING\x10\x01\x12\x19\n\x15SAGA_STATUS_COMPLETED\x10\x02\x12\x1c\n\x18SAGA_STATUS_COMPENSATING\x10\x03\x12\x1b\n\x17SAGA_STATUS_COMPENSATED\x10\x04\x12\x16\n\x12SAGA_STATUS_FAILED\x10\x05\x12\x17\n\x13SAGA_STATUS_ABORTED\x10\x06*\xee\x01\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13STEP_STATUS_PENDING\x10\x01\x12\x17\n\x13STEP_STATUS_RUNNING\x10\x02\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12STEP_STATUS_FAILED\x10\x04\x12\x1c\n\x18STEP_STATUS_COMPENSATING\x10\x05\x12\x1b\n\x17STEP_STATUS_COMPENSATED\x10\x06\x12#\n\x1fSTEP_STATUS_COMPENSATION_FAILED\x10\x07\x32\xf0\x04\n\x10SagaOrchestrator\x12Z\n\x05Start\x12!.grpcmesh.api.v1.StartSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\"\x17\x90\x02\x02\x82\xd3\xe4\x93\x02\x0e\"\t/v1/sagas:\x01*\x12]\n\x03Get\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\"\x1e\x90\x02\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/sagas/{saga_id}\x12\x63\n\x04List\x12!.grpcmesh.api.v1.ListSagasRequest\x1a\".grpcmesh.api.v1.ListSagasResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/sagas\x12\x46\n\x05Watch\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\"\x03\x90\x02\x01\x30\x01\x12p\n\x07History\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x1c.grpcmesh.api.v1.SagaHistory\"&\x90\x02\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/sagas/{saga_id}/history\x12?\n\x05Retry\x12\x1f.grpcmesh.api.v1.GetSagaRequest\x1a\x15.grpcmesh.api.v1.Saga\x12\x41\n\x05\x41\x62ort\x12!.grpcmesh.api.v1.AbortSagaRequest\x1a\x15.grpcmesh.api.v1.SagaB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,24 +43,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAGAORCHESTRATOR'].methods_by_name['List']._serialized_options = b'\220\002\001\202\323\344\223\002\013\022\t/v1/sagas'
   _globals['_SAGAORCHESTRATOR'].methods_by_name['Watch']._loaded_options = None
   _globals['_SAGAORCHESTRATOR'].methods_by_name['Watch']._serialized_options = b'\220\002\001'
-  _globals['_SAGASTATUS']._serialized_start=994
-  _globals['_SAGASTATUS']._serialized_end=1195
-  _globals['_STEPSTATUS']._serialized_start=1198
-  _globals['_STEPSTATUS']._serialized_end=1436
+  _globals['_SAGAORCHESTRATOR'].methods_by_name['History']._loaded_options = None
+  _globals['_SAGAORCHESTRATOR'].methods_by_name['History']._serialized_options = b'\220\002\001\202\323\344\223\002\035\022\033/v1/sagas/{saga_id}/history'
+  _globals['_SAGASTATUS']._serialized_start=1408
+  _globals['_SAGASTATUS']._serialized_end=1609
+  _globals['_STEPSTATUS']._serialized_start=1612
+  _globals['_STEPSTATUS']._serialized_end=1850
   _globals['_STARTSAGAREQUEST']._serialized_start=140
   _globals['_STARTSAGAREQUEST']._serialized_end=243
   _globals['_SAGASTEP']._serialized_start=246
-  _globals['_SAGASTEP']._serialized_end=389
-  _globals['_SAGA']._serialized_start=392
-  _globals['_SAGA']._serialized_end=715
-  _globals['_GETSAGAREQUEST']._serialized_start=717
-  _globals['_GETSAGAREQUEST']._serialized_end=750
-  _globals['_LISTSAGASREQUEST']._serialized_start=752
-  _globals['_LISTSAGASREQUEST']._serialized_end=854
-  _globals['_LISTSAGASRESPONSE']._serialized_start=856
-  _globals['_LISTSAGASRESPONSE']._serialized_end=938
-  _globals['_ABORTSAGAREQUEST']._serialized_start=940
-  _globals['_ABORTSAGAREQUEST']._serialized_end=991
-  _globals['_SAGAORCHESTRATOR']._serialized_start=1439
-  _globals['_SAGAORCHESTRATOR']._serialized_end=1949
+  _globals['_SAGASTEP']._serialized_end=493
+  _globals['_SAGA']._serialized_start=496
+  _globals['_SAGA']._serialized_end=841
+  _globals['_GETSAGAREQUEST']._serialized_start=843
+  _globals['_GETSAGAREQUEST']._serialized_end=876
+  _globals['_LISTSAGASREQUEST']._serialized_start=878
+  _globals['_LISTSAGASREQUEST']._serialized_end=980
+  _globals['_LISTSAGASRESPONSE']._serialized_start=982
+  _globals['_LISTSAGASRESPONSE']._serialized_end=1064
+  _globals['_ABORTSAGAREQUEST']._serialized_start=1066
+  _globals['_ABORTSAGAREQUEST']._serialized_end=1117
+  _globals['_SAGAEVENT']._serialized_start=1120
+  _globals['_SAGAEVENT']._serialized_end=1329
+  _globals['_SAGAHISTORY']._serialized_start=1331
+  _globals['_SAGAHISTORY']._serialized_end=1405
+  _globals['_SAGAORCHESTRATOR']._serialized_start=1853
+  _globals['_SAGAORCHESTRATOR']._serialized_end=2477
 # @@protoc_insertion_point(module_scope)

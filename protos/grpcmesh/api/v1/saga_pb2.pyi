@@ -59,21 +59,27 @@ class StartSagaRequest(_message.Message):
     def __init__(self, definition: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class SagaStep(_message.Message):
-    __slots__ = ("name", "status", "attempts", "result", "error")
+    __slots__ = ("name", "status", "attempts", "result", "error", "compensation_attempts", "updated_at", "idempotency_key")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: StepStatus
     attempts: int
     result: _struct_pb2.Struct
     error: str
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    compensation_attempts: int
+    updated_at: _timestamp_pb2.Timestamp
+    idempotency_key: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., compensation_attempts: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Saga(_message.Message):
-    __slots__ = ("saga_id", "definition", "idempotency_key", "status", "steps", "input", "error", "created_at", "updated_at", "version")
+    __slots__ = ("saga_id", "definition", "idempotency_key", "status", "steps", "input", "error", "created_at", "updated_at", "version", "abort_reason")
     SAGA_ID_FIELD_NUMBER: _ClassVar[int]
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +90,7 @@ class Saga(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ABORT_REASON_FIELD_NUMBER: _ClassVar[int]
     saga_id: str
     definition: str
     idempotency_key: str
@@ -94,7 +101,8 @@ class Saga(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     version: int
-    def __init__(self, saga_id: _Optional[str] = ..., definition: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., status: _Optional[_Union[SagaStatus, str]] = ..., steps: _Optional[_Iterable[_Union[SagaStep, _Mapping]]] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    abort_reason: str
+    def __init__(self, saga_id: _Optional[str] = ..., definition: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., status: _Optional[_Union[SagaStatus, str]] = ..., steps: _Optional[_Iterable[_Union[SagaStep, _Mapping]]] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., abort_reason: _Optional[str] = ...) -> None: ...
 
 class GetSagaRequest(_message.Message):
     __slots__ = ("saga_id",)
@@ -127,3 +135,29 @@ class AbortSagaRequest(_message.Message):
     saga_id: str
     reason: str
     def __init__(self, saga_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SagaEvent(_message.Message):
+    __slots__ = ("version", "at", "status", "step", "step_status", "attempt", "error")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    at: _timestamp_pb2.Timestamp
+    status: SagaStatus
+    step: str
+    step_status: StepStatus
+    attempt: int
+    error: str
+    def __init__(self, version: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[SagaStatus, str]] = ..., step: _Optional[str] = ..., step_status: _Optional[_Union[StepStatus, str]] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SagaHistory(_message.Message):
+    __slots__ = ("saga_id", "events")
+    SAGA_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    saga_id: str
+    events: _containers.RepeatedCompositeFieldContainer[SagaEvent]
+    def __init__(self, saga_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[SagaEvent, _Mapping]]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class SagaOrchestratorStub:
                 request_serializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.SerializeToString,
                 response_deserializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.Saga.FromString,
                 _registered_method=True)
+        self.History = channel.unary_unary(
+                '/grpcmesh.api.v1.SagaOrchestrator/History',
+                request_serializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.SerializeToString,
+                response_deserializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.SagaHistory.FromString,
+                _registered_method=True)
         self.Retry = channel.unary_unary(
                 '/grpcmesh.api.v1.SagaOrchestrator/Retry',
                 request_serializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.SerializeToString,
@@ -96,6 +101,13 @@ class SagaOrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def History(self, request, context):
+        """Every persisted transition of the saga, oldest first (the step history).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Retry(self, request, context):
         """Operator action: re-run a FAILED saga's failed step (or a stuck compensation).
         """
@@ -132,6 +144,11 @@ def add_SagaOrchestratorServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.FromString,
                     response_serializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.Saga.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.FromString,
+                    response_serializer=grpcmesh_dot_api_dot_v1_dot_saga__pb2.SagaHistory.SerializeToString,
             ),
             'Retry': grpc.unary_unary_rpc_method_handler(
                     servicer.Retry,
@@ -252,6 +269,33 @@ class SagaOrchestrator:
             '/grpcmesh.api.v1.SagaOrchestrator/Watch',
             grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.SerializeToString,
             grpcmesh_dot_api_dot_v1_dot_saga__pb2.Saga.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/grpcmesh.api.v1.SagaOrchestrator/History',
+            grpcmesh_dot_api_dot_v1_dot_saga__pb2.GetSagaRequest.SerializeToString,
+            grpcmesh_dot_api_dot_v1_dot_saga__pb2.SagaHistory.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,58 @@
+"""``grpcmesh saga --db URL --definitions module:attr --port N``: the saga orchestrator service."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("saga", help="run the durable saga orchestrator gRPC service")
+    p.add_argument(
+        "--definitions",
+        required=True,
+        help="module:attr naming a SagaDefinition, a list of them, or a function returning either",
+    )
+    p.add_argument(
+        "--db",
+        default="sqlite://saga.db",
+        help="sqlite:///abs/path.db or sqlite://rel/path.db (default: saga.db)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50071, help="port to listen on; 0 picks a free one")
+    p.add_argument(
+        "--discovery",
+        default=None,
+        help="call participants directly via this registry (file://registry.toml, consul://host:port); "
+        "default: through the local sidecar",
+    )
+    p.add_argument("--sidecar", default=None, help="local sidecar address (default: $GRPCMESH_SIDECAR)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from grpcmesh.services.saga.definitions import load_definitions
+    from grpcmesh.services.saga.main import SagaConfig, run
+    from grpcmesh.services.saga.store.base import make_store
+
+    try:  # fail fast, with one line, on a bad --definitions or --db
+        load_definitions(args.definitions)
+        make_store(args.db)
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        sys.stderr.write(f"grpcmesh saga: {err}\n")
+        return 2
+
+    config = SagaConfig(
+        definitions=args.definitions,
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        discovery=args.discovery,
+        sidecar=args.sidecar,
+    )
+    return asyncio.run(run(config))

@@ -1,0 +1,182 @@
+"""Drives one saga forward (or backward) one persisted transition at a time.
+
+Forward: for the first step not yet SUCCEEDED, persist RUNNING (attempts + 1), then
+call; on success persist SUCCEEDED with the result. A non-retryable error or
+exhausted retries persist the step FAILED and the saga COMPENSATING. Backward:
+for the newest step that may have taken effect (SUCCEEDED, or RUNNING when the
+outcome is unknown, e.g. after Abort) persist COMPENSATING, call its
+compensation, persist COMPENSATED; a compensation that fails after its retries
+leaves the saga FAILED for an operator. Every state is written before the call
+it announces, so a restart re-issues exactly the calls that may not have landed
+— with the same ``x-idempotency-key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from grpcmesh.sdk.errors import MeshError
+from grpcmesh.services.saga.caller import StepCaller
+from grpcmesh.services.saga.definitions import Call, RetryPolicy, SagaDefinition, StepContext
+from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepStatus, step_key
+
+__all__ = ["AbortRequested", "Commit", "SagaRunner"]
+
+log = logging.getLogger("grpcmesh.saga")
+
+Commit = Callable[[str, Callable[[SagaRecord], SagaRecord]], Awaitable[SagaRecord]]
+"""Applies a transition to the saga's current record and persists it; returns the new record."""
+
+
+class AbortRequested(Exception):
+    """The operator aborted the saga while a step was in flight."""
+
+
+class SagaRunner:
+    def __init__(
+        self,
+        commit: Commit,
+        caller: StepCaller,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._commit = commit
+        self._caller = caller
+        self._sleep = sleep
+
+    async def run(self, record: SagaRecord, definition: SagaDefinition, abort: asyncio.Event) -> SagaRecord:
+        """Runs until the saga is terminal; returns the last committed record."""
+        while not record.terminal:
+            if record.status is SagaStatus.RUNNING:
+                record = await self._forward(record, definition, abort)
+            else:
+                record = await self._undo(record, definition)
+        return record
+
+    async def _forward(self, rec: SagaRecord, definition: SagaDefinition, abort: asyncio.Event) -> SagaRecord:
+        sid = rec.saga_id
+        if rec.abort_reason:
+            return await self._commit(sid, lambda r: r.evolve(status=SagaStatus.COMPENSATING))
+        index = rec.next_forward()
+        if index is None:
+            return await self._commit(sid, lambda r: r.evolve(status=SagaStatus.COMPLETED))
+        step = definition.steps[index]
+        ctx = StepContext(sid, step.name, rec.input, rec.results())
+
+        def started(r: SagaRecord) -> SagaRecord:
+            return r.with_step(index, status=StepStatus.RUNNING, attempts=r.steps[index].attempts + 1)
+
+        try:
+            result = await self._attempts(
+                sid, step.action, ctx, step.retry, step_key(sid, step.name), started, abort
+            )
+        except AbortRequested:
+            # The call may have landed: the step stays RUNNING and is compensated.
+            return await self._commit(sid, lambda r: r.evolve(status=SagaStatus.COMPENSATING))
+        except Exception as err:  # any failure of the step fails the step
+            failed = (StepStatus.FAILED, SagaStatus.COMPENSATING)
+            return await self._failed(sid, index, f"step {step.name}", err, failed)
+        done = StepStatus.SUCCEEDED
+        return await self._commit(sid, lambda r: r.with_step(index, status=done, result=result))
+
+    async def _undo(self, rec: SagaRecord, definition: SagaDefinition) -> SagaRecord:
+        sid = rec.saga_id
+        index = rec.next_undo()
+        if index is None:
+            done = SagaStatus.ABORTED if rec.abort_reason else SagaStatus.COMPENSATED
+            return await self._commit(sid, lambda r: r.evolve(status=done))
+        step = definition.steps[index]
+        if step.compensate is None:
+            return await self._commit(sid, lambda r: r.with_step(index, status=StepStatus.COMPENSATED))
+        ctx = StepContext(sid, step.name, rec.input, rec.results(), rec.steps[index].result or {})
+
+        def started(r: SagaRecord) -> SagaRecord:
+            attempts = r.steps[index].compensation_attempts + 1
+            return r.with_step(index, status=StepStatus.COMPENSATING, compensation_attempts=attempts)
+
+        key = step_key(sid, step.name, compensate=True)
+        try:
+            await self._attempts(sid, step.compensate, ctx, step.undo_retry, key, started, None)
+        except Exception as err:  # any failure leaves it to an operator
+            failed = (StepStatus.COMPENSATION_FAILED, SagaStatus.FAILED)
+            return await self._failed(sid, index, f"compensation of step {step.name}", err, failed)
+        return await self._commit(sid, lambda r: r.with_step(index, status=StepStatus.COMPENSATED))
+
+    async def _failed(
+        self, sid: str, index: int, what: str, err: Exception, statuses: tuple[StepStatus, SagaStatus]
+    ) -> SagaRecord:
+        """Persists a step's failure: its error, the step's and the saga's next status, the cause."""
+        error = str(err) or type(err).__name__
+        cause = f"{what} failed: {error}"
+        step_status, saga_status = statuses
+        log.log(
+            logging.WARNING if saga_status is SagaStatus.COMPENSATING else logging.ERROR,
+            "saga %s: %s; now %s",
+            sid,
+            cause,
+            saga_status.name,
+        )
+        return await self._commit(
+            sid,
+            lambda r: r.with_step(
+                index, status=step_status, error=error, saga_status=saga_status, saga_error=cause
+            ),
+        )
+
+    async def _attempts(
+        self,
+        saga_id: str,
+        call: Call,
+        ctx: StepContext,
+        policy: RetryPolicy,
+        key: str,
+        started: Callable[[SagaRecord], SagaRecord],
+        abort: asyncio.Event | None,
+    ) -> dict[str, Any]:
+        request = call.request(ctx)
+
+        def retryable(err: BaseException) -> bool:
+            return isinstance(err, MeshError) and err.code in policy.retryable
+
+        async def sleep(seconds: float) -> None:
+            if abort is None:
+                await self._sleep(seconds)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(abort.wait(), seconds)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.jitter),
+            retry=retry_if_exception(retryable),
+            sleep=sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if abort is not None and abort.is_set():
+                    raise AbortRequested
+                await self._commit(saga_id, started)  # durable before the call
+                return await self._race(self._caller(call, request, key), abort)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    @staticmethod
+    async def _race(call: Awaitable[dict[str, Any]], abort: asyncio.Event | None) -> dict[str, Any]:
+        task = asyncio.ensure_future(call)
+        if abort is None:
+            return await task
+        waiter = asyncio.ensure_future(abort.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            if not task.done():
+                task.cancel()
+        if not task.done() or task.cancelled():
+            raise AbortRequested
+        return task.result()

@@ -1,0 +1,5 @@
+"""Saga state storage: the :class:`~.base.SagaStore` port and its adapters."""
+
+from grpcmesh.services.saga.store.base import SagaStore, VersionConflict, make_store
+
+__all__ = ["SagaStore", "VersionConflict", "make_store"]
