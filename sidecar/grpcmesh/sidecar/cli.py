@@ -22,6 +22,8 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_demo",
     "grpcmesh.sidecar.cmd_sidecar",
     "grpcmesh.services.eventstore.cmd",
+    "grpcmesh.services.commandbus.cmd",
+    "grpcmesh.services.querybus.cmd",
 )
 
 
