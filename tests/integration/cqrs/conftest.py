@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +27,19 @@ class Service:
         return f"127.0.0.1:{self.port}"
 
 
-def _start(procs: ProcessGroup, name: str, *args: str, port: int | None = None) -> Service:
+def start(procs: ProcessGroup, name: str, *args: str, port: int | None = None) -> Service:
     port = port or free_port()
     argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", name, "--port", str(port), *args]
     proc = procs.start(argv, name)
     proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
     return Service(proc, port)
+
+
+@dataclass
+class Stubs:
+    commands: cb_grpc.CommandBusStub
+    queries: qb_grpc.QueryBusStub
+    events: es_grpc.EventStoreStub
 
 
 @dataclass
@@ -45,7 +53,7 @@ class Mesh:
     querybus: Service | None = None
 
     def start_querybus(self, port: int | None = None) -> Service:
-        self.querybus = _start(
+        self.querybus = start(
             self.procs,
             "querybus",
             "--eventstore",
@@ -57,24 +65,34 @@ class Mesh:
         return self.querybus
 
 
-@pytest.fixture
-def mesh(procs: ProcessGroup, tmp_path: Path) -> Mesh:
-    eventstore = _start(procs, "eventstore", "--db", f"sqlite://{tmp_path / 'events.db'}")
-    commandbus = _start(procs, "commandbus", "--eventstore", eventstore.address)
-    m = Mesh(procs, tmp_path, eventstore, commandbus)
+def _mesh(procs: ProcessGroup, tmp: Path) -> Mesh:
+    eventstore = start(procs, "eventstore", "--db", f"sqlite://{tmp / 'events.db'}")
+    commandbus = start(procs, "commandbus", "--eventstore", eventstore.address)
+    m = Mesh(procs, tmp, eventstore, commandbus)
     m.start_querybus()
     return m
 
 
-@dataclass
-class Stubs:
-    commands: cb_grpc.CommandBusStub
-    queries: qb_grpc.QueryBusStub
-    events: es_grpc.EventStoreStub
-
-
 @pytest.fixture
-async def stubs(mesh: Mesh) -> AsyncIterator[Stubs]:
+def mesh(procs: ProcessGroup, tmp_path: Path) -> Mesh:
+    """A mesh of this test only (for tests that stop or restart a process)."""
+    return _mesh(procs, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    """One mesh per test module; tests keep apart by using their own orders."""
+    tmp = tmp_path_factory.mktemp("cqrs")
+    group = ProcessGroup(tmp)
+    try:
+        yield _mesh(group, tmp)
+    finally:
+        group.stop_all()
+
+
+@asynccontextmanager
+async def connect(mesh: Mesh) -> AsyncIterator[Stubs]:
+    """SDK stubs (direct mode) to the mesh's three services."""
     assert mesh.querybus is not None
     discovery = {
         "commandbus": [mesh.commandbus.address],
@@ -89,4 +107,7 @@ async def stubs(mesh: Mesh) -> AsyncIterator[Stubs]:
         )
 
 
-StubsFactory = Callable[[], Stubs]
+@pytest.fixture
+async def stubs(shared_mesh: Mesh) -> AsyncIterator[Stubs]:
+    async with connect(shared_mesh) as s:
+        yield s

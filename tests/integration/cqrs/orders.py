@@ -7,9 +7,9 @@ import uuid
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import commandbus_pb2 as cb
 from grpcmesh.api.v1 import querybus_pb2 as qb
-from grpcmesh.examples.orders.v1 import orders_pb2 as o
 
 
 def packed(message: Message) -> any_pb2.Any:

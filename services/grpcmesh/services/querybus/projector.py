@@ -99,29 +99,48 @@ class Projector:
         delay = self.config.retry_initial
         while True:
             try:
-                await self._follow()
+                live = await self._follow()
                 log.warning("projection %s: subscription ended, resubscribing", self.name)
-            except MeshError as err:
+            except _Broken as broken:
+                live, err = broken.live, broken.cause
                 log.warning(
                     "projection %s: subscription failed (%s), retrying in %.2fs", self.name, err, delay
                 )
+            if live:  # it worked for a while: back off afresh
+                delay = self.config.retry_initial
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.config.retry_max)
 
-    async def _follow(self) -> None:
+    async def _follow(self) -> bool:
+        """Follows one subscription until it ends; True if it got live (past the caught-up marker)."""
+        live = False
         request = es.SubscribeRequest(after_position=self.watch.position, batch_size=self.config.batch_size)
-        async for response in self._stub.Subscribe(request):
-            kind = response.WhichOneof("content")
-            if kind == "event":
-                await self._apply([response.event])
-            elif kind == "events":
-                await self._apply(response.events.events)
-            elif kind == "caught_up":
-                self.watch.publish(response.caught_up.position)
-                if not self.caught_up.is_set():
-                    log.info("projection %s caught up at %d", self.name, response.caught_up.position)
-                    self.caught_up.set()
+        try:
+            async for response in self._stub.Subscribe(request):
+                kind = response.WhichOneof("content")
+                if kind == "event":
+                    await self._apply([response.event])
+                elif kind == "events":
+                    await self._apply(response.events.events)
+                elif kind == "caught_up":
+                    live = True
+                    self.watch.publish(response.caught_up.position)
+                    if not self.caught_up.is_set():
+                        log.info("projection %s caught up at %d", self.name, response.caught_up.position)
+                        self.caught_up.set()
+        except MeshError as err:
+            raise _Broken(err, live) from err
+        return live
 
     async def _apply(self, events: Sequence[es.RecordedEvent]) -> None:
         if events:
             self.watch.publish(await self.store.apply_batch(self.projection, events))
+
+
+class _Broken(Exception):
+    """A subscription failed; ``live`` says whether it had caught up first."""
+
+    def __init__(self, cause: MeshError, live: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.live = live

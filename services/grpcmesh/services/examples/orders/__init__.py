@@ -1,6 +1,6 @@
 """The orders example: the seed's OrderAggregate behind the command bus, its read model behind the query bus.
 
-Contract: ``grpcmesh.examples.orders.v1`` (protos/grpcmesh/examples/orders/v1/orders.proto).
+Contract: ``grpcmesh.api.examples.orders.v1`` (protos/grpcmesh/api/examples/orders/v1/orders.proto).
 This module is the ``--app`` both buses load by default.
 """
 

@@ -8,7 +8,7 @@ cannot be submitted.
 
 from __future__ import annotations
 
-from grpcmesh.examples.orders.v1 import orders_pb2 as o
+from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.services.cqrs.aggregate import Aggregate, DomainError
 from grpcmesh.services.cqrs.codec import EventCodec
 

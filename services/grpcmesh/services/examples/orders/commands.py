@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from grpcmesh.examples.orders.v1 import orders_pb2 as o
+from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.services.cqrs.envelope import ID_PATTERN
 from grpcmesh.services.cqrs.handlers import CommandHandler, Violations
 from grpcmesh.services.examples.orders.aggregate import CATEGORY, CODEC, OrderAggregate

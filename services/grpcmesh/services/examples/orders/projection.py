@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import eventstore_pb2 as es
-from grpcmesh.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.services.examples.orders.aggregate import CATEGORY, CODEC, NEW, SUBMITTED
 from grpcmesh.services.querybus.model import Projection
 

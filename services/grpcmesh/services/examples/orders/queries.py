@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from grpcmesh.examples.orders.v1 import orders_pb2 as o
+from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.services.cqrs.handlers import Violations
 from grpcmesh.services.cqrs.rejection import Rejected
 from grpcmesh.services.examples.orders.aggregate import NEW, SUBMITTED
