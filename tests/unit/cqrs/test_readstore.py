@@ -12,10 +12,11 @@ import pytest
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.services.cqrs.rejection import Rejected
+from grpcmesh.services.eventstore.storage.base import HeadWatch
 from grpcmesh.services.examples.orders import projections, query_handlers
 from grpcmesh.services.examples.orders.aggregate import CODEC
 from grpcmesh.services.querybus.model import Projection
-from grpcmesh.services.querybus.projector import PositionWatch
+from grpcmesh.services.querybus.projector import reached
 from grpcmesh.services.querybus.readstore import ReadStore
 
 ORDERS = projections()[0]
@@ -107,14 +108,15 @@ async def test_list_orders_filters_and_pages(store: ReadStore) -> None:
     assert "page_size" in list_orders.validate(o.ListOrders(page_size=501))
 
 
-async def test_position_watch_wakes_waiters_and_times_out() -> None:
-    watch = PositionWatch(3)
-    assert await watch.reached(3, 0)
-    waiter = asyncio.create_task(watch.reached(5, 5))
+async def test_reached_waits_for_the_checkpoint_and_times_out() -> None:
+    watch = HeadWatch()
+    watch.publish(3)
+    assert await reached(watch, 3, 0)
+    waiter = asyncio.create_task(reached(watch, 5, 5))
     await asyncio.sleep(0)
     watch.publish(4)
     await asyncio.sleep(0)
     assert not waiter.done()
     watch.publish(6)
     assert await waiter
-    assert not await watch.reached(10, 0.01)
+    assert not await reached(watch, 10, 0.01)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.sdk import AsyncMeshClient, MeshError
+from grpcmesh.services.eventstore.storage.base import HeadWatch
 from grpcmesh.services.querybus.model import Projection
 from grpcmesh.services.querybus.readstore import ReadStore
 
-__all__ = ["PositionWatch", "Projector", "ProjectorConfig"]
+__all__ = ["Projector", "ProjectorConfig", "reached"]
 
 log = logging.getLogger("grpcmesh.querybus")
 
@@ -34,34 +35,20 @@ class ProjectorConfig:
     retry_max: float = 2.0
 
 
-class PositionWatch:
-    """The position a read model has applied; wakes waiters when it moves."""
-
-    def __init__(self, position: int = 0) -> None:
-        self.position = position
-        self._moved = asyncio.Event()
-
-    def publish(self, position: int) -> None:
-        if position > self.position:
-            self.position = position
-            moved, self._moved = self._moved, asyncio.Event()
-            moved.set()
-
-    async def reached(self, position: int, timeout: float) -> bool:  # noqa: ASYNC109 - the query's deadline
-        """Waits until the applied position is at least ``position``; False after ``timeout`` s."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.position < position:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._moved.wait(), left)
-        return True
+async def reached(watch: HeadWatch, position: int, timeout: float) -> bool:  # noqa: ASYNC109 - query deadline
+    """Waits until ``watch.head`` is at least ``position``; False after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while watch.head < position:
+        left = deadline - loop.time()
+        if left <= 0:
+            return False
+        await watch.wait_beyond(watch.head, left)
+    return True
 
 
 class Projector:
-    """Runs one projection in a background task; ``watch.position`` is its checkpoint."""
+    """Runs one projection in a background task; ``watch.head`` is its checkpoint."""
 
     def __init__(
         self,
@@ -74,7 +61,7 @@ class Projector:
         self.projection = projection
         self.store = store
         self.config = config or ProjectorConfig()
-        self.watch = PositionWatch()
+        self.watch = HeadWatch()  # head = the checkpoint: last position applied
         self.caught_up = asyncio.Event()
         self._stub = client.stub(es_grpc.EventStoreStub, target=target)
         self._task: asyncio.Task[None] | None = None
@@ -85,7 +72,7 @@ class Projector:
 
     async def start(self) -> None:
         self.watch.publish(await self.store.checkpoint(self.name))
-        log.info("projection %s resumes after position %d", self.name, self.watch.position)
+        log.info("projection %s resumes after position %d", self.name, self.watch.head)
         self._task = asyncio.create_task(self._run(), name=f"projector-{self.name}")
 
     async def stop(self) -> None:
@@ -114,7 +101,7 @@ class Projector:
     async def _follow(self) -> bool:
         """Follows one subscription until it ends; True if it got live (past the caught-up marker)."""
         live = False
-        request = es.SubscribeRequest(after_position=self.watch.position, batch_size=self.config.batch_size)
+        request = es.SubscribeRequest(after_position=self.watch.head, batch_size=self.config.batch_size)
         try:
             async for response in self._stub.Subscribe(request):
                 kind = response.WhichOneof("content")

@@ -20,7 +20,7 @@ from grpcmesh.services.commandbus.status import abort
 from grpcmesh.services.cqrs.envelope import unpack
 from grpcmesh.services.cqrs.rejection import Rejected, invalid
 from grpcmesh.services.querybus.model import QueryHandler
-from grpcmesh.services.querybus.projector import Projector
+from grpcmesh.services.querybus.projector import Projector, reached
 from grpcmesh.services.querybus.readstore import ReadStore
 
 __all__ = ["SERVICE_NAME", "QueryBusService"]
@@ -57,17 +57,17 @@ class QueryBusService(qb_grpc.QueryBusServicer):
             raise invalid(violations)
         projector = self.projectors[handler.projection]
         wanted = request.min_position
-        if wanted > projector.watch.position:
+        if wanted > projector.watch.head:
             budget = self.max_wait if remaining is None else min(self.max_wait, remaining - _MARGIN)
-            if not await projector.watch.reached(wanted, max(budget, 0.0)):
+            if not await reached(projector.watch, wanted, max(budget, 0.0)):
                 raise Rejected(
                     "DEADLINE_EXCEEDED",
-                    f"read model {projector.name!r} is at position {projector.watch.position}; "
+                    f"read model {projector.name!r} is at position {projector.watch.head}; "
                     f"min_position {wanted} was not reached before the deadline",
                     reason="MIN_POSITION_NOT_REACHED",
-                    metadata={"position": str(projector.watch.position), "min_position": str(wanted)},
+                    metadata={"position": str(projector.watch.head), "min_position": str(wanted)},
                 )
-        position = projector.watch.position
+        position = projector.watch.head
         result = await self.store.run(lambda conn: handler.run(conn, message))
         packed = any_pb2.Any()
         packed.Pack(result)
