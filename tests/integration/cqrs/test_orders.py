@@ -10,11 +10,20 @@ from google.rpc import error_details_pb2
 
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import commandbus_pb2 as cb
+from grpcmesh.api.v1 import commandbus_pb2_grpc as cb_grpc
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import querybus_pb2 as qb
-from grpcmesh.sdk import Aborted, DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
-from tests.integration.cqrs.conftest import Stubs
+from grpcmesh.sdk import (
+    Aborted,
+    AsyncMeshClient,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from tests.integration.cqrs.conftest import Mesh, Stubs, start
 from tests.integration.cqrs.orders import add, command, order_of, packed, query
+from tests.support.procs import ProcessGroup
 
 
 async def create(stubs: Stubs, customer: str = "c-1") -> cb.CommandResult:
@@ -92,12 +101,20 @@ async def test_a_retried_create_without_an_id_lands_on_the_same_order(stubs: Stu
     assert len(await stream_events(stubs, first.aggregate_id)) == 1
 
 
-async def test_concurrent_commands_on_one_order_serialise_through_conflicts(stubs: Stubs) -> None:
+async def test_concurrent_commands_on_one_order_serialise_through_conflicts(
+    stubs: Stubs, shared_mesh: Mesh, procs: ProcessGroup
+) -> None:
+    # Two command bus processes on one event store: they race on the same stream, and the
+    # loser of each race reloads and decides again (within one process commands queue).
+    second = start(procs, "commandbus", "--eventstore", shared_mesh.eventstore.address)
+    buses = {"commandbus": [shared_mesh.commandbus.address, second.address]}
     order_id = (await create(stubs)).aggregate_id
-    n = 12
-    results = await asyncio.gather(
-        *(stubs.commands.Dispatch(command(add(f"i{k}", 1, 10), order_id)) for k in range(n))
-    )
+    n = 16
+    async with AsyncMeshClient("tests", discovery=buses, timeout=10, retry=False) as client:
+        commands = client.stub(cb_grpc.CommandBusStub, target="commandbus")
+        results = await asyncio.gather(
+            *(commands.Dispatch(command(add(f"i{k}", 1, 10), order_id)) for k in range(n))
+        )
     assert sorted(r.revision for r in results) == list(range(1, n + 1))
     events = await stream_events(stubs, order_id)
     assert [e.revision for e in events] == list(range(n + 1))

@@ -13,11 +13,13 @@ class MemoryStreams:
         self.streams: dict[str, list[es.RecordedEvent]] = {}
         self.position = 0
         self.appends = 0
+        self.reads = 0
         # Runs before the next append(s) are judged: simulates a concurrent writer.
         self.interleave: list[Callable[[], Awaitable[None]]] = []
 
-    async def read(self, stream_id: str) -> list[es.RecordedEvent]:
-        return list(self.streams.get(stream_id, []))
+    async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
+        self.reads += 1
+        return [e for e in self.streams.get(stream_id, []) if e.revision >= from_revision]
 
     async def append(
         self, stream_id: str, expected: int | None, events: Sequence[es.ProposedEvent]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -10,8 +11,10 @@ from google.protobuf.message import Message
 
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import commandbus_pb2 as cb
+from grpcmesh.services.commandbus.cache import CachedStreams
 from grpcmesh.services.commandbus.dispatcher import DispatchConfig, Dispatcher, event_id
 from grpcmesh.services.commandbus.registry import HandlerRegistry
+from grpcmesh.services.commandbus.store import EventStreams
 from grpcmesh.services.cqrs.rejection import Rejected
 from grpcmesh.services.examples.orders import command_handlers
 from tests.unit.cqrs.fakes import MemoryStreams
@@ -30,9 +33,20 @@ def streams() -> MemoryStreams:
     return MemoryStreams()
 
 
-@pytest.fixture
-def bus(streams: MemoryStreams) -> Dispatcher:
+def dispatcher(streams: EventStreams) -> Dispatcher:
     return Dispatcher(HandlerRegistry(command_handlers()), streams, DispatchConfig(max_attempts=3, backoff=0))
+
+
+@pytest.fixture(params=["uncached", "cached"])
+def bus(streams: MemoryStreams, request: pytest.FixtureRequest) -> Dispatcher:
+    """The bus under test, reading the store directly or through the stream cache."""
+    return dispatcher(CachedStreams(streams) if request.param == "cached" else streams)
+
+
+@pytest.fixture
+def rival_bus(streams: MemoryStreams) -> Dispatcher:
+    """Another command bus process on the same event store."""
+    return dispatcher(streams)
 
 
 async def test_create_then_add_appends_with_exact_revisions(bus: Dispatcher, streams: MemoryStreams) -> None:
@@ -42,12 +56,14 @@ async def test_create_then_add_appends_with_exact_revisions(bus: Dispatcher, str
     assert [e.type for e in streams.streams["order-o1"]] == ["OrderCreated", "ItemAdded"]
 
 
-async def test_a_conflict_reloads_and_decides_again(bus: Dispatcher, streams: MemoryStreams) -> None:
+async def test_a_conflict_reloads_and_decides_again(
+    bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
     await bus.dispatch(command(o.CreateOrder(customer_id="c")))
 
     async def rival() -> None:
         streams.interleave.clear()
-        await bus.dispatch(command(o.AddItem(item_id="rival", quantity=1)))
+        await rival_bus.dispatch(command(o.AddItem(item_id="rival", quantity=1)))
 
     streams.interleave.append(rival)
     mine = await bus.dispatch(command(o.AddItem(item_id="mine", quantity=1)))
@@ -56,14 +72,14 @@ async def test_a_conflict_reloads_and_decides_again(bus: Dispatcher, streams: Me
 
 
 async def test_a_rival_that_breaks_a_rule_turns_the_retry_into_failed_precondition(
-    bus: Dispatcher, streams: MemoryStreams
+    bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
 ) -> None:
     await bus.dispatch(command(o.CreateOrder(customer_id="c")))
     await bus.dispatch(command(o.AddItem(item_id="a", quantity=1)))
 
     async def rival() -> None:
         streams.interleave.clear()
-        await bus.dispatch(command(o.SubmitOrder()))
+        await rival_bus.dispatch(command(o.SubmitOrder()))
 
     streams.interleave.append(rival)
     with pytest.raises(Rejected) as info:
@@ -71,13 +87,15 @@ async def test_a_rival_that_breaks_a_rule_turns_the_retry_into_failed_preconditi
     assert (info.value.code, info.value.reason) == ("FAILED_PRECONDITION", "ORDER_ALREADY_SUBMITTED")
 
 
-async def test_endless_conflicts_give_up_with_aborted(bus: Dispatcher, streams: MemoryStreams) -> None:
+async def test_endless_conflicts_give_up_with_aborted(
+    bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
     await bus.dispatch(command(o.CreateOrder(customer_id="c")))
     k = iter(range(100))
 
     async def rival() -> None:
         saved, streams.interleave = streams.interleave, []
-        await bus.dispatch(command(o.AddItem(item_id=f"r{next(k)}", quantity=1)))
+        await rival_bus.dispatch(command(o.AddItem(item_id=f"r{next(k)}", quantity=1)))
         streams.interleave = saved
 
     streams.interleave.extend([rival] * 3)
@@ -163,3 +181,16 @@ def test_registry_refuses_a_second_handler_for_a_type() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.register(command_handlers()[0])
     assert "type.googleapis.com/grpcmesh.api.examples.orders.v1.AddItem" in registry
+
+
+async def test_commands_for_one_aggregate_queue_in_one_process(
+    bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    await bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    appends = streams.appends
+    results = await asyncio.gather(
+        *(bus.dispatch(command(o.AddItem(item_id=f"i{k}", quantity=1))) for k in range(8))
+    )
+    assert sorted(r.revision for r in results) == list(range(1, 9))
+    assert streams.appends - appends == 8  # no conflicting appends at all
+    assert len(bus._locks) == 0  # locks are dropped once nobody holds them

@@ -12,6 +12,10 @@ appends carries ``command_id`` in its metadata and an id derived from it
 
 Commands that produce no events and commands a rule rejected leave no trace, so
 their retries are decided again.
+
+Concurrency: commands for one aggregate queue inside this process; across
+processes the exact expected revision catches the race, and the loser reloads
+and decides again (jittered backoff, at most ``max_attempts``, then ABORTED).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from grpcmesh.api.v1 import commandbus_pb2 as cb
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.sdk import Aborted, AlreadyExists
+from grpcmesh.services.commandbus.locks import KeyedLocks
 from grpcmesh.services.commandbus.registry import HandlerRegistry
 from grpcmesh.services.commandbus.store import EventStreams
 from grpcmesh.services.cqrs.aggregate import DomainError
@@ -76,6 +81,7 @@ class Dispatcher:
         self.registry = registry
         self.streams = streams
         self.config = config or DispatchConfig()
+        self._locks = KeyedLocks()  # one command per aggregate at a time in this process
 
     async def dispatch(self, command: cb.Command) -> cb.CommandResult:
         command_uuid = check_uuid(command.command_id, "command_id")
@@ -91,13 +97,14 @@ class Dispatcher:
             raise invalid({"aggregate_id": f"is required for {handler.message_type.DESCRIPTOR.name}"})
         pinned = command.expected_revision if command.HasField("expected_revision") else None
         delay = self.config.backoff
-        for attempt in range(1, self.config.max_attempts + 1):
-            result = await self._attempt(handler, message, command, command_uuid, aggregate_id, pinned)
-            if result is not None:
-                return result
-            log.debug("conflict on %s (attempt %d), reloading", aggregate_id, attempt)
-            await asyncio.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, self.config.max_backoff)
+        async with self._locks.hold(handler.stream_id(aggregate_id)):
+            for attempt in range(1, self.config.max_attempts + 1):
+                result = await self._attempt(handler, message, command, command_uuid, aggregate_id, pinned)
+                if result is not None:
+                    return result
+                log.debug("conflict on %s (attempt %d), reloading", aggregate_id, attempt)
+                await asyncio.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, self.config.max_backoff)
         raise Rejected(
             "ABORTED",
             f"aggregate {aggregate_id!r} kept changing: gave up after {self.config.max_attempts} attempts",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from grpcmesh.api.v1 import commandbus_pb2_grpc as cb_grpc
 from grpcmesh.sdk import Server
+from grpcmesh.services.commandbus.cache import CachedStreams
 from grpcmesh.services.commandbus.dispatcher import DispatchConfig, Dispatcher
 from grpcmesh.services.commandbus.registry import HandlerRegistry
 from grpcmesh.services.commandbus.service import SERVICE_NAME, CommandBusService
@@ -48,7 +49,7 @@ async def run(config: CommandBusConfig) -> int:
     handlers: list[CommandHandler] = list(load_app(config.app, "command_handlers")())  # type: ignore[arg-type]
     registry = HandlerRegistry(handlers)
     async with eventstore_client("commandbus", config.eventstore) as client:
-        dispatcher = Dispatcher(registry, RemoteStreams(client), config.dispatch)
+        dispatcher = Dispatcher(registry, CachedStreams(RemoteStreams(client)), config.dispatch)
         service = CommandBusService(dispatcher)
         server = Server(
             [(service, cb_grpc.add_CommandBusServicer_to_server, SERVICE_NAME)],

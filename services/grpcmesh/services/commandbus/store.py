@@ -34,8 +34,8 @@ def eventstore_client(service: str, eventstore: str | None) -> AsyncMeshClient:
 
 
 class EventStreams(Protocol):
-    async def read(self, stream_id: str) -> list[es.RecordedEvent]:
-        """Every readable event of the stream in revision order ([] when it has none)."""
+    async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
+        """The stream's readable events from ``from_revision`` in order ([] when there are none)."""
         ...
 
     async def append(
@@ -51,9 +51,9 @@ class RemoteStreams:
     def __init__(self, client: AsyncMeshClient, target: str = EVENTSTORE) -> None:
         self._stub = client.stub(es_grpc.EventStoreStub, target=target)
 
-    async def read(self, stream_id: str) -> list[es.RecordedEvent]:
+    async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
         events: list[es.RecordedEvent] = []
-        start = 0
+        start = from_revision
         while True:
             request = es.ReadStreamRequest(stream_id=stream_id, from_revision=start, max_count=_PAGE)
             try:
