@@ -146,6 +146,8 @@ async def test_a_server_chosen_id_is_stable_per_command(bus: Dispatcher) -> None
         (command(o.AddItem(item_id="a")), "INVALID_ARGUMENT", "payload.quantity"),
         (command(o.SubmitOrder(), order_id=""), "INVALID_ARGUMENT", "aggregate_id"),
         (command(o.SubmitOrder(), order_id="a b"), "INVALID_ARGUMENT", "aggregate_id"),
+        (command(o.SubmitOrder(), metadata={"": "x"}), "INVALID_ARGUMENT", "metadata"),
+        (command(o.SubmitOrder(), metadata={"k": "x" * 20000}), "INVALID_ARGUMENT", "metadata"),
     ],
 )
 async def test_bad_commands_name_the_field(bus: Dispatcher, cmd: cb.Command, code: str, field: str) -> None:

@@ -34,7 +34,7 @@ from grpcmesh.services.commandbus.registry import HandlerRegistry
 from grpcmesh.services.commandbus.store import EventStreams
 from grpcmesh.services.cqrs.aggregate import DomainError
 from grpcmesh.services.cqrs.codec import CONTENT_TYPE
-from grpcmesh.services.cqrs.envelope import check_id, check_uuid, unpack
+from grpcmesh.services.cqrs.envelope import check_id, check_metadata, check_uuid, unpack
 from grpcmesh.services.cqrs.handlers import CommandHandler
 from grpcmesh.services.cqrs.rejection import Rejected, invalid
 
@@ -85,6 +85,7 @@ class Dispatcher:
 
     async def dispatch(self, command: cb.Command) -> cb.CommandResult:
         command_uuid = check_uuid(command.command_id, "command_id")
+        check_metadata(command.metadata)
         handler, message = unpack(command.payload, command.HasField("payload"), self.registry)
         violations = {f"payload.{f}": why for f, why in handler.validate(message).items()}
         if violations:

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError, Message
 
 from grpcmesh.services.cqrs.rejection import Rejected, invalid
 
-__all__ = ["ID_PATTERN", "Route", "check_id", "check_uuid", "type_url_of", "unpack"]
+__all__ = ["ID_PATTERN", "Route", "check_id", "check_metadata", "check_uuid", "type_url_of", "unpack"]
 
 
 class Route(Protocol):
@@ -44,6 +44,14 @@ def check_id(value: str, field: str) -> str:
     if not ID_PATTERN.fullmatch(value):
         raise invalid({field: "must be 1..128 of letters, digits, '.', '_', ':', '@', '-'"})
     return value
+
+
+def check_metadata(metadata: Mapping[str, str], field: str = "metadata", max_bytes: int = 16 * 1024) -> None:
+    if "" in metadata:
+        raise invalid({field: "keys must not be empty"})
+    size = sum(len(k) + len(v) for k, v in metadata.items())
+    if size > max_bytes:
+        raise invalid({field: f"must be at most {max_bytes} bytes of keys and values, got {size}"})
 
 
 def unpack(payload: any_pb2.Any, has_payload: bool, routes: Mapping[str, H]) -> tuple[H, Message]:

@@ -93,6 +93,9 @@ class Projector:
                 log.warning(
                     "projection %s: subscription failed (%s), retrying in %.2fs", self.name, err, delay
                 )
+            except Exception:  # a projection bug or a bad event: keep the checkpoint, say so, retry
+                live, delay = False, self.config.retry_max
+                log.exception("projection %s failed after position %d; retrying", self.name, self.watch.head)
             if live:  # it worked for a while: back off afresh
                 delay = self.config.retry_initial
             await asyncio.sleep(delay)
@@ -102,8 +105,9 @@ class Projector:
         """Follows one subscription until it ends; True if it got live (past the caught-up marker)."""
         live = False
         request = es.SubscribeRequest(after_position=self.watch.head, batch_size=self.config.batch_size)
+        call = self._stub.Subscribe(request)
         try:
-            async for response in self._stub.Subscribe(request):
+            async for response in call:
                 kind = response.WhichOneof("content")
                 if kind == "event":
                     await self._apply([response.event])
@@ -117,6 +121,8 @@ class Projector:
                         self.caught_up.set()
         except MeshError as err:
             raise _Broken(err, live) from err
+        finally:
+            call.cancel()  # on stop or a projection error: end the stream now, not at channel close
         return live
 
     async def _apply(self, events: Sequence[es.RecordedEvent]) -> None:
