@@ -77,7 +77,7 @@ class Dispatcher:
 
     def __init__(
         self, registry: HandlerRegistry, streams: EventStreams, config: DispatchConfig | None = None
-    ):
+    ) -> None:
         self.registry = registry
         self.streams = streams
         self.config = config or DispatchConfig()
