@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.services.eventstore.cmd",
     "grpcmesh.services.gateway.cmd",
     "grpcmesh.services.saga.cmd",
+    "grpcmesh.services.commandbus.cmd",
+    "grpcmesh.services.querybus.cmd",
 )
 
 

@@ -46,7 +46,12 @@ class CommandBusServicer:
 
     def Dispatch(self, request, context):
         """Dispatches one command. Idempotent by command_id: a retried command returns
-        the original result without appending again.
+        the original result (duplicate = true) without appending again, even after
+        other commands changed the aggregate. Only commands that appended events are
+        remembered (the events carry the command id); a retried no-op or rejected
+        command is decided again. Rejections carry ErrorInfo: the domain rule name as
+        reason for FAILED_PRECONDITION; WRONG_EXPECTED_REVISION or TOO_MANY_CONFLICTS
+        for ABORTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

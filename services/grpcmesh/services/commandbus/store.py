@@ -1,0 +1,78 @@
+"""The command bus's view of the event store: read one stream, append with a revision.
+
+:class:`EventStreams` is the port the dispatcher needs (faked in unit tests);
+:class:`RemoteStreams` implements it over gRPC through an
+:class:`~grpcmesh.sdk.AsyncMeshClient`, so calls go through the sidecar or the
+SDK's direct mode with its balancing, breaking and idempotent-retry policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from grpcmesh.api.v1 import eventstore_pb2 as es
+from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
+from grpcmesh.sdk import AsyncMeshClient, NotFound
+
+__all__ = ["EVENTSTORE", "EventStreams", "RemoteStreams", "eventstore_client"]
+
+EVENTSTORE = "eventstore"  # the service name the event store is resolved by
+_PAGE = 10_000
+
+
+def eventstore_client(service: str, eventstore: str | None) -> AsyncMeshClient:
+    """A client that reaches the event store directly (``host:port[,host:port]``) or via the sidecar.
+
+    No default deadline: subscriptions are long-lived and dispatches inherit the
+    deadline of the call being served.
+    """
+    if eventstore:
+        addresses = [a.strip() for a in eventstore.split(",") if a.strip()]
+        return AsyncMeshClient(service, discovery={EVENTSTORE: addresses}, timeout=None)
+    return AsyncMeshClient(service, timeout=None)
+
+
+class EventStreams(Protocol):
+    async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
+        """The stream's readable events from ``from_revision`` in order ([] when there are none)."""
+        ...
+
+    async def append(
+        self, stream_id: str, expected: int | None, events: Sequence[es.ProposedEvent]
+    ) -> es.AppendResponse:
+        """Appends expecting exactly revision ``expected`` (None: no stream); raises Aborted on conflict."""
+        ...
+
+
+class RemoteStreams:
+    """EventStreams over grpcmesh.api.v1.EventStore."""
+
+    def __init__(self, client: AsyncMeshClient, target: str = EVENTSTORE) -> None:
+        self._stub = client.stub(es_grpc.EventStoreStub, target=target)
+
+    async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
+        events: list[es.RecordedEvent] = []
+        start = from_revision
+        while True:
+            request = es.ReadStreamRequest(stream_id=stream_id, from_revision=start, max_count=_PAGE)
+            try:
+                page = [e async for e in self._stub.ReadStream(request)]
+            except NotFound:
+                return events
+            events.extend(page)
+            if len(page) < _PAGE:
+                return events
+            start = page[-1].revision + 1
+
+    async def append(
+        self, stream_id: str, expected: int | None, events: Sequence[es.ProposedEvent]
+    ) -> es.AppendResponse:
+        revision = (
+            es.ExpectedRevision(no_stream=es.Empty())
+            if expected is None
+            else es.ExpectedRevision(exact=expected)
+        )
+        request = es.AppendRequest(stream_id=stream_id, expected_revision=revision, events=events)
+        response: es.AppendResponse = await self._stub.Append(request)
+        return response
