@@ -3,11 +3,15 @@
 One call builds a TracerProvider with a ratio sampler (parent-based, so a
 sampled caller keeps its whole trace) and the chosen exporter: ``none``
 (spans are created for context propagation only), ``console``, ``otlp``
-(needs the ``otlp`` extra) or ``memory`` (tests read spans back). The
-embedded span store plugs in here later as one more exporter name.
+(needs the ``otlp`` extra), ``memory`` (tests read spans back), ``store``
+(the embedded SQLite span store read by ``grpcmesh traces``; ``endpoint`` is
+the file, default ``$GRPCMESH_TRACE_DB`` or ``./grpcmesh-traces.db``) or
+``zipkin`` (Zipkin v2 JSON over HTTP, stdlib only; ``endpoint`` is the URL).
 """
 
 from __future__ import annotations
+
+import os
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -21,9 +25,10 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-__all__ = ["EXPORTERS", "configure_tracing", "memory_exporter"]
+__all__ = ["EXPORTERS", "configure_tracing", "default_trace_db", "memory_exporter"]
 
-EXPORTERS = ("none", "console", "otlp", "memory")
+EXPORTERS = ("none", "console", "otlp", "memory", "store", "zipkin")
+TRACE_DB_ENV = "GRPCMESH_TRACE_DB"
 
 _memory: InMemorySpanExporter | None = None
 
@@ -31,6 +36,11 @@ _memory: InMemorySpanExporter | None = None
 def memory_exporter() -> InMemorySpanExporter | None:
     """The exporter installed by ``exporter="memory"``, for tests."""
     return _memory
+
+
+def default_trace_db() -> str:
+    """Where the ``store`` exporter writes (and ``grpcmesh traces`` reads) without an endpoint."""
+    return os.environ.get(TRACE_DB_ENV) or "grpcmesh-traces.db"
 
 
 def configure_tracing(
@@ -62,6 +72,14 @@ def configure_tracing(
         except ImportError as err:  # pragma: no cover - depends on the optional extra
             raise ValueError("tracing.exporter 'otlp' needs: pip install 'grpcmesh[otlp]'") from err
         chosen = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+    elif exporter == "store":
+        from grpcmesh.sdk.spanstore import SpanStoreExporter
+
+        chosen = SpanStoreExporter(endpoint or default_trace_db())
+    elif exporter == "zipkin":
+        from grpcmesh.sdk.zipkin import DEFAULT_ENDPOINT, ZipkinExporter
+
+        chosen = ZipkinExporter(endpoint or DEFAULT_ENDPOINT)
     elif exporter == "memory":
         _memory = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(_memory))

@@ -3,7 +3,8 @@
 A deliberately tiny HTTP/1.1 server on asyncio streams: a handful of GET
 routes read by probes, Prometheus and operators do not justify a web framework
 in the proxy process. Each route is a callable returning (status, content
-type, body); connections are closed after one response.
+type, body); a prefix route (``/traces/``) receives the rest of the path.
+Connections are closed after one response.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AdminServer", "Route", "json_route"]
+__all__ = ["AdminServer", "PrefixRoute", "Route", "json_route"]
 
 log = logging.getLogger("grpcmesh.sidecar.admin")
 
 Route = Callable[[], tuple[int, str, bytes]]
+PrefixRoute = Callable[[str], tuple[int, str, bytes]]
 _REASONS = {
     200: "OK",
     404: "Not Found",
@@ -38,10 +40,13 @@ def json_route(produce: Callable[[], Any], ok: Callable[[], bool] = lambda: True
 
 
 class AdminServer:
-    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
+    def __init__(
+        self, host: str, port: int, routes: dict[str, Route], prefixes: dict[str, PrefixRoute] | None = None
+    ) -> None:
         self._host = host
         self._port = port
         self._routes = routes
+        self._prefixes = prefixes or {}
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -56,6 +61,13 @@ class AdminServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
+    def _prefix_route(self, path: str) -> Route | None:
+        for prefix, handler in self._prefixes.items():
+            if path.startswith(prefix) and len(path) > len(prefix):
+                rest = path[len(prefix) :]
+                return lambda: handler(rest)
+        return None
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
@@ -65,7 +77,8 @@ class AdminServer:
             elif parts[0] not in ("GET", "HEAD"):
                 status, ctype, body = 405, "text/plain", b"only GET\n"
             else:
-                route = self._routes.get(parts[1].split("?", 1)[0])
+                path = parts[1].split("?", 1)[0]
+                route = self._routes.get(path) or self._prefix_route(path)
                 if route is None:
                     listing = "\n".join(sorted(self._routes)) + "\n"
                     status, ctype, body = 404, "text/plain", listing.encode()

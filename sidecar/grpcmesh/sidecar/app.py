@@ -26,7 +26,7 @@ from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolver, resolver_
 from grpcmesh.sdk.idempotency import MethodCatalog
 from grpcmesh.sdk.registration import Registration
 from grpcmesh.sdk.retry import RetryConfig
-from grpcmesh.sdk.tracing import configure_tracing
+from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
 from grpcmesh.sidecar.admin import AdminServer, json_route
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import Inbound
@@ -34,6 +34,7 @@ from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.proxy import Forwarder, ProxyHandler
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
+from grpcmesh.sidecar.trace_pages import trace_routes
 
 __all__ = ["Sidecar", "build_resolver", "register", "run"]
 
@@ -207,7 +208,13 @@ class Sidecar:
         out = self._server(self.outbound, cfg.outbound, "outbound")
         inb = self._server(self.inbound, cfg.inbound, "inbound")
         host, _, port = cfg.admin.rpartition(":")
-        self._admin = AdminServer(host, int(port), self._routes())
+        store = (
+            cfg.tracing.endpoint or default_trace_db()
+            if self.provider and cfg.tracing.exporter == "store"
+            else None
+        )
+        pages, prefixes = trace_routes(store)
+        self._admin = AdminServer(host, int(port), {**self._routes(), **pages}, prefixes)
         await self._admin.start()
         self.ports["admin"] = self._admin.port
         await out.start()

@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_proto",
     "grpcmesh.sidecar.cmd_demo",
     "grpcmesh.sidecar.cmd_sidecar",
+    "grpcmesh.sidecar.cmd_traces",
     "grpcmesh.services.eventstore.cmd",
     "grpcmesh.services.gateway.cmd",
     "grpcmesh.services.saga.cmd",

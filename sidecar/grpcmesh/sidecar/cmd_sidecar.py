@@ -34,7 +34,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-message-bytes", type=int)
     p.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", help="seconds to drain on SIGTERM")
     p.add_argument("--sample-ratio", type=float, help="trace sampling ratio 0..1")
-    p.add_argument("--trace-exporter", choices=("none", "console", "otlp", "memory"))
+    p.add_argument("--trace-exporter", choices=("none", "console", "otlp", "memory", "store", "zipkin"))
+    p.add_argument("--trace-endpoint", help="store: SQLite file; zipkin/otlp: collector URL")
     p.add_argument("--no-tracing", action="store_true", help="no spans (trace headers pass through)")
     p.add_argument("--bare", action="store_true", help="policies off: plain proxy (benchmarks)")
     p.add_argument("--access-log", action="store_true", help="one log line per call (request id, trace id)")
@@ -53,6 +54,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         tracing["sample_ratio"] = args.sample_ratio
     if args.trace_exporter:
         tracing["exporter"] = args.trace_exporter
+    if args.trace_endpoint:
+        tracing["endpoint"] = args.trace_endpoint
     if args.no_tracing:
         tracing["enabled"] = False
     out: dict[str, Any] = {

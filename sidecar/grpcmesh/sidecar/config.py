@@ -40,6 +40,7 @@ from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import ClusterConfig
 from grpcmesh.sdk.idempotency import CallKind, MethodInfo
 from grpcmesh.sdk.retry import RetryConfig
+from grpcmesh.sdk.tracing import EXPORTERS
 
 __all__ = ["ConfigError", "SidecarConfig", "TracingConfig", "load_config", "masked", "parse_endpoints"]
 
@@ -61,8 +62,8 @@ class TracingConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.sample_ratio <= 1.0:
             raise ValueError("sample_ratio: must be within [0, 1]")
-        if self.exporter not in ("none", "console", "otlp", "memory"):
-            raise ValueError("exporter: must be one of none, console, otlp, memory")
+        if self.exporter not in EXPORTERS:
+            raise ValueError(f"exporter: must be one of {', '.join(EXPORTERS)}")
 
 
 @dataclass(frozen=True)
