@@ -46,6 +46,8 @@ __all__ = ["ConfigError", "SidecarConfig", "TracingConfig", "load_config", "mask
 
 ENV_PREFIX = "GRPCMESH_"
 SECRET_KEYS = ("token", "password", "secret")
+# GRPCMESH_* variables that are not config keys: the file path, the span store default path.
+_NOT_CONFIG = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}TRACE_DB")
 
 
 class ConfigError(ValueError):
@@ -228,7 +230,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     """GRPCMESH_MAX_CONCURRENCY=5 → max_concurrency; GRPCMESH_TRACING__SAMPLE_RATIO → tracing.sample_ratio."""
     layer: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         node = layer
