@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from grpcmesh.sdk.spanstore import find_trace, get_trace
-from tests.support.mesh import ROOT, admin_get, start_echo_proc, start_sidecar
+from tests.support.mesh import ROOT, SidecarProc, admin_get, start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for
 
 E = "/echo.v1.Echo/"
@@ -37,6 +37,21 @@ def grpcmesh(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         check=False,
     )
+
+
+def traced_pair(
+    procs: ProcessGroup,
+    server_flags: tuple[str, ...],
+    client_flags: tuple[str, ...],
+    client_env: dict[str, str],
+) -> tuple[SidecarProc, SidecarProc]:
+    """Echo app ← "echo" sidecar ← "web" sidecar, both tracing every call; returns (server, client)."""
+    echo = start_echo_proc(procs, "t")
+    ratio = ("--sample-ratio", "1.0")
+    server = start_sidecar(procs, "echo", echo.target, *ratio, *server_flags, env=FAST_BATCH)
+    upstream = ("--endpoints", f"echo=127.0.0.1:{server.inbound}")
+    client = start_sidecar(procs, "web", "127.0.0.1:1", *ratio, *upstream, *client_flags, env=client_env)
+    return server, client
 
 
 async def call(outbound: int, rid: str, *, fail: str | None = None, traceparent: str | None = None) -> None:
@@ -57,17 +72,9 @@ async def call(outbound: int, rid: str, *, fail: str | None = None, traceparent:
 
 async def test_store_cli_and_admin(procs: ProcessGroup, tmp_path: Path) -> None:
     db = str(tmp_path / "traces.db")
-    echo = start_echo_proc(procs, "t")
-    store = ("--trace-exporter", "store", "--sample-ratio", "1.0")
-    server = start_sidecar(procs, "echo", echo.target, *store, "--trace-endpoint", db, env=FAST_BATCH)
-    client = start_sidecar(
-        procs,
-        "web",
-        "127.0.0.1:1",
-        *store,
-        "--endpoints",
-        f"echo=127.0.0.1:{server.inbound}",
-        env={**FAST_BATCH, "GRPCMESH_TRACE_DB": db},
+    store = ("--trace-exporter", "store")
+    server, client = traced_pair(
+        procs, (*store, "--trace-endpoint", db), store, {**FAST_BATCH, "GRPCMESH_TRACE_DB": db}
     )
     rid, bad = f"req-{uuid.uuid4()}", f"bad-{uuid.uuid4()}"
     await call(client.outbound, rid)
@@ -158,12 +165,8 @@ def zipkin() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
 
 async def test_zipkin_export(procs: ProcessGroup, zipkin: tuple[str, list[tuple[str, str, Any]]]) -> None:
     url, received = zipkin
-    echo = start_echo_proc(procs, "z")
-    flags = ("--trace-exporter", "zipkin", "--trace-endpoint", url, "--sample-ratio", "1.0")
-    server = start_sidecar(procs, "echo", echo.target, *flags, env=FAST_BATCH)
-    client = start_sidecar(
-        procs, "web", "127.0.0.1:1", *flags, "--endpoints", f"echo=127.0.0.1:{server.inbound}", env=FAST_BATCH
-    )
+    flags = ("--trace-exporter", "zipkin", "--trace-endpoint", url)
+    _, client = traced_pair(procs, flags, flags, FAST_BATCH)
     rid, caller_trace, caller_span = str(uuid.uuid4()), uuid.uuid4().hex, uuid.uuid4().hex[:16]
     await call(client.outbound, rid, traceparent=f"00-{caller_trace}-{caller_span}-01")
 
