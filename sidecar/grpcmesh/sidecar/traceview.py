@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from grpcmesh.sdk.spanstore import SpanRecord, TraceSummary, waterfall
+from grpcmesh.sdk.spanstore import SpanRecord, TraceSummary
 
-__all__ = ["WaterfallRow", "render_table", "render_waterfall", "rows"]
+__all__ = ["WaterfallRow", "render_table", "render_waterfall", "rows", "waterfall"]
 
 BAR_WIDTH = 40
 
@@ -32,6 +32,30 @@ class WaterfallRow:
         if self.span.error:
             return f"ERROR {self.span.status_message}" if self.span.status_message else "ERROR"
         return "OK"
+
+
+def waterfall(spans: Sequence[SpanRecord]) -> list[tuple[int, SpanRecord]]:
+    """Spans in tree order (parents before children, siblings by start) with their depth.
+
+    Spans whose parent is not in the store (a caller outside the mesh) are roots.
+    """
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[SpanRecord]] = {}
+    for s in spans:
+        parent = s.parent_id if s.parent_id in ids else None
+        children.setdefault(parent, []).append(s)
+    out: list[tuple[int, SpanRecord]] = []
+    seen: set[str] = set()
+    stack = [(0, s) for s in sorted(children.get(None, []), key=lambda s: s.start_ns, reverse=True)]
+    while stack:
+        depth, span = stack.pop()
+        if span.span_id in seen:  # duplicate ids (a re-exported batch) or a cycle
+            continue
+        seen.add(span.span_id)
+        out.append((depth, span))
+        kids = sorted(children.get(span.span_id, []), key=lambda s: s.start_ns, reverse=True)
+        stack.extend((depth + 1, k) for k in kids)
+    return out
 
 
 def rows(spans: Sequence[SpanRecord]) -> list[WaterfallRow]:

@@ -15,6 +15,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_contex
 from grpcmesh.sdk.spanstore import AmbiguousTrace, SpanStoreExporter, find_trace, get_trace, list_traces
 from grpcmesh.sdk.tracing import configure_tracing
 
+MS = 1_000_000
+
 
 def _provider(exporter: SpanStoreExporter, service: str) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -152,3 +154,23 @@ def test_configure_tracing_store_uses_env_default(tmp_path: Path, monkeypatch: p
 def test_rejects_bad_retention(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_spans"):
         SpanStoreExporter(tmp_path / "x.db", max_spans=0)
+
+
+def test_list_widens_its_window_until_the_newest_matches_are_known(tmp_path: Path) -> None:
+    db = str(tmp_path / "spans.db")
+    tracer = _provider(SpanStoreExporter(db), "svc").get_tracer("t")
+    # an old trace whose child span ends up among the newest spans, then 400 one-span traces
+    old = tracer.start_span("old", start_time=1 * MS)
+    for i in range(400):
+        span = tracer.start_span(f"t{i}", start_time=(10 + i) * MS)
+        if i == 3:
+            span.set_status(Status(StatusCode.ERROR, "boom"))
+        span.end(end_time=(10 + i) * MS + 1)
+    tracer.start_span("late", context=set_span_in_context(old), start_time=1000 * MS).end(end_time=1001 * MS)
+    old.end(end_time=1002 * MS)
+    newest = list_traces(db, 3)
+    assert [t.root_name for t in newest] == ["t399", "t398", "t397"]  # by trace start, not by last span
+    [failed] = list_traces(db, 5, errors_only=True)  # only found after widening past 400 spans
+    assert failed.root_name == "t3"
+    assert [t.root_name for t in list_traces(db, 500)][-2:] == ["t0", "old"]
+    assert list_traces(db, 500)[-1].span_count == 2

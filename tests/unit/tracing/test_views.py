@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from grpcmesh.sdk.spanstore import SpanRecord, waterfall
+from grpcmesh.sdk.spanstore import SpanRecord
 from grpcmesh.sidecar.cli import main
 from grpcmesh.sidecar.trace_pages import trace_routes
-from grpcmesh.sidecar.traceview import render_waterfall, rows
+from grpcmesh.sidecar.traceview import render_waterfall, rows, waterfall
 
 T = "ab" * 16
 MS = 1_000_000
