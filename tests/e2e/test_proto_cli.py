@@ -123,4 +123,7 @@ def test_demo_runs() -> None:
     assert "'OPEN'" in run.stdout  # the killed instance's breaker
     assert "read back: ['0:OrderCreated', '1:ItemAdded', '2:OrderSubmitted']" in run.stdout
     assert "ABORTED" in run.stdout
+    assert "request id demo-append-order-42" in run.stdout  # the waterfall from the span store
+    assert "web-sidecar  grpcmesh.api.v1.EventStore/Append (client)" in run.stdout
+    assert "eventstore-sidecar  grpcmesh.api.v1.EventStore/Append (server)" in run.stdout
     assert "all processes stopped" in run.stdout

@@ -27,10 +27,15 @@ from typing import IO, Any
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.sdk import AsyncMeshClient, MeshError
+from grpcmesh.sdk.headers import REQUEST_ID
 from grpcmesh.sdk.protogen import generate
 from grpcmesh.sdk.scaffold import scaffold
+from grpcmesh.sdk.spanstore import find_trace, get_trace
+from grpcmesh.sidecar.traceview import render_waterfall
 
 __all__ = ["run_demo"]
+
+DEMO_REQUEST_ID = "demo-append-order-42"
 
 _READY = re.compile(r"sidecar ready .*outbound=(\d+) inbound=(\d+) admin=(\d+)")
 _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
@@ -81,7 +86,11 @@ class Mesh:
         self.registry.write_text("")
         self.entries: dict[str, list[str]] = collections.defaultdict(list)
         self.children: list[Child] = []
-        self.env = {"PYTHONPATH": os.pathsep.join([str(workdir / "gen"), str(workdir)])}
+        self.traces = workdir / "traces.db"
+        self.env = {
+            "PYTHONPATH": os.pathsep.join([str(workdir / "gen"), str(workdir)]),
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # flush spans to the store within 0.2 s
+        }
 
     def start(self, name: str, argv: Sequence[str]) -> Child:
         child = Child(name, argv, self.workdir, self.env)
@@ -96,6 +105,7 @@ class Mesh:
         self, service: str, app_port: int, grpc_service: str = "", *flags: str
     ) -> tuple[int, int, int]:
         cli = [sys.executable, "-m", "grpcmesh.sidecar.cli", "sidecar", "--service", service, *flags]
+        cli += ["--trace-exporter", "store", "--trace-endpoint", str(self.traces), "--sample-ratio", "1.0"]
         child = self.start(
             f"sidecar-{service}-{len(self.children)}",
             [
@@ -187,6 +197,7 @@ async def _events(web: AsyncMeshClient) -> None:
             stream_id="order-42", expected_revision=es.ExpectedRevision(no_stream=es.Empty()), events=events
         ),
         timeout=10,
+        metadata=((REQUEST_ID, DEMO_REQUEST_ID),),
     )
     print(
         f"8. appended 3 events to order-42 through the mesh: revision {result.next_revision}, "
@@ -206,6 +217,21 @@ async def _events(web: AsyncMeshClient) -> None:
         )
     except MeshError as err:
         print(f"10. stale writer (expected revision 0) → {err.code.name}: {err.details}")
+
+
+async def _show_trace(db: Path) -> None:
+    """Waits (bounded) for the Append's spans from both sidecars, then prints the waterfall."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    spans: list[Any] = []
+    while loop.time() < deadline:
+        trace_id = find_trace(db, DEMO_REQUEST_ID) if await asyncio.to_thread(db.exists) else None
+        spans = get_trace(db, trace_id) if trace_id else []
+        if len(spans) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    print(f"11. grpcmesh traces --db traces.db {DEMO_REQUEST_ID}  (spans from both sidecars, one trace):")
+    print(render_waterfall(spans) if spans else "    (no spans arrived)")
 
 
 async def run_demo() -> int:
@@ -253,8 +279,9 @@ async def run_demo() -> int:
                 states = {e["target"]: e["breaker"]["state"] for e in orders["endpoints"]}
                 print(f"7. web sidecar /clusters: breakers {states}; retry budget {orders['retry']}")
                 await _events(web)
+                await _show_trace(mesh.traces)
         finally:
             await mesh.close()
             sys.path[:] = [p for p in sys.path if p != str(workdir / "gen")]
-        print("11. all processes stopped")
+        print("12. all processes stopped")
     return 0
