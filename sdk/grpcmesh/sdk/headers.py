@@ -24,7 +24,6 @@ __all__ = [
     "get",
     "new_request_id",
     "request_id_var",
-    "strip_hop_by_hop",
 ]
 
 REQUEST_ID = "x-request-id"
@@ -83,12 +82,3 @@ def ensure_request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> tup
     if found:
         return found, False
     return new_request_id(), True
-
-
-def strip_hop_by_hop(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:
-    """Metadata safe to forward to the next hop: no connection or grpc-* reserved keys.
-
-    ``grpc-status-details-bin`` and other ``grpc-``-prefixed application keys
-    that grpc itself does not reserve are kept only in trailers, never here.
-    """
-    return [(k, v) for k, v in metadata or () if k not in HOP_BY_HOP and not k.startswith("grpc-")]

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2
 from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
-from grpcmesh.sdk.headers import REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id, strip_hop_by_hop
+from grpcmesh.sdk.headers import HOP_BY_HOP
 from grpcmesh.sdk.idempotency import STREAMING_UNKNOWN, CallKind, MethodCatalog, MethodInfo, fetch_reflection
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, never_reached
 from grpcmesh.sidecar.listener import Listener
@@ -89,20 +89,6 @@ class Inbound(Listener):
             return _HEALTH_INFO
         return self.catalog.get(method) if self.catalog else STREAMING_UNKNOWN
 
-    def _headers(self, md: Md) -> tuple[Md, str]:
-        out = strip_hop_by_hop(md)
-        rid = ""
-        for k, v in out:
-            if k == REQUEST_ID:
-                rid = v if isinstance(v, str) else v.decode()
-                break
-        if not rid:
-            rid = new_request_id()
-            out.append((REQUEST_ID, rid))
-        if self._tracing:
-            out = [(k, v) for k, v in out if k not in (TRACEPARENT, TRACESTATE)]
-        return out, rid
-
     async def _admit(self, ctx: Ctx) -> None:
         if self.in_flight >= self._limit:
             self.rejected += 1
@@ -117,7 +103,7 @@ class Inbound(Listener):
             return await self._health(request, ctx)
         await self._admit(ctx)
         md: Md = list(ctx.invocation_metadata() or ())
-        out, rid = self._headers(md)
+        out, rid = self._forward_headers(md, HOP_BY_HOP)
         return await self._unary(self.cluster, method, request, md, out, rid, ctx, False)
 
     async def stream(  # an async generator function: grpc checks for one
@@ -125,7 +111,7 @@ class Inbound(Listener):
     ) -> AsyncIterator[bytes]:
         await self._admit(ctx)
         md: Md = list(ctx.invocation_metadata() or ())
-        out, rid = self._headers(md)
+        out, rid = self._forward_headers(md, HOP_BY_HOP)
         async for msg in self._stream(self.cluster, method, info.kind, request, md, out, rid, ctx, False):
             yield msg
 

@@ -15,6 +15,7 @@ import grpc
 from opentelemetry.trace import Span
 
 from grpcmesh.sdk.cluster import Cluster
+from grpcmesh.sdk.headers import REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
 from grpcmesh.sdk.idempotency import CallKind
 from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md
 from grpcmesh.sidecar.telemetry import Telemetry
@@ -33,6 +34,27 @@ class Listener:
         self._tel = telemetry
         self._tracing = telemetry is not None and telemetry.tracing
         self.in_flight = 0
+
+    def _forward_headers(self, md: Md, drop: frozenset[str]) -> tuple[Md, str]:
+        """Onward metadata in one pass: no ``drop``/``grpc-*`` keys, the request id kept or made.
+
+        With tracing on, incoming trace headers are dropped too: the span opened
+        for this call re-injects its own context (see :meth:`_open`).
+        """
+        out: Md = []
+        rid = ""
+        for k, v in md:
+            if k in drop or k.startswith("grpc-"):
+                continue
+            if k == REQUEST_ID:
+                rid = v if isinstance(v, str) else v.decode()
+            elif self._tracing and k in (TRACEPARENT, TRACESTATE):
+                continue
+            out.append((k, v))
+        if not rid:
+            rid = new_request_id()
+            out.append((REQUEST_ID, rid))
+        return out, rid
 
     def _open(self, cluster: Cluster, method: str, md: Md, out: Md) -> tuple[Span | None, float, CallResult]:
         """Starts the bracket: span (its context joins ``out``), start time, in-flight count."""

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from grpcmesh.sdk.cluster import Cluster, ClusterManager
-from grpcmesh.sdk.headers import HOP_BY_HOP, MESH_SOURCE, REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
+from grpcmesh.sdk.headers import HOP_BY_HOP, MESH_SOURCE
 from grpcmesh.sdk.idempotency import MethodCatalog, MethodInfo, fetch_reflection
 from grpcmesh.sidecar.listener import Listener
 from grpcmesh.sidecar.proxy import Ctx, Forwarder, Md
@@ -58,20 +58,8 @@ class Outbound(Listener):
 
     # -- per call --------------------------------------------------------------------
     def _headers(self, md: Md) -> tuple[Md, str]:
-        """Forwardable metadata + request id (trace headers are re-made by the span when tracing)."""
-        out: Md = []
-        rid = ""
-        for k, v in md:
-            if k in _DROP or k.startswith("grpc-"):
-                continue
-            if k == REQUEST_ID:
-                rid = v if isinstance(v, str) else v.decode()
-            elif self._tracing and k in (TRACEPARENT, TRACESTATE):
-                continue
-            out.append((k, v))
-        if not rid:
-            rid = new_request_id()
-            out.append((REQUEST_ID, rid))
+        """Forwardable metadata + request id, marked with this sidecar's service as the source."""
+        out, rid = self._forward_headers(md, _DROP)
         out.append((MESH_SOURCE, self.source))
         return out, rid
 
