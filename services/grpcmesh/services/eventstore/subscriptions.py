@@ -120,8 +120,6 @@ class Subscription:
             self._queue.put_nowait(_End(err))
             if self._on_overflow is not None:
                 self._on_overflow()
-        except asyncio.CancelledError:
-            raise
         except Exception as err:
             await self._queue.put(_End(err))
 

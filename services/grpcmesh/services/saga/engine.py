@@ -210,8 +210,6 @@ class Orchestrator:
             abort = self._aborts.setdefault(saga_id, asyncio.Event())
             record = await self._runner.run(record, definition, abort)
             log.info("saga %s finished %s", saga_id, record.status.name)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("saga %s: runner stopped; it resumes on the next start", saga_id)
         finally:

@@ -81,8 +81,6 @@ class GroupCommitter:
     async def _commit(self, group: list[_Item]) -> None:
         try:
             outcomes, head = await self._commit_group([cmd for cmd, _ in group])
-        except asyncio.CancelledError:
-            raise
         except Exception as err:
             if len(group) > 1:  # one bad append must not fail its neighbours: retry each alone
                 log.warning("group commit of %d appends failed (%s); retrying one by one", len(group), err)
