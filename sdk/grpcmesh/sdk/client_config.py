@@ -15,12 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-import grpc
-
-from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import ClusterConfig
 from grpcmesh.sdk.direct import Discovery
 from grpcmesh.sdk.retry import RetryConfig
+from grpcmesh.sdk.settings import ConfigError, build_dataclass
 
 __all__ = [
     "DEFAULT_SIDECAR",
@@ -161,11 +159,9 @@ def _registry(data: dict[str, Any]) -> Discovery:
 
 
 def _cluster(table: dict[str, Any]) -> ClusterConfig:
-    """``[cluster]`` with its ``breaker`` / ``retry`` sub-tables; an unknown key names itself."""
+    """``[cluster]`` with its ``breaker`` / ``retry`` sub-tables, coerced as the sidecar does."""
     try:
-        retry, breaker = dict(table.pop("retry", {})), dict(table.pop("breaker", {}))
-        if "retry_codes" in retry:
-            retry["retry_codes"] = frozenset(grpc.StatusCode[str(c).upper()] for c in retry["retry_codes"])
-        return ClusterConfig(**table, breaker=BreakerConfig(**breaker), retry=RetryConfig(**retry))
-    except (TypeError, KeyError) as err:
+        cluster: ClusterConfig = build_dataclass(ClusterConfig, table, "cluster")
+    except ConfigError as err:
         raise ValueError(f"client config [cluster]: {err}") from None
+    return cluster

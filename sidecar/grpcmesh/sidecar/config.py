@@ -25,10 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +33,9 @@ from typing import Any
 
 import grpc
 
-from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import ClusterConfig
 from grpcmesh.sdk.idempotency import CallKind, MethodInfo
-from grpcmesh.sdk.retry import RetryConfig
+from grpcmesh.sdk.settings import ConfigError, build_dataclass
 from grpcmesh.sdk.tracing import EXPORTERS
 
 __all__ = ["ConfigError", "SidecarConfig", "TracingConfig", "load_config", "masked", "parse_endpoints"]
@@ -48,10 +44,6 @@ ENV_PREFIX = "GRPCMESH_"
 SECRET_KEYS = ("token", "password", "secret")
 # GRPCMESH_* variables that are not config keys: the file path, the span store default path.
 _NOT_CONFIG = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}TRACE_DB")
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; the message starts with the offending key."""
 
 
 @dataclass(frozen=True)
@@ -132,72 +124,6 @@ def parse_endpoints(spec: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-# -- generic dict → dataclass coercion ---------------------------------------------------
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(args[0], value, key)
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a table")
-        return _build(tp, value, key)
-    if tp is bool:
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if tp in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        try:
-            return tp(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    if origin is frozenset and typing.get_args(tp) == (grpc.StatusCode,):
-        names = value.split(",") if isinstance(value, str) else value
-        try:
-            return frozenset(grpc.StatusCode[str(n).strip().upper()] for n in names)
-        except KeyError as err:
-            raise ConfigError(f"{key}: unknown status code {err.args[0]}") from None
-    if origin is tuple:
-        return tuple(value) if not isinstance(value, str) else (value,)
-    return value
-
-
-def _build(cls: type[Any], data: Mapping[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        full = f"{prefix}.{key}" if prefix else key
-        if key not in names:
-            raise ConfigError(f"{full}: unknown key (valid: {', '.join(sorted(names))})")
-        kwargs[key] = _special(cls, key, value, full) or _coerce(hints[key], value, full)
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"{prefix or 'config'}: {err}") from None
-    except ValueError as err:
-        if isinstance(err, ConfigError):
-            raise
-        msg = str(err)
-        token = re.split(r"[ :]", msg, maxsplit=1)[0]
-        name = token.split(".")[-1]
-        if name in names:
-            msg = f"{prefix + '.' if prefix else ''}{name}:{msg[len(token) :].lstrip(':')}"
-        elif prefix:
-            msg = f"{prefix}: {msg}"
-        raise ConfigError(msg) from None
-
-
 def _special(cls: type[Any], key: str, value: Any, full: str) -> Any:
     """Mapping-valued fields of SidecarConfig (None = use the generic coercion)."""
     if cls is not SidecarConfig:
@@ -209,7 +135,9 @@ def _special(cls: type[Any], key: str, value: Any, full: str) -> Any:
     if key == "routes":
         return {str(k): str(v) for k, v in dict(value).items()}
     if key == "services":
-        return {name: _build(ClusterConfig, t, f"services.{name}") for name, t in dict(value).items()}
+        return {
+            name: build_dataclass(ClusterConfig, t, f"services.{name}") for name, t in dict(value).items()
+        }
     if key == "methods":
         out: dict[str, MethodInfo] = {}
         for path, spec in dict(value).items():
@@ -220,10 +148,6 @@ def _special(cls: type[Any], key: str, value: Any, full: str) -> Any:
             out[path] = MethodInfo(kind, bool(spec.get("idempotent", False)))
         return out
     return None
-
-
-# ClusterConfig / BreakerConfig / RetryConfig are built by the same coercion.
-_ = (BreakerConfig, RetryConfig)
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -272,7 +196,7 @@ def load_config(
     for required in ("service", "app"):
         if not data.get(required):
             raise ConfigError(f"{required}: required (flag --{required}, env {ENV_PREFIX}{required.upper()})")
-    cfg: SidecarConfig = _build(SidecarConfig, data)
+    cfg: SidecarConfig = build_dataclass(SidecarConfig, data, special=_special)
     return cfg
 
 
