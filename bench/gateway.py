@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import uuid
@@ -42,6 +41,7 @@ from tests.support.procs import ProcessGroup, free_port  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from sdk_client import _measure as measure_calls  # type: ignore[import-not-found]  # noqa: E402
+from sdk_client import report  # type: ignore[import-not-found]  # noqa: E402
 
 STREAM = "bench-1"
 CONCURRENCY = 16
@@ -109,21 +109,14 @@ def main(quick: bool) -> dict[str, Any]:
         finally:
             procs.stop_all()
     baseline = results["grpc"]
-    print(f"{'row':<10} {'p50 µs':>10} {'p99 µs':>10} {f'rps ({CONCURRENCY} conc.)':>16}")
-    for name, r in results.items():
-        print(f"{name:<10} {r['p50_us']:>10.0f} {r['p99_us']:>10.0f} {r['rps']:>16.0f}")
     ratios: dict[str, float] = {}
     for name in ("gateway", "cached"):
         ratios[f"{name}_p50_ratio"] = round(results[name]["p50_us"] / baseline["p50_us"], 2)
         ratios[f"{name}_rps_ratio"] = round(results[name]["rps"] / baseline["rps"], 2)
     ratios["gateway_added_p50_us"] = round(results["gateway"]["p50_us"] - baseline["p50_us"], 1)
-    print("ratios to grpc: " + ", ".join(f"{k}={v}" for k, v in ratios.items()))
     doc: dict[str, Any] = {"bench": "gateway", "quick": quick, "calls": n, "concurrency": CONCURRENCY}
-    for name, r in results.items():
-        doc.update({f"{name}_{k}": round(v, 1) for k, v in r.items()})
-    doc.update(ratios)
-    print(json.dumps(doc))
-    return doc
+    result: dict[str, Any] = report(doc, results, ratios, row="row", baseline="grpc", concurrency=CONCURRENCY)
+    return result
 
 
 if __name__ == "__main__":

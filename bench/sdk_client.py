@@ -91,9 +91,6 @@ async def main(quick: bool) -> dict[str, Any]:
     finally:
         await server.stop(0)
     base = results["baseline"]
-    print(f"{'variant':<10} {'p50 µs':>10} {'p99 µs':>10} {'rps (16 conc.)':>16}")
-    for name, r in results.items():
-        print(f"{name:<10} {r['p50_us']:>10.0f} {r['p99_us']:>10.0f} {r['rps']:>16.0f}")
     ratios = {
         f"{name}_p50_ratio": round(r["p50_us"] / base["p50_us"], 2)
         for name, r in results.items()
@@ -106,8 +103,24 @@ async def main(quick: bool) -> dict[str, Any]:
             if name != "baseline"
         }
     )
-    print("ratios to baseline: " + ", ".join(f"{k}={v}" for k, v in ratios.items()))
     doc: dict[str, Any] = {"bench": "sdk_client", "calls": n, "concurrency": 16}
+    return report(doc, results, ratios, row="variant", baseline="baseline", concurrency=16)
+
+
+def report(
+    doc: dict[str, Any],
+    results: dict[str, dict[str, float]],
+    ratios: dict[str, float],
+    *,
+    row: str,
+    baseline: str,
+    concurrency: int,
+) -> dict[str, Any]:
+    """Prints the table, the ratios to ``baseline`` and the JSON line: ``doc``, every row's figures, ratios."""
+    print(f"{row:<10} {'p50 µs':>10} {'p99 µs':>10} {f'rps ({concurrency} conc.)':>16}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['p50_us']:>10.0f} {r['p99_us']:>10.0f} {r['rps']:>16.0f}")
+    print(f"ratios to {baseline}: " + ", ".join(f"{k}={v}" for k, v in ratios.items()))
     for name, r in results.items():
         doc.update({f"{name}_{k}": round(v, 1) for k, v in r.items()})
     doc.update(ratios)
