@@ -42,10 +42,9 @@ async def run(config: SagaConfig) -> int:
     definitions = load_definitions(config.definitions)
     store = make_store(config.db)
     await store.open()
-    options = {"discovery": config.discovery} if config.discovery else {}
-    if config.sidecar:
-        options["sidecar"] = config.sidecar
-    client = AsyncMeshClient("saga", retry=False, **options)  # type: ignore[arg-type]
+    client = AsyncMeshClient(
+        "saga", retry=False, discovery=config.discovery or None, sidecar=config.sidecar or None
+    )
     orchestrator = Orchestrator(store, definitions, MeshStepCaller(client))
     try:
         service = SagaService(orchestrator)
