@@ -24,7 +24,6 @@ __all__ = ["Route", "Router", "load_routes"]
 
 log = logging.getLogger("grpcmesh.gateway")
 
-_VERBS = ("get", "put", "post", "delete", "patch")
 _NO_SIDE_EFFECTS = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
 
 
