@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import grpc
 from google.rpc import error_details_pb2
 
 from grpcmesh.api.v1 import eventstore_pb2 as pb
-from grpcmesh.sdk.errors import MeshError, from_rpc_error
+from grpcmesh.sdk.errors import MeshError
 
 
 def event(type_: str = "Happened", data: bytes = b"{}", **meta: str) -> pb.ProposedEvent:
@@ -23,10 +22,6 @@ def append(stream_id: str, events: list[pb.ProposedEvent], expected: str | int =
     else:
         rev = pb.ExpectedRevision(**{expected: pb.Empty()})
     return pb.AppendRequest(stream_id=stream_id, expected_revision=rev, events=events)
-
-
-def error_of(err: grpc.aio.AioRpcError) -> MeshError:
-    return from_rpc_error(err)
 
 
 def error_metadata(err: MeshError) -> dict[str, str]:

@@ -9,8 +9,15 @@ import grpc
 import pytest
 
 from grpcmesh.api.v1 import eventstore_pb2 as pb
-from grpcmesh.sdk.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
-from tests.integration.eventstore.helpers import append, error_metadata, error_of, event
+from grpcmesh.sdk.errors import (
+    Aborted,
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    from_rpc_error,
+)
+from tests.integration.eventstore.helpers import append, error_metadata, event
 
 
 def sid() -> str:
@@ -51,13 +58,13 @@ async def test_invalid_requests_name_the_field(stub) -> None:  # type: ignore[no
     dup = event()
     cases.append((append(sid(), [dup, dup]), "events[1].id"))
     for request, field in cases:
-        err = error_of(await fails(stub.Append(request)))
+        err = from_rpc_error(await fails(stub.Append(request)))
         assert isinstance(err, InvalidArgument), err
         assert field in err.field_violations(), (field, err.field_violations())
-    err = error_of(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id="$all"))))
+    err = from_rpc_error(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id="$all"))))
     assert isinstance(err, InvalidArgument)
     assert "stream_id" in err.field_violations()
-    err = error_of(await fails(stub.Subscribe(pb.SubscribeRequest(stream_prefixes=["ok", ""]))))
+    err = from_rpc_error(await fails(stub.Subscribe(pb.SubscribeRequest(stream_prefixes=["ok", ""]))))
     assert isinstance(err, InvalidArgument)
     assert "stream_prefixes[1]" in err.field_violations()
 
@@ -65,11 +72,11 @@ async def test_invalid_requests_name_the_field(stub) -> None:  # type: ignore[no
 async def test_wrong_expected_revision_is_aborted_with_actual(stub) -> None:  # type: ignore[no-untyped-def]
     s = sid()
     await stub.Append(append(s, [event(), event()], "no_stream"))
-    err = error_of(await fails(stub.Append(append(s, [event()], 5))))
+    err = from_rpc_error(await fails(stub.Append(append(s, [event()], 5))))
     assert isinstance(err, Aborted)
     assert error_metadata(err) == {"stream_id": s, "expected": "5", "actual": "1"}
     missing = sid()
-    err = error_of(await fails(stub.Append(append(missing, [event()], "stream_exists"))))
+    err = from_rpc_error(await fails(stub.Append(append(missing, [event()], "stream_exists"))))
     assert isinstance(err, Aborted)
     assert error_metadata(err)["actual"] == "no_stream"
 
@@ -81,7 +88,7 @@ async def test_append_is_idempotent_and_reads_come_back(stub) -> None:  # type: 
     assert (first.next_revision, first.duplicate) == (1, False)
     again = await stub.Append(append(s, batch, "no_stream"))
     assert (again.next_revision, again.position, again.duplicate) == (1, first.position, True)
-    err = error_of(await fails(stub.Append(append(s, [batch[1], batch[0]]))))
+    err = from_rpc_error(await fails(stub.Append(append(s, [batch[1], batch[0]]))))
     assert isinstance(err, AlreadyExists)
     await stub.Append(append(s, [event("Shipped")], 1))
 
@@ -99,7 +106,7 @@ async def test_append_is_idempotent_and_reads_come_back(stub) -> None:  # type: 
     assert backwards == [1, 0]
     everything = [e.position async for e in stub.ReadAll(pb.ReadAllRequest(from_position=1, max_count=2))]
     assert everything == [1, 2]
-    err = error_of(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id=sid()))))
+    err = from_rpc_error(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id=sid()))))
     assert isinstance(err, NotFound)
 
 
@@ -166,7 +173,7 @@ async def test_slow_subscriber_is_disconnected(start_eventstore, stub_for, sqlit
 
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await drain()
-        assert isinstance(error_of(info.value), ResourceExhausted)
+        assert isinstance(from_rpc_error(info.value), ResourceExhausted)
         assert received < 100
     # the server is fine afterwards
     assert (await stub.Append(append(s, [event()]))).next_revision == 100
@@ -175,7 +182,7 @@ async def test_slow_subscriber_is_disconnected(start_eventstore, stub_for, sqlit
 async def test_delete_stream_and_metadata(stub) -> None:  # type: ignore[no-untyped-def]
     s = sid()
     await stub.Append(append(s, [event(), event(), event()]))
-    err = error_of(
+    err = from_rpc_error(
         await fails(
             stub.DeleteStream(
                 pb.DeleteStreamRequest(stream_id=s, expected_revision=pb.ExpectedRevision(exact=0))
@@ -186,7 +193,7 @@ async def test_delete_stream_and_metadata(stub) -> None:  # type: ignore[no-unty
     assert error_metadata(err)["actual"] == "2"
     deleted = await stub.DeleteStream(pb.DeleteStreamRequest(stream_id=s))
     assert deleted.truncate_before == 3
-    err = error_of(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id=s))))
+    err = from_rpc_error(await fails(stub.ReadStream(pb.ReadStreamRequest(stream_id=s))))
     assert isinstance(err, NotFound)
     await stub.Append(append(s, [event("Back")], 2))
     assert [e.revision async for e in stub.ReadStream(pb.ReadStreamRequest(stream_id=s))] == [3]
@@ -201,6 +208,6 @@ async def test_delete_stream_and_metadata(stub) -> None:  # type: ignore[no-unty
     assert [e.revision async for e in stub.ReadStream(pb.ReadStreamRequest(stream_id=other))] == [3, 4]
     got = await stub.GetStreamMetadata(pb.GetStreamMetadataRequest(stream_id=other))
     assert got.max_count == 2
-    err = error_of(await fails(stub.GetStreamMetadata(pb.GetStreamMetadataRequest(stream_id="$bad"))))
+    err = from_rpc_error(await fails(stub.GetStreamMetadata(pb.GetStreamMetadataRequest(stream_id="$bad"))))
     assert isinstance(err, InvalidArgument)
     assert "stream_id" in err.field_violations()
