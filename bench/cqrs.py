@@ -48,7 +48,7 @@ from grpcmesh.api.v1 import eventstore_pb2 as es  # noqa: E402
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc  # noqa: E402
 from grpcmesh.api.v1 import querybus_pb2 as qb  # noqa: E402
 from grpcmesh.api.v1 import querybus_pb2_grpc as qb_grpc  # noqa: E402
-from tests.support.procs import ManagedProcess, free_port  # noqa: E402
+from tests.support.procs import ProcessGroup, free_port  # noqa: E402
 
 ITEMS_PER_ORDER = 10
 
@@ -189,12 +189,12 @@ async def run_rounds(orders: Orders, queries: qb_grpc.QueryBusStub, counts: Coun
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def start(name: str, workdir: Path, *args: str) -> tuple[ManagedProcess, str]:
+def start(procs: ProcessGroup, name: str, *args: str) -> str:
+    """Starts ``grpcmesh NAME`` in ``procs`` (so it is stopped even if it never comes up); its address."""
     port = free_port()
     argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", name, "--port", str(port), *args]
-    proc = ManagedProcess(argv, workdir / f"{name}.log")
-    proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
-    return proc, f"127.0.0.1:{port}"
+    procs.start(argv, name).wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
+    return f"127.0.0.1:{port}"
 
 
 async def measure(addresses: dict[str, str], counts: Counts) -> dict[str, float]:
@@ -242,21 +242,15 @@ def main() -> int:
     counts = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench-cqrs-") as tmp:
         workdir = Path(tmp)
-        procs: list[ManagedProcess] = []
+        procs = ProcessGroup(workdir)
         try:
-            store, es_addr = start("eventstore", workdir, "--db", f"sqlite://{workdir / 'events.db'}")
-            procs.append(store)
-            bus, cb_addr = start("commandbus", workdir, "--eventstore", es_addr)
-            procs.append(bus)
-            qbus, qb_addr = start(
-                "querybus", workdir, "--eventstore", es_addr, "--db", str(workdir / "read.db")
-            )
-            procs.append(qbus)
+            es_addr = start(procs, "eventstore", "--db", f"sqlite://{workdir / 'events.db'}")
+            cb_addr = start(procs, "commandbus", "--eventstore", es_addr)
+            qb_addr = start(procs, "querybus", "--eventstore", es_addr, "--db", str(workdir / "read.db"))
             addresses = {"eventstore": es_addr, "commandbus": cb_addr, "querybus": qb_addr}
             results = asyncio.run(measure(addresses, counts))
         finally:
-            for p in reversed(procs):
-                p.stop()
+            procs.stop_all()
     line = report(results, args.quick)
     print(json.dumps(line, separators=(",", ":")))
     return 0
