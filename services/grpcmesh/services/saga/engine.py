@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from grpcmesh.services.commandbus.locks import KeyedLocks
 from grpcmesh.services.saga.caller import StepCaller
 from grpcmesh.services.saga.definitions import SagaDefinition
 from grpcmesh.services.saga.domain import (
@@ -55,7 +56,7 @@ class Orchestrator:
         self._runner = SagaRunner(self._commit, caller)
         self._hub = WatchHub()
         self._current: dict[str, SagaRecord] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # one transition of a saga at a time
         self._aborts: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -180,8 +181,7 @@ class Orchestrator:
     # -- internals -----------------------------------------------------------------------------
 
     async def _commit(self, saga_id: str, change: Callable[[SagaRecord], SagaRecord]) -> SagaRecord:
-        lock = self._locks.setdefault(saga_id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(saga_id):
             current = await self.get(saga_id)
             record = change(current)
             await self._store.save(record, describe(current, record))
@@ -215,9 +215,6 @@ class Orchestrator:
         finally:
             self._tasks.pop(saga_id, None)
             self._aborts.pop(saga_id, None)
-            lock = self._locks.get(saga_id)
-            if lock is not None and not lock.locked():
-                del self._locks[saga_id]
             current = self._current.get(saga_id)
             if current is not None and current.terminal:
                 self._current.pop(saga_id, None)
