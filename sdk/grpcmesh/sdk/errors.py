@@ -9,7 +9,7 @@ field error names its field in a ``BadRequest`` detail, never a bare string.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -34,6 +34,7 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "Unknown",
+    "abort",
     "bad_request",
     "error_info",
     "from_rpc_error",
@@ -208,3 +209,15 @@ def rich_status(code: grpc.StatusCode, message: str, details: Iterable[Any] = ()
     proto = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
     status: grpc.Status = rpc_status.to_status(proto)
     return status
+
+
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    code: grpc.StatusCode,
+    message: str,
+    details: Iterable[Any] = (),
+) -> NoReturn:
+    """Ends the call being served with a rich status (``details`` packed as ``google.rpc`` details)."""
+    untyped: Any = context  # grpc-stubs lacks abort_with_status on the aio context
+    await untyped.abort_with_status(rich_status(code, message, details))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover - abort always raises

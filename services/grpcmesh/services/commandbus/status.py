@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from grpcmesh.sdk import bad_request, error_info, rich_status
+from grpcmesh.sdk import bad_request, error_info, errors
 from grpcmesh.services.cqrs.rejection import Rejected
 
 __all__ = ["DOMAIN", "abort"]
@@ -24,6 +24,4 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], err: Rejected) -> N
         details.append(bad_request(err.violations))
     if err.reason:
         details.append(error_info(err.reason, DOMAIN, err.metadata))
-    untyped: Any = context  # grpc-stubs lacks abort_with_status on the aio context
-    await untyped.abort_with_status(rich_status(grpc.StatusCode[err.code], err.message, details))
-    raise AssertionError("abort_with_status returned")
+    await errors.abort(context, grpc.StatusCode[err.code], err.message, details)

@@ -24,7 +24,7 @@ import grpc
 
 from grpcmesh.api.v1 import eventstore_pb2 as pb
 from grpcmesh.api.v1 import eventstore_pb2_grpc as pb_grpc
-from grpcmesh.sdk.errors import bad_request, error_info, rich_status
+from grpcmesh.sdk.errors import abort, bad_request, error_info
 from grpcmesh.services.eventstore.domain import (
     DuplicateEventId,
     WrongExpectedRevision,
@@ -57,18 +57,10 @@ DOMAIN = "eventstore.grpcmesh"
 _PAGE = 256  # rows fetched per storage read while streaming a response
 
 
-async def _fail(
-    context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str, details: list[Any]
-) -> NoReturn:
-    untyped: Any = context  # grpc-stubs lacks abort_with_status on the aio context
-    await untyped.abort_with_status(rich_status(code, message, details))
-    raise AssertionError("abort_with_status returned")
-
-
 async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
     actual = "no_stream" if err.actual is None else str(err.actual)
     meta = {"stream_id": err.stream_id, "expected": str(err.expected), "actual": actual}
-    await _fail(
+    await abort(
         context, grpc.StatusCode.ABORTED, str(err), [error_info("WRONG_EXPECTED_REVISION", DOMAIN, meta)]
     )
 
@@ -78,7 +70,7 @@ async def _checked(context: grpc.aio.ServicerContext[Any, Any], check: Callable[
     try:
         return check()
     except Invalid as err:
-        await _fail(
+        await abort(
             context,
             grpc.StatusCode.INVALID_ARGUMENT,
             f"invalid request: {err}",
@@ -110,7 +102,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         except DuplicateEventId as err:
             field = f"events[{err.index}].id"
             info = error_info("DUPLICATE_EVENT_ID", DOMAIN, {"event_id": err.event_id, "field": field})
-            await _fail(context, grpc.StatusCode.ALREADY_EXISTS, str(err), [info])
+            await abort(context, grpc.StatusCode.ALREADY_EXISTS, str(err), [info])
         return pb.AppendResponse(
             next_revision=result.next_revision, position=result.position, duplicate=result.duplicate
         )

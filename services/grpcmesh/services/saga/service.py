@@ -16,7 +16,7 @@ from google.protobuf.json_format import MessageToDict
 
 from grpcmesh.api.v1 import saga_pb2 as pb
 from grpcmesh.api.v1 import saga_pb2_grpc as pb_grpc
-from grpcmesh.sdk.errors import bad_request, rich_status
+from grpcmesh.sdk.errors import abort, bad_request
 from grpcmesh.services.saga.domain import InvalidRequest, SagaNotFound, WrongState
 from grpcmesh.services.saga.engine import Orchestrator
 from grpcmesh.services.saga.wire import history_to_proto, status_from_proto, to_proto
@@ -29,17 +29,8 @@ _MAX_PAGE = 1000
 _MAX_INPUT_BYTES = 256 * 1024  # the input is stored with every transition
 
 
-async def _abort(context: Context, status: grpc.Status) -> NoReturn:
-    untyped: Any = context  # grpc-stubs lacks abort_with_status on the aio context
-    await untyped.abort_with_status(status)
-    raise AssertionError("abort_with_status returned")
-
-
 async def _invalid(context: Context, err: InvalidRequest) -> NoReturn:
-    await _abort(
-        context,
-        rich_status(grpc.StatusCode.INVALID_ARGUMENT, str(err), [bad_request({err.field: err.message})]),
-    )
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err), [bad_request({err.field: err.message})])
 
 
 async def _fail(context: Context, err: Exception) -> NoReturn:
@@ -47,7 +38,7 @@ async def _fail(context: Context, err: Exception) -> NoReturn:
         await _invalid(context, err)
     code = grpc.StatusCode.NOT_FOUND if isinstance(err, SagaNotFound) else grpc.StatusCode.FAILED_PRECONDITION
     message = f"saga {err.args[0]} not found" if isinstance(err, SagaNotFound) else str(err)
-    await _abort(context, rich_status(code, message))
+    await abort(context, code, message)
 
 
 def _check_id(value: str, field: str, *, required: bool) -> None:
