@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
         help="sqlite:///abs/path.db or sqlite://rel/path.db (default: saga.db)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50071, help="port to listen on; 0 picks a free one")
+    p.add_argument("--port", type=int, default=50091, help="port to listen on; 0 picks a free one")
     p.add_argument(
         "--discovery",
         default=None,

@@ -32,7 +32,7 @@ class SagaConfig:
     definitions: str
     db: str = "sqlite://saga.db"
     host: str = "127.0.0.1"
-    port: int = 50071
+    port: int = 50091
     discovery: str | None = None
     """Registry URL for direct mode (file://, consul://); None sends calls through the sidecar."""
     sidecar: str | None = None
