@@ -13,12 +13,23 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ManagedProcess", "ProcessGroup", "free_port", "wait_for", "wait_for_async", "wait_port"]
+__all__ = [
+    "ManagedProcess",
+    "ProcessGroup",
+    "ServiceProc",
+    "free_port",
+    "start_service",
+    "wait_for",
+    "wait_for_async",
+    "wait_port",
+]
 
 LOOPBACK = "127.0.0.1"
 
@@ -156,3 +167,26 @@ class ProcessGroup:
         for proc in reversed(self._procs):
             with contextlib.suppress(Exception):
                 proc.stop(timeout=5)
+
+
+@dataclass
+class ServiceProc:
+    """A ``grpcmesh <command>`` service process listening on loopback ``port``."""
+
+    proc: ManagedProcess
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    target = address  # the name sidecar helpers use for an app address
+
+
+def start_service(procs: ProcessGroup, command: str, *args: str, port: int | None = None) -> ServiceProc:
+    """Runs ``grpcmesh <command> --port P <args>`` and waits for its 'listening on' line."""
+    port = port or free_port()
+    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", command, "--port", str(port), *args]
+    proc = procs.start(argv, command)
+    proc.wait_output(f"listening on {LOOPBACK}:{port}", timeout=30)
+    return ServiceProc(proc, port)

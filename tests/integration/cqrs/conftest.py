@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,25 +13,7 @@ from grpcmesh.api.v1 import commandbus_pb2_grpc as cb_grpc
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.api.v1 import querybus_pb2_grpc as qb_grpc
 from grpcmesh.sdk import AsyncMeshClient
-from tests.support.procs import ManagedProcess, ProcessGroup, free_port
-
-
-@dataclass
-class Service:
-    proc: ManagedProcess
-    port: int
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
-def start(procs: ProcessGroup, name: str, *args: str, port: int | None = None) -> Service:
-    port = port or free_port()
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", name, "--port", str(port), *args]
-    proc = procs.start(argv, name)
-    proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
-    return Service(proc, port)
+from tests.support.procs import ProcessGroup, ServiceProc, start_service
 
 
 @dataclass
@@ -48,12 +29,12 @@ class Mesh:
 
     procs: ProcessGroup
     tmp: Path
-    eventstore: Service
-    commandbus: Service
-    querybus: Service | None = None
+    eventstore: ServiceProc
+    commandbus: ServiceProc
+    querybus: ServiceProc | None = None
 
-    def start_querybus(self, port: int | None = None) -> Service:
-        self.querybus = start(
+    def start_querybus(self, port: int | None = None) -> ServiceProc:
+        self.querybus = start_service(
             self.procs,
             "querybus",
             "--eventstore",
@@ -66,8 +47,8 @@ class Mesh:
 
 
 def _mesh(procs: ProcessGroup, tmp: Path) -> Mesh:
-    eventstore = start(procs, "eventstore", "--db", f"sqlite://{tmp / 'events.db'}")
-    commandbus = start(procs, "commandbus", "--eventstore", eventstore.address)
+    eventstore = start_service(procs, "eventstore", "--db", f"sqlite://{tmp / 'events.db'}")
+    commandbus = start_service(procs, "commandbus", "--eventstore", eventstore.address)
     m = Mesh(procs, tmp, eventstore, commandbus)
     m.start_querybus()
     return m

@@ -21,9 +21,9 @@ from grpcmesh.sdk import (
     InvalidArgument,
     NotFound,
 )
-from tests.integration.cqrs.conftest import Mesh, Stubs, start
+from tests.integration.cqrs.conftest import Mesh, Stubs
 from tests.integration.cqrs.orders import add, command, order_of, packed, query
-from tests.support.procs import ProcessGroup
+from tests.support.procs import ProcessGroup, start_service
 
 
 async def create(stubs: Stubs, customer: str = "c-1") -> cb.CommandResult:
@@ -106,7 +106,7 @@ async def test_concurrent_commands_on_one_order_serialise_through_conflicts(
 ) -> None:
     # Two command bus processes on one event store: they race on the same stream, and the
     # loser of each race reloads and decides again (within one process commands queue).
-    second = start(procs, "commandbus", "--eventstore", shared_mesh.eventstore.address)
+    second = start_service(procs, "commandbus", "--eventstore", shared_mesh.eventstore.address)
     buses = {"commandbus": [shared_mesh.commandbus.address, second.address]}
     order_id = (await create(stubs)).aggregate_id
     n = 16

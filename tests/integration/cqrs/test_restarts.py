@@ -6,8 +6,9 @@ import asyncio
 
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import commandbus_pb2 as cb
-from tests.integration.cqrs.conftest import Mesh, Stubs, connect, start
+from tests.integration.cqrs.conftest import Mesh, Stubs, connect
 from tests.integration.cqrs.orders import add, command, query
+from tests.support.procs import start_service
 
 
 async def place_orders(stubs: Stubs, customer: str, count: int, items: int) -> list[cb.CommandResult]:
@@ -74,7 +75,7 @@ async def test_projector_resubscribes_after_an_event_store_restart(mesh: Mesh) -
         first = await place_orders(stubs, "outage", 1, 1)
         await all_orders(stubs, "outage", first[0].position)
     mesh.eventstore.proc.kill()  # a crash: live subscriptions break without a goodbye
-    mesh.eventstore = start(
+    mesh.eventstore = start_service(
         mesh.procs, "eventstore", "--db", f"sqlite://{mesh.tmp / 'events.db'}", port=mesh.eventstore.port
     )
     async with connect(mesh) as stubs:

@@ -9,10 +9,9 @@ from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import commandbus_pb2_grpc as cb_grpc
 from grpcmesh.api.v1 import querybus_pb2_grpc as qb_grpc
 from grpcmesh.sdk import AsyncMeshClient
-from tests.integration.cqrs.conftest import start
 from tests.integration.cqrs.orders import add, command, order_of, query
 from tests.support.mesh import start_sidecar
-from tests.support.procs import ProcessGroup, free_port
+from tests.support.procs import ProcessGroup, free_port, start_service
 
 
 def behind_sidecar(procs: ProcessGroup, name: str, eventstore_inbound: int, *args: str) -> int:
@@ -28,7 +27,7 @@ def behind_sidecar(procs: ProcessGroup, name: str, eventstore_inbound: int, *arg
 
 
 async def test_orders_through_sidecars(procs: ProcessGroup, tmp_path: Path) -> None:
-    eventstore = start(procs, "eventstore", "--db", f"sqlite://{tmp_path / 'events.db'}")
+    eventstore = start_service(procs, "eventstore", "--db", f"sqlite://{tmp_path / 'events.db'}")
     es_sidecar = start_sidecar(procs, "eventstore", eventstore.address)
     commandbus = behind_sidecar(procs, "commandbus", es_sidecar.inbound)
     querybus = behind_sidecar(procs, "querybus", es_sidecar.inbound, "--db", str(tmp_path / "read.db"))

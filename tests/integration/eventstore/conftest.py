@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -12,20 +10,12 @@ import pytest
 
 from grpcmesh.api.v1 import eventstore_pb2_grpc as pb_grpc
 from tests.support.postgres import postgres_dsn, postgres_server
-from tests.support.procs import ManagedProcess, ProcessGroup, free_port
+from tests.support.procs import ProcessGroup, ServiceProc, start_service
 
 __all__ = ["EventStoreProc", "postgres_dsn", "postgres_server"]
 
 
-@dataclass
-class EventStoreProc:
-    proc: ManagedProcess
-    port: int
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
+EventStoreProc = ServiceProc
 
 StartEventStore = Callable[..., EventStoreProc]
 
@@ -35,21 +25,7 @@ def start_eventstore(procs: ProcessGroup) -> StartEventStore:
     """``start(db_url, *flags)`` runs ``grpcmesh eventstore`` and waits for 'listening on'."""
 
     def start(db: str, *flags: str, port: int | None = None) -> EventStoreProc:
-        port = port or free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "grpcmesh.sidecar.cli",
-            "eventstore",
-            "--db",
-            db,
-            "--port",
-            str(port),
-            *flags,
-        ]
-        proc = procs.start(argv, "eventstore")
-        proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
-        return EventStoreProc(proc, port)
+        return start_service(procs, "eventstore", "--db", db, *flags, port=port)
 
     return start
 

@@ -13,7 +13,7 @@ import grpc
 
 from grpcmesh.api.v1 import saga_pb2 as pb
 from grpcmesh.api.v1 import saga_pb2_grpc as pb_grpc
-from tests.support.procs import ManagedProcess, ProcessGroup, free_port, wait_for_async
+from tests.support.procs import ManagedProcess, ProcessGroup, free_port, start_service, wait_for_async
 
 NAMES = ("inventory", "payments", "shipping")
 TERMINAL = {
@@ -111,21 +111,7 @@ def start_orchestrator(
     procs: ProcessGroup, db: str, registry: Path, port: int | None = None, sidecar: str | None = None
 ) -> Orchestrator:
     """``grpcmesh saga`` calling participants directly via ``registry``, or through ``sidecar``."""
-    port = port or free_port()
     route = ["--sidecar", sidecar] if sidecar else ["--discovery", f"file://{registry}"]
-    argv = [
-        sys.executable,
-        "-m",
-        "grpcmesh.sidecar.cli",
-        "saga",
-        "--db",
-        db,
-        "--definitions",
-        "tests.support.saga_definitions:DEFINITIONS",
-        *route,
-        "--port",
-        str(port),
-    ]
-    proc = procs.start(argv, "saga")
-    proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
-    return Orchestrator(proc, port, grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+    definitions = "tests.support.saga_definitions:DEFINITIONS"
+    service = start_service(procs, "saga", "--db", db, "--definitions", definitions, *route, port=port)
+    return Orchestrator(service.proc, service.port, grpc.aio.insecure_channel(service.address))
