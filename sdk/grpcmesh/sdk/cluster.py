@@ -81,9 +81,11 @@ class Cluster:
         config: ClusterConfig = ClusterConfig(),
         *,
         on_breaker_change: StateListener | None = None,
+        on_drain: Callable[[EndpointState], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.service = service
+        self.on_drain = on_drain
         self.config = config
         self._resolver = resolver
         self._balancer = make_balancer(config.balancer)
@@ -168,6 +170,8 @@ class Cluster:
 
     def _drain(self, state: EndpointState) -> None:
         state.draining = True
+        if self.on_drain is not None:
+            self.on_drain(state)
 
         async def close() -> None:
             for ch in state.channels:
@@ -182,6 +186,21 @@ class Cluster:
     @property
     def endpoints(self) -> list[EndpointState]:
         return self._healthy
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def choose(self, exclude: Collection[Endpoint] = ()) -> EndpointState:
+        """An endpoint for one attempt (balancer, skipping OPEN breakers); pair with :meth:`settle`.
+
+        Synchronous, for callers that drive their own transport (the sidecar's
+        HTTP/2 relay); call :meth:`start` first. Raises a never-reached
+        UNAVAILABLE error when nothing can be tried.
+        """
+        state = self._pick_state(exclude)
+        state.load.in_flight += 1
+        return state
 
     async def pick(self, exclude: Collection[Endpoint] = ()) -> tuple[Endpoint, grpc.aio.Channel]:
         """An endpoint (balancer, skipping OPEN breakers) and its channel; pair with :meth:`record`."""
@@ -209,18 +228,15 @@ class Cluster:
         state.breaker.acquire()
         return state
 
-    def state_of(self, channel: grpc.aio.Channel | None) -> EndpointState | None:
-        """The endpoint a channel belongs to (for span attributes)."""
-        return self._by_channel.get(channel) if channel is not None else None
-
     def record(self, endpoint: Endpoint, code: grpc.StatusCode, latency_s: float) -> None:
         """Outcome of a call started with :meth:`pick`: updates breaker and load stats."""
         state = self._states.get((endpoint.address, endpoint.port))
         if state is not None:
-            self._record_state(state, code, latency_s)
+            self.settle(state, code, latency_s)
 
     @staticmethod
-    def _record_state(state: EndpointState, code: grpc.StatusCode, latency_s: float) -> None:
+    def settle(state: EndpointState, code: grpc.StatusCode, latency_s: float) -> None:
+        """Outcome of an attempt on ``state`` (from :meth:`choose`): breaker and load stats."""
         load = state.load
         load.in_flight -= 1
         load.observe(latency_s)
@@ -266,12 +282,12 @@ class Cluster:
         try:
             result = await call(state.channel(), remaining)
         except grpc.aio.AioRpcError as err:
-            self._record_state(state, err.code(), clock() - started)
+            self.settle(state, err.code(), clock() - started)
             raise
         except BaseException:
-            self._record_state(state, grpc.StatusCode.CANCELLED, clock() - started)
+            self.settle(state, grpc.StatusCode.CANCELLED, clock() - started)
             raise
-        self._record_state(state, grpc.StatusCode.OK, clock() - started)
+        self.settle(state, grpc.StatusCode.OK, clock() - started)
         return result
 
     # -- introspection -------------------------------------------------------------
@@ -299,10 +315,12 @@ class ClusterManager:
         | Callable[[str], ClusterConfig] = ClusterConfig(),
         *,
         on_breaker_change: StateListener | None = None,
+        on_drain: Callable[[EndpointState], None] | None = None,
     ) -> None:
         self.resolver = resolver
         self._config = config
         self._on_change = on_breaker_change
+        self._on_drain = on_drain
         self._clusters: dict[str, Cluster] = {}
 
     def config_for(self, service: str) -> ClusterConfig:
@@ -317,7 +335,11 @@ class ClusterManager:
         cluster = self._clusters.get(service)
         if cluster is None:
             cluster = Cluster(
-                service, self.resolver, self.config_for(service), on_breaker_change=self._on_change
+                service,
+                self.resolver,
+                self.config_for(service),
+                on_breaker_change=self._on_change,
+                on_drain=self._on_drain,
             )
             self._clusters[service] = cluster
         return cluster

@@ -16,13 +16,14 @@ service sees at most ~1.2x its normal load instead of ``max_attempts``x.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from grpcmesh.sdk.window import SlidingCounter
 
@@ -144,16 +145,29 @@ class RetryPolicy:
     def __init__(self, config: RetryConfig = RetryConfig(), budget: RetryBudget | None = None) -> None:
         self.config = config
         self.budget = budget or RetryBudget(config)
-        self._wait = wait_random_exponential(multiplier=config.backoff_base_s, max=config.backoff_max_s)
 
     def retryable(self, err: BaseException, idempotent: bool) -> bool:
         """Whether this error class may be retried for this method (ignores budget)."""
         if not isinstance(err, grpc.aio.AioRpcError):
             return False
-        code = err.code()
-        if idempotent and code in self.config.retry_codes:
+        return self.retryable_code(err.code(), idempotent=idempotent, not_reached=never_reached(err))
+
+    def retryable_code(self, code: grpc.StatusCode, *, idempotent: bool, not_reached: bool) -> bool:
+        """The same rule for callers that know the status and whether the app was reached."""
+        return not_reached or (idempotent and code in self.config.retry_codes)
+
+    def give_up(self, attempts: int, upcoming_sleep: float, deadline: float | None, now: float) -> bool:
+        """Stop rule: attempts used up, the backoff would pass the deadline, or no budget left."""
+        if attempts >= self.config.max_attempts:
             return True
-        return never_reached(err)
+        if deadline is not None and now + upcoming_sleep >= deadline:
+            return True
+        return not self.budget.try_acquire()
+
+    def backoff(self, attempts: int) -> float:
+        """Full-jitter exponential backoff before attempt ``attempts + 1``."""
+        high = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempts - 1))
+        return random.uniform(0.0, max(high, 0.0))
 
     def retrying(
         self,
@@ -163,20 +177,19 @@ class RetryPolicy:
         clock: Callable[[], float] = time.monotonic,
     ) -> AsyncRetrying:
         """A tenacity loop: retry predicate, jittered backoff, stop on attempts/deadline/budget."""
-        max_attempts = self.config.max_attempts
-        budget = self.budget
 
         def stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= max_attempts:
-                return True
-            if deadline is not None and clock() + state.upcoming_sleep >= deadline:
-                return True
-            return not budget.try_acquire()
+            return self.give_up(state.attempt_number, state.upcoming_sleep, deadline, clock())
 
         def predicate(err: BaseException) -> bool:
             return self.retryable(err, idempotent)
 
-        return AsyncRetrying(stop=stop, wait=self._wait, retry=retry_if_exception(predicate), reraise=True)
+        return AsyncRetrying(
+            stop=stop,
+            wait=lambda s: self.backoff(s.attempt_number),
+            retry=retry_if_exception(predicate),
+            reraise=True,
+        )
 
     async def run(
         self,

@@ -16,7 +16,6 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -30,8 +29,8 @@ from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
 from grpcmesh.sidecar.admin import AdminServer, json_route
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import Inbound
+from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.outbound import Outbound
-from grpcmesh.sidecar.proxy import Forwarder, ProxyHandler
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
 from grpcmesh.sidecar.trace_pages import trace_routes
@@ -148,24 +147,28 @@ class Sidecar:
             c = dataclasses.replace(cfg.cluster_for(service), max_message_bytes=cfg.max_message_bytes)
             return c if cfg.policies else _bare(c)
 
+        self.pools = Pools()
         self.clusters = ClusterManager(
             self.resolver,
             cluster_config,
             on_breaker_change=self.telemetry.on_breaker_change if self.telemetry else None,
+            on_drain=self.pools.drain,
         )
         self.outbound = Outbound(
             cfg.service,
             self.clusters,
             Router(self.resolver, cfg.routes, own_authorities=(cfg.outbound,)),
             MethodCatalog(cfg.methods),
-            Forwarder(stream_replay_bytes=cfg.cluster.retry.stream_replay_bytes),
             self.telemetry,
+            self.pools,
+            max_message_bytes=cfg.max_message_bytes,
+            replay_limit=cfg.cluster.retry.stream_replay_bytes,
         )
         self.inbound = Inbound(
             cfg.service,
             cfg.app,
-            forwarder=Forwarder(mark_not_reached=True),
             telemetry=self.telemetry,
+            pools=self.pools,
             max_concurrency=cfg.max_concurrency,
             max_message_bytes=cfg.max_message_bytes,
             catalog=MethodCatalog(cfg.methods),
@@ -179,34 +182,19 @@ class Sidecar:
         self.ready = False
         self.grpc_services: list[str] = []
         self.ports: dict[str, int] = {}
-        self._servers: list[grpc.aio.Server] = []
         self._admin: AdminServer | None = None
         self._deregister: Deregister | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _server(self, side: Outbound | Inbound, listen: str, name: str) -> grpc.aio.Server:
-        limit = self.cfg.max_message_bytes
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 1 if self.cfg.reuse_port else 0),
-                ("grpc.optimization_target", "throughput"),
-                ("grpc.http2.bdp_probe", 0),
-            ]
-        )
-        server.add_generic_rpc_handlers((ProxyHandler(side),))
-        port = server.add_insecure_port(listen)
-        if not port:
-            raise OSError(f"{name}: cannot listen on {listen}")
-        self.ports[name] = port
-        self._servers.append(server)
-        return server
+    async def _listen(self, side: Listener, listen: str, name: str) -> None:
+        host, _, port = listen.rpartition(":")
+        try:
+            self.ports[name] = await side.server.listen(host, int(port), reuse_port=self.cfg.reuse_port)
+        except OSError as err:
+            raise OSError(f"{name}: cannot listen on {listen}: {err.strerror or err}") from err
 
     async def start(self) -> None:
         cfg = self.cfg
-        out = self._server(self.outbound, cfg.outbound, "outbound")
-        inb = self._server(self.inbound, cfg.inbound, "inbound")
         host, _, port = cfg.admin.rpartition(":")
         store = (
             cfg.tracing.endpoint or default_trace_db()
@@ -217,8 +205,8 @@ class Sidecar:
         self._admin = AdminServer(host, int(port), {**self._routes(), **pages}, prefixes)
         await self._admin.start()
         self.ports["admin"] = self._admin.port
-        await out.start()
-        await inb.start()
+        await self._listen(self.outbound, cfg.outbound, "outbound")
+        await self._listen(self.inbound, cfg.inbound, "inbound")
         self.grpc_services = await self.inbound.start()
         if not self.grpc_services:
             self._spawn(self._learn_later())
@@ -286,12 +274,14 @@ class Sidecar:
         if self._deregister is not None:
             with contextlib.suppress(Exception):
                 await self._deregister()
-        await asyncio.gather(*(s.stop(self.cfg.drain_timeout_s) for s in self._servers))
+        grace = self.cfg.drain_timeout_s
+        await asyncio.gather(self.outbound.server.stop(grace), self.inbound.server.stop(grace))
         for task in list(self._tasks):
             task.cancel()
         await self.outbound.close()
         await self.clusters.close()
         await self.inbound.close()
+        self.pools.close()
         if self._admin is not None:
             await self._admin.close()
         await self.resolver.close()

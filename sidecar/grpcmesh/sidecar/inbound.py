@@ -1,19 +1,18 @@
 """INBOUND listener (mesh → local app): server span, concurrency limit, health passthrough.
 
-Calls from other sidecars are forwarded to the local app through a one-endpoint
-:class:`~grpcmesh.sdk.cluster.Cluster` (channel reuse and the same forwarding
-code as outbound; its breaker is effectively off and it retries only calls
-that never reached the app). Beyond ``max_concurrency`` calls in flight new
-ones get RESOURCE_EXHAUSTED at once, so the caller's sidecar can retry another
-instance. ``grpc.health.v1.Health/Check`` is answered by asking the app, and
-NOT_SERVING while draining, so registries stop routing here before shutdown.
-Errors meaning "the app was not reached" carry the ``x-mesh-not-reached``
-trailer, which lets the calling sidecar retry even non-idempotent methods.
+Calls from other sidecars are relayed to the local app through a one-endpoint
+:class:`~grpcmesh.sdk.cluster.Cluster` (connection reuse and the same relay as
+outbound; its breaker is effectively off and it retries only calls that never
+reached the app). Beyond ``max_concurrency`` calls in flight new ones get
+RESOURCE_EXHAUSTED at once, so the caller's sidecar can retry another
+instance. ``grpc.health.v1.Health/Check`` is relayed to the app, answered
+NOT_SERVING when the app cannot be reached and while draining, so registries
+stop routing here before shutdown. Errors meaning "the app was not reached"
+carry the ``x-mesh-not-reached`` trailer, which lets the calling sidecar retry
+even non-idempotent methods.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -21,21 +20,21 @@ from grpc_health.v1 import health_pb2
 from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
-from grpcmesh.sdk.headers import HOP_BY_HOP
-from grpcmesh.sdk.idempotency import STREAMING_UNKNOWN, CallKind, MethodCatalog, MethodInfo, fetch_reflection
-from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, never_reached
-from grpcmesh.sidecar.listener import Listener
-from grpcmesh.sidecar.proxy import Ctx, Forwarder, Md, relay_error
+from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
+from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
+from grpcmesh.sidecar.h2.connection import Headers, Stream
+from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
 
 __all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-_HEALTH_INFO = MethodInfo(CallKind.UNARY_UNARY, idempotent=True)
+HEALTH_TIMEOUT_S = 2.0
 _NOT_SERVING: bytes = health_pb2.HealthCheckResponse(
     status=health_pb2.HealthCheckResponse.NOT_SERVING
 ).SerializeToString()
-_NOT_REACHED_MD: Md = [(NOT_REACHED, "1")]
+_NOT_REACHED_MD: Headers = [(NOT_REACHED, "1")]
+_NO_DROP: frozenset[str] = frozenset()
 
 
 def app_cluster_config(max_message_bytes: int) -> ClusterConfig:
@@ -56,22 +55,23 @@ class Inbound(Listener):
         service: str,
         app: str,
         *,
-        forwarder: Forwarder,
         telemetry: Telemetry | None,
+        pools: Pools,
         max_concurrency: int,
         max_message_bytes: int,
         catalog: MethodCatalog,
     ) -> None:
+        super().__init__(telemetry, pools, max_message_bytes=max_message_bytes, replay_limit=1 << 20)
         host, _, port = app.rpartition(":")
         self.service = service
         self.app = app
         self.catalog = catalog
         self.cluster = Cluster(
             service,
-            MemoryResolver({service: [Endpoint(host, int(port), id="app")]}),
+            MemoryResolver({service: [Endpoint(host.strip("[]"), int(port), id="app")]}),
             app_cluster_config(max_message_bytes),
+            on_drain=pools.drain,
         )
-        super().__init__(forwarder, telemetry)
         self._limit = max_concurrency
         self.draining = False
         self.rejected = 0
@@ -84,49 +84,33 @@ class Inbound(Listener):
     async def learn(self) -> list[str]:
         return await fetch_reflection(self.cluster.endpoints[0].channel(), self.catalog, timeout=2.0)
 
-    def method_info(self, method: str) -> MethodInfo:
-        if method == HEALTH_CHECK:
-            return _HEALTH_INFO
-        return self.catalog.get(method) if self.catalog else STREAMING_UNKNOWN
-
-    async def _admit(self, ctx: Ctx) -> None:
-        if self.in_flight >= self._limit:
+    def handle(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
+        health = False
+        for k, v in headers:
+            if k == ":path":
+                health = v == HEALTH_CHECK
+                break
+        relay = self._relay(stream, headers, end_stream, HEALTH_TIMEOUT_S if health else None)
+        relay.mark_not_reached = True
+        if health:
+            relay.fallback = _NOT_SERVING  # the app is down or stuck: that is the answer
+            if self.draining:
+                relay.answer(_NOT_SERVING)
+                return
+        elif self.in_flight >= self._limit:
             self.rejected += 1
-            await ctx.abort(
+            relay.fail(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"sidecar of {self.service!r}: max_concurrency {self._limit} reached",
-                tuple(_NOT_REACHED_MD),
+                _NOT_REACHED_MD,
             )
-
-    async def unary(self, method: str, info: MethodInfo, request: bytes, ctx: Ctx) -> bytes:
-        if method == HEALTH_CHECK:
-            return await self._health(request, ctx)
-        await self._admit(ctx)
-        md: Md = list(ctx.invocation_metadata() or ())
-        out, rid = self._forward_headers(md, HOP_BY_HOP)
-        return await self._unary(self.cluster, method, request, md, out, rid, ctx, False)
-
-    async def stream(  # an async generator function: grpc checks for one
-        self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
-    ) -> AsyncIterator[bytes]:
-        await self._admit(ctx)
-        md: Md = list(ctx.invocation_metadata() or ())
-        out, rid = self._forward_headers(md, HOP_BY_HOP)
-        async for msg in self._stream(self.cluster, method, info.kind, request, md, out, rid, ctx, False):
-            yield msg
-
-    async def _health(self, request: bytes, ctx: Ctx) -> bytes:
-        """Asks the app; NOT_SERVING while draining or when the app does not answer."""
-        if self.draining:
-            return _NOT_SERVING
-        channel = self.cluster.endpoints[0].channel()
-        try:
-            reply: bytes = await channel.unary_unary(HEALTH_CHECK, None, None)(request, timeout=2.0)
-        except grpc.aio.AioRpcError as err:
-            if never_reached(err) or err.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
-                return _NOT_SERVING  # the app is down or stuck: that is the answer
-            await relay_error(ctx, err)  # NOT_FOUND for an unknown service, a decode error, ...
-        return reply
+            return
+        out, rid, method = self._onward(headers, _NO_DROP, None)
+        if health:  # probes every second: no span, no request metrics
+            relay.start(self.cluster, out, self.pools, idempotent=True)
+            return
+        self._begin(relay, self.cluster, method, headers, out, rid, idempotent=False)
 
     async def close(self) -> None:
         await self.cluster.close()
+        await super().close()

@@ -1,127 +1,192 @@
-"""What both listeners do around every forwarded call: span, metrics, in-flight count.
+"""What both listeners do around every relayed call: onward headers, span, metrics, in-flight.
 
 :class:`Outbound` and :class:`Inbound` differ in how they pick the cluster and
-build the onward metadata; the bracket around the forwarding itself (open a
-span and inject its context, count the call in flight, record the outcome
-even when the caller cancels) is the same and lives here once.
+which headers they add; reading the caller's request headers once (path,
+deadline, request id, what to drop), opening the span and injecting its
+context, counting the call in flight and recording the outcome however the
+call ends is the same and lives here once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
-import grpc
 from opentelemetry.trace import Span
 
-from grpcmesh.sdk.cluster import Cluster
+from grpcmesh.sdk.cluster import Cluster, EndpointState
 from grpcmesh.sdk.headers import REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
-from grpcmesh.sdk.idempotency import CallKind
-from grpcmesh.sidecar.proxy import CallResult, Ctx, Forwarder, Md
+from grpcmesh.sidecar.h2.client import Pool
+from grpcmesh.sidecar.h2.connection import Headers, Stream
+from grpcmesh.sidecar.h2.grpcwire import parse_timeout
+from grpcmesh.sidecar.h2.server import H2Server
+from grpcmesh.sidecar.relay import Relay
 from grpcmesh.sidecar.telemetry import Telemetry
 
-__all__ = ["Listener"]
+__all__ = ["CONNECTION_FIELDS", "Listener", "Pools"]
 
-_OK = grpc.StatusCode.OK
-_CANCELLED = grpc.StatusCode.CANCELLED
+# Never copied from the caller: connection-specific fields, and what each hop sets itself.
+CONNECTION_FIELDS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "te",
+        "grpc-timeout",
+    }
+)
+_TRACE = frozenset({TRACEPARENT, TRACESTATE})
+_TE: tuple[str, str] = ("te", "trailers")
+
+Note = tuple[Cluster, str, "Span | None", float, str]  # cluster, method, span, start, request id
+
+
+class Pools:
+    """HTTP/2 connection pools per upstream endpoint, drained when discovery drops the endpoint."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, int], Pool] = {}
+
+    def __call__(self, state: EndpointState) -> Pool:
+        ep = state.endpoint
+        key = (ep.address, ep.port)
+        pool = self._pools.get(key)
+        if pool is None or pool.closed:
+            pool = self._pools[key] = Pool(ep.address, ep.port)
+        return pool
+
+    def drain(self, state: EndpointState) -> None:
+        pool = self._pools.pop((state.endpoint.address, state.endpoint.port), None)
+        if pool is not None:
+            pool.drain()
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
 class Listener:
     direction = ""
 
-    def __init__(self, forwarder: Forwarder, telemetry: Telemetry | None) -> None:
-        self._fwd = forwarder
+    def __init__(
+        self,
+        telemetry: Telemetry | None,
+        pools: Pools,
+        *,
+        max_message_bytes: int,
+        replay_limit: int,
+    ) -> None:
         self._tel = telemetry
         self._tracing = telemetry is not None and telemetry.tracing
+        self.pools = pools
+        self._max_message = max_message_bytes
+        self._replay_limit = replay_limit
         self.in_flight = 0
+        self.server = H2Server(self.handle)
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def _forward_headers(self, md: Md, drop: frozenset[str]) -> tuple[Md, str]:
-        """Onward metadata in one pass: no ``drop``/``grpc-*`` keys, the request id kept or made.
+    def handle(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
+        """A new call from a caller (the H2 server's stream handler)."""
+        raise NotImplementedError
 
-        With tracing on, incoming trace headers are dropped too: the span opened
-        for this call re-injects its own context (see :meth:`_open`).
+    def _relay(self, stream: Stream, headers: Headers, end_stream: bool, cap: float | None = None) -> Relay:
+        """A relay owning ``stream`` from now on, with the caller's deadline (capped at ``cap`` s)."""
+        deadline = None
+        loop = stream.conn.loop
+        for k, v in headers:
+            if k == "grpc-timeout":
+                timeout = parse_timeout(v)
+                if timeout is not None:
+                    deadline = loop.time() + timeout
+                break
+        if cap is not None:
+            deadline = min(deadline or float("inf"), loop.time() + cap)
+        return Relay(
+            stream,
+            end_stream,
+            deadline=deadline,
+            max_message_bytes=self._max_message,
+            replay_limit=self._replay_limit,
+            on_done=self._done,
+        )
+
+    def _onward(
+        self, headers: Headers, drop: frozenset[str], authority: str | None
+    ) -> tuple[Headers, str, str]:
+        """(onward request headers, request id, method path) in one pass over the caller's block.
+
+        Pseudo-headers are rebuilt, ``te``/``grpc-timeout`` are set per attempt,
+        ``drop`` keys are left out and, with tracing on, so are incoming trace
+        headers (the span re-injects its own context, see :meth:`_begin`).
         """
-        out: Md = []
+        path = ""
+        out: Headers = []
         rid = ""
-        for k, v in md:
-            if k in drop or k.startswith("grpc-"):
+        tracing = self._tracing
+        for k, v in headers:
+            if k[0] == ":":
+                if k == ":path":
+                    path = v
+                elif k == ":authority" and authority is None:
+                    authority = v
+                continue
+            if k in drop or k in CONNECTION_FIELDS or (tracing and k in _TRACE):
                 continue
             if k == REQUEST_ID:
-                rid = v if isinstance(v, str) else v.decode()
-            elif self._tracing and k in (TRACEPARENT, TRACESTATE):
-                continue
+                rid = v
             out.append((k, v))
         if not rid:
             rid = new_request_id()
             out.append((REQUEST_ID, rid))
-        return out, rid
+        pseudo: Headers = [(":method", "POST"), (":scheme", "http"), (":path", path)]
+        if authority:
+            pseudo.append((":authority", authority))
+        pseudo.append(_TE)
+        pseudo.extend(out)
+        return pseudo, rid, path
 
-    def _open(self, cluster: Cluster, method: str, md: Md, out: Md) -> tuple[Span | None, float, CallResult]:
-        """Starts the bracket: span (its context joins ``out``), start time, in-flight count."""
+    def _begin(
+        self,
+        relay: Relay,
+        cluster: Cluster,
+        method: str,
+        incoming: Headers,
+        out: Headers,
+        rid: str,
+        *,
+        idempotent: bool,
+    ) -> None:
+        """Opens the bracket (span, its context in ``out``, in-flight count) and starts the relay."""
+        if relay.finished:  # the caller gave up while the route or connection was being found
+            return
         span = None
         if self._tel is not None:
-            span, trace_headers = self._tel.start_span(self.direction, cluster.service, method, md)
+            span, trace_headers = self._tel.start_span(self.direction, cluster.service, method, incoming)
             out.extend(trace_headers)
         self.in_flight += 1
-        return span, time.perf_counter(), CallResult()
+        relay.note = (cluster, method, span, time.perf_counter(), rid)
+        relay.start(cluster, out, self.pools, idempotent=idempotent)
 
-    def _close(
-        self,
-        cluster: Cluster,
-        method: str,
-        span: Span | None,
-        started: float,
-        rid: str,
-        result: CallResult,
-        completed: bool,
-    ) -> None:
+    def _done(self, relay: Relay) -> None:
+        note: Note | None = relay.note
+        if note is None:
+            return
         self.in_flight -= 1
-        if not completed and result.code is _OK:  # cancelled (or failed before any status)
-            result.code = _CANCELLED
         if self._tel is not None:
-            self._tel.finish(self.direction, cluster.service, method, started, span, rid, result, cluster)
+            cluster, method, span, started, rid = note
+            self._tel.finish(self.direction, cluster.service, method, started, span, rid, relay.result)
 
-    async def _unary(
-        self,
-        cluster: Cluster,
-        method: str,
-        request: bytes,
-        md: Md,
-        out: Md,
-        rid: str,
-        ctx: Ctx,
-        idempotent: bool,
-    ) -> bytes:
-        span, started, result = self._open(cluster, method, md, out)
-        completed = False
-        try:
-            reply = await self._fwd.unary(
-                cluster, method, request, out, ctx, idempotent=idempotent, result=result
-            )
-            completed = True
-            return reply
-        finally:
-            self._close(cluster, method, span, started, rid, result, completed)
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _stream(
-        self,
-        cluster: Cluster,
-        method: str,
-        kind: CallKind,
-        request: bytes | AsyncIterator[bytes],
-        md: Md,
-        out: Md,
-        rid: str,
-        ctx: Ctx,
-        idempotent: bool,
-    ) -> AsyncIterator[bytes]:
-        span, started, result = self._open(cluster, method, md, out)
-        completed = False
-        try:
-            async for msg in self._fwd.stream(
-                cluster, method, kind, request, out, ctx, idempotent=idempotent, result=result
-            ):
-                yield msg
-            completed = True
-        finally:
-            self._close(cluster, method, span, started, rid, result, completed)
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

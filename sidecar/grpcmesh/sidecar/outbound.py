@@ -1,28 +1,30 @@
 """OUTBOUND listener (local app → mesh): route, resolve, balance, break, retry, inject headers.
 
 The app calls its local sidecar as if it were the upstream; this side picks
-the mesh service (:mod:`router`), runs the call through that service's
-:class:`~grpcmesh.sdk.cluster.Cluster` (balancer, breakers, retry budget) and
-adds the mesh headers: ``x-request-id`` (kept or generated),
-``traceparent``/``tracestate`` of the client span, ``baggage`` untouched, and
-``x-mesh-source``. Method kinds and idempotency come from the upstream's
-reflection, fetched once per proto service in the background, so the first
-calls of a new method take the (always correct) stream path.
+the mesh service (:mod:`router`: ``x-mesh-service``, then the ``:authority``
+the app dialled, then ``[routes]`` and the proto service name), runs the call
+through that service's :class:`~grpcmesh.sdk.cluster.Cluster` (balancer,
+breakers, retry budget) via a :class:`~grpcmesh.sidecar.relay.Relay`, and adds
+the mesh headers: ``x-request-id`` (kept or generated), ``traceparent`` /
+``tracestate`` of the client span, ``baggage`` untouched, ``x-mesh-source``.
+Idempotency levels come from the upstream's reflection, fetched once per
+proto service in the background; until then a method counts as
+non-idempotent (retried only when the request never reached an app).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import grpc
 
 from grpcmesh.sdk.cluster import Cluster, ClusterManager
-from grpcmesh.sdk.headers import HOP_BY_HOP, MESH_SOURCE
-from grpcmesh.sdk.idempotency import MethodCatalog, MethodInfo, fetch_reflection
-from grpcmesh.sidecar.listener import Listener
-from grpcmesh.sidecar.proxy import Ctx, Forwarder, Md
+from grpcmesh.sdk.headers import MESH_SOURCE
+from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
+from grpcmesh.sidecar.h2.connection import Headers, Stream
+from grpcmesh.sidecar.listener import Listener, Pools
+from grpcmesh.sidecar.relay import Relay
 from grpcmesh.sidecar.router import RouteError, Router
 from grpcmesh.sidecar.telemetry import Telemetry
 
@@ -30,8 +32,7 @@ __all__ = ["Outbound"]
 
 log = logging.getLogger("grpcmesh.sidecar.outbound")
 
-# Never forwarded from the app: connection headers, and our own key (we set it).
-_DROP = HOP_BY_HOP | {MESH_SOURCE}
+_DROP = frozenset({MESH_SOURCE})  # our own key: we set it
 
 
 class Outbound(Listener):
@@ -43,37 +44,52 @@ class Outbound(Listener):
         clusters: ClusterManager,
         router: Router,
         catalog: MethodCatalog,
-        forwarder: Forwarder,
         telemetry: Telemetry | None,
+        pools: Pools,
+        *,
+        max_message_bytes: int,
+        replay_limit: int,
     ) -> None:
+        super().__init__(telemetry, pools, max_message_bytes=max_message_bytes, replay_limit=replay_limit)
         self.source = source
+        self._source_header = (MESH_SOURCE, source)
         self.clusters = clusters
         self.router = router
         self.catalog = catalog
-        super().__init__(forwarder, telemetry)
         self._learning: dict[str, asyncio.Task[None]] = {}
 
-    def method_info(self, method: str) -> MethodInfo:
-        return self.catalog.get(method)
-
-    # -- per call --------------------------------------------------------------------
-    def _headers(self, md: Md) -> tuple[Md, str]:
-        """Forwardable metadata + request id, marked with this sidecar's service as the source."""
-        out, rid = self._forward_headers(md, _DROP)
-        out.append((MESH_SOURCE, self.source))
-        return out, rid
-
-    async def _route(self, method: str, md: Md, ctx: Ctx) -> Cluster:
-        service = self.router.cached(method, md)
+    def handle(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
+        relay = self._relay(stream, headers, end_stream)
+        method = next((v for k, v in headers if k == ":path"), "")
+        service = self.router.cached(method, headers)
         if service is None:
-            try:
-                service = await self.router.route(method, md)
-            except RouteError as err:
-                await ctx.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+            self._spawn(self._route_later(relay, method, headers))
+            return
         cluster = self.clusters.get(service)
-        if not self.catalog.get(method).known:
+        if not cluster.started:
+            self._spawn(self._start_later(relay, cluster, method, headers))
+            return
+        self._go(relay, cluster, method, headers)
+
+    async def _route_later(self, relay: Relay, method: str, headers: Headers) -> None:
+        try:
+            service = await self.router.route(method, headers)
+        except RouteError as err:
+            relay.fail(grpc.StatusCode.UNAVAILABLE, str(err))
+            return
+        await self._start_later(relay, self.clusters.get(service), method, headers)
+
+    async def _start_later(self, relay: Relay, cluster: Cluster, method: str, headers: Headers) -> None:
+        await cluster.start()
+        self._go(relay, cluster, method, headers)
+
+    def _go(self, relay: Relay, cluster: Cluster, method: str, headers: Headers) -> None:
+        info = self.catalog.get(method)
+        if not info.known:
             self._learn(method, cluster)
-        return cluster
+        out, rid, _ = self._onward(headers, _DROP, cluster.service)
+        out.append(self._source_header)
+        self._begin(relay, cluster, method, headers, out, rid, idempotent=info.idempotent)
 
     def _learn(self, method: str, cluster: Cluster) -> None:
         proto = method.split("/")[1] if method.count("/") == 2 else ""
@@ -86,30 +102,14 @@ class Outbound(Listener):
             found = (
                 await fetch_reflection(ready[0].channel(), self.catalog, services=[proto]) if ready else []
             )
-            if not found:  # no reflection (yet): stay on the stream path, ask again later
+            if not found:  # no reflection (yet): non-idempotent meanwhile, ask again later
                 await asyncio.sleep(5.0)
                 self._learning.pop(proto, None)
 
         self._learning[proto] = asyncio.create_task(fetch(), name=f"reflect:{proto}")
 
-    async def unary(self, method: str, info: MethodInfo, request: bytes, ctx: Ctx) -> bytes:
-        md: Md = list(ctx.invocation_metadata() or ())
-        cluster = await self._route(method, md, ctx)
-        out, rid = self._headers(md)
-        return await self._unary(cluster, method, request, md, out, rid, ctx, info.idempotent)
-
-    async def stream(  # an async generator function: grpc checks for one
-        self, method: str, info: MethodInfo, request: bytes | AsyncIterator[bytes], ctx: Ctx
-    ) -> AsyncIterator[bytes]:
-        md: Md = list(ctx.invocation_metadata() or ())
-        cluster = await self._route(method, md, ctx)
-        out, rid = self._headers(md)
-        async for msg in self._stream(
-            cluster, method, info.kind, request, md, out, rid, ctx, info.idempotent
-        ):
-            yield msg
-
     async def close(self) -> None:
         for task in self._learning.values():
             task.cancel()
         await asyncio.gather(*self._learning.values(), return_exceptions=True)
+        await super().close()

@@ -69,8 +69,10 @@ class Router:
                 return v if isinstance(v, str) else v.decode()
             if k == ":authority":
                 authority = v if isinstance(v, str) else v.decode()
-        if authority and authority not in self._own and not authority[:1].isdigit():
-            return authority.split(":", 1)[0]
+        if authority and authority not in self._own:
+            host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+            if host and host != "localhost" and not host[0].isdigit() and host[0] != "[":
+                return host  # a name the app dialled (not an address): the mesh service
         proto = _proto_service(method)
         return self._routes.get(proto) or self._learned.get(proto)
 

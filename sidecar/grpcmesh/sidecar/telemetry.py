@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sdk.headers import TRACEPARENT, TRACESTATE
-from grpcmesh.sidecar.proxy import CallResult
+from grpcmesh.sidecar.relay import CallResult
 
 __all__ = ["ClusterCollector", "Telemetry"]
 
@@ -131,7 +131,6 @@ class Telemetry:
         span: Span | None,
         request_id: str,
         result: CallResult,
-        cluster: Cluster,
     ) -> None:
         code = result.code
         elapsed = time.perf_counter() - started
@@ -157,7 +156,7 @@ class Telemetry:
                     "mesh.request_id": request_id,
                     "mesh.attempts": result.attempts,
                 }
-                state = cluster.state_of(result.channel)
+                state = result.state
                 if state is not None:
                     attributes["mesh.endpoint"] = state.endpoint.target
                     attributes["mesh.breaker_state"] = state.breaker.state.name

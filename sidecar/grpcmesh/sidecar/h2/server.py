@@ -1,0 +1,108 @@
+"""The accepting side: HTTP/2 connections from callers, each new stream handed to a handler.
+
+The handler (a listener) receives ``(stream, headers, end_stream)`` and sets
+``stream.owner``; everything after that is the owner's business. While
+shutting down, connections send GOAWAY and new streams are refused with
+REFUSED_STREAM, which gRPC clients retry transparently elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream
+from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error
+
+__all__ = ["H2Server", "ServerConnection", "StreamHandler"]
+
+StreamHandler = Callable[[Stream, Headers, bool], None]
+
+
+class ServerConnection(Connection):
+    client = False
+
+    def __init__(self, handler: StreamHandler, server: H2Server) -> None:
+        super().__init__()
+        self._handler = handler
+        self._server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._server.connections.add(self)
+        if self._server.stopping:
+            self.shutdown()
+
+    def on_closed(self) -> None:
+        self._server.forget(self)
+
+    def new_stream(self, sid: int, headers: Headers, end_stream: bool) -> None:
+        if not sid & 1 or sid <= self.last_peer_stream:
+            raise H2Error(ErrorCode.PROTOCOL_ERROR, f"bad new stream id {sid}")
+        self.last_peer_stream = sid
+        stream = Stream(self, sid, None)
+        stream.remote_closed = end_stream
+        if self.goaway_sent:
+            self.streams[sid] = stream
+            stream.reset(ErrorCode.REFUSED_STREAM)
+            return
+        self.streams[sid] = stream
+        method = path = None
+        for k, v in headers:
+            if k == ":path":
+                path = v
+            elif k == ":method":
+                method = v
+            elif not k.startswith(":"):
+                break
+        if method != "POST" or not path:
+            stream.reset(ErrorCode.PROTOCOL_ERROR)
+            return
+        self._handler(stream, headers, end_stream)
+
+
+class H2Server:
+    """A listening socket whose connections hand their streams to ``handler``."""
+
+    def __init__(self, handler: StreamHandler) -> None:
+        self._handler = handler
+        self.connections: set[ServerConnection] = set()
+        self.stopping = False
+        self._idle = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ServerConnection(self._handler, self),
+            host.strip("[]") or None,
+            port,
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def forget(self, conn: ServerConnection) -> None:
+        self.connections.discard(conn)
+        if self.stopping and not self.connections:
+            self._idle.set()
+
+    def in_flight(self) -> int:
+        return sum(len(c.streams) for c in self.connections)
+
+    async def stop(self, grace: float) -> None:
+        """Stops accepting, GOAWAY on every connection, waits up to ``grace`` for streams to end."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for conn in list(self.connections):
+            conn.close()
+        self.connections.clear()
