@@ -21,10 +21,10 @@ import logging
 from typing import Protocol
 
 import hpack
-from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, H2Error, Setting
+from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder
 
 __all__ = ["Connection", "Headers", "Stream", "StreamOwner"]
 
@@ -37,9 +37,6 @@ _DATA, _HEADERS, _CONT = FrameType.DATA, FrameType.HEADERS, FrameType.CONTINUATI
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, Flag.PADDED, Flag.PRIORITY
 STREAM_WINDOW = 1 << 20  # what we grant per stream
 CONNECTION_LOST = -1  # pseudo error code given to owners when the TCP connection ends
-# Header values unique per call: never put in the HPACK dynamic table (they would evict the
-# repeating ones and cost an insertion each time).
-_UNIQUE = frozenset({"x-request-id", "traceparent", "tracestate", "grpc-timeout", "grpc-message"})
 
 
 class StreamOwner(Protocol):
@@ -174,7 +171,7 @@ class Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._decoder = hpack.Decoder()
-        self._encoder = hpack.Encoder()
+        self._encoder = HeaderEncoder()
         self._preface = self.client  # False: a server still expects the client preface
         self._cont: tuple[int, int, bytearray] | None = None  # stream id, flags, header block so far
         self.peer_initial_window = f.DEFAULT_WINDOW
@@ -233,10 +230,7 @@ class Connection(asyncio.Protocol):
 
     # -- HPACK ----------------------------------------------------------------------------
     def write_headers(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
-        block = self._encoder.encode(
-            [NeverIndexedHeaderTuple(k, v) if k in _UNIQUE else HeaderTuple(k, v) for k, v in headers],
-            huffman=False,
-        )
+        block = self._encoder.encode(headers)
         self.write(f.header_frames(stream.id, block, end_stream, self.peer_max_frame))
         if end_stream:
             stream.local_closed = True
@@ -419,7 +413,7 @@ class Connection(asyncio.Protocol):
                     raise H2Error(ErrorCode.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range")
                 self.peer_max_frame = value
             elif key == Setting.HEADER_TABLE_SIZE:
-                self._encoder.header_table_size = value
+                self._encoder.table_size(value)
             elif key == Setting.MAX_CONCURRENT_STREAMS:
                 self.peer_max_streams = value
 
