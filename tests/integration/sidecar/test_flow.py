@@ -30,7 +30,9 @@ def big_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     try:
         echo = start_echo_proc(group, "big")
         server = start_sidecar(group, "echo", echo.target)
-        client = start_sidecar(group, "client", "127.0.0.1:1", "--endpoints", f"echo=127.0.0.1:{server.inbound}")
+        client = start_sidecar(
+            group, "client", "127.0.0.1:1", "--endpoints", f"echo=127.0.0.1:{server.inbound}"
+        )
         yield Pair(echo, server, client)
     finally:
         group.stop_all()
