@@ -21,7 +21,7 @@ from grpcmesh.sidecar.h2.client import Pool
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.h2.grpcwire import parse_timeout
 from grpcmesh.sidecar.h2.server import H2Server
-from grpcmesh.sidecar.relay import Relay
+from grpcmesh.sidecar.proxy import Relay
 from grpcmesh.sidecar.telemetry import Telemetry
 
 __all__ = ["CONNECTION_FIELDS", "Listener", "Pools"]

@@ -4,7 +4,7 @@ The app calls its local sidecar as if it were the upstream; this side picks
 the mesh service (:mod:`router`: ``x-mesh-service``, then the ``:authority``
 the app dialled, then ``[routes]`` and the proto service name), runs the call
 through that service's :class:`~grpcmesh.sdk.cluster.Cluster` (balancer,
-breakers, retry budget) via a :class:`~grpcmesh.sidecar.relay.Relay`, and adds
+breakers, retry budget) via a :class:`~grpcmesh.sidecar.proxy.Relay`, and adds
 the mesh headers: ``x-request-id`` (kept or generated), ``traceparent`` /
 ``tracestate`` of the client span, ``baggage`` untouched, ``x-mesh-source``.
 Idempotency levels come from the upstream's reflection, fetched once per
@@ -24,7 +24,7 @@ from grpcmesh.sdk.headers import MESH_SOURCE
 from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.listener import Listener, Pools
-from grpcmesh.sidecar.relay import Relay
+from grpcmesh.sidecar.proxy import Relay
 from grpcmesh.sidecar.router import RouteError, Router
 from grpcmesh.sidecar.telemetry import Telemetry
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -27,7 +26,7 @@ from prometheus_client.registry import Collector
 from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sdk.headers import TRACEPARENT, TRACESTATE
-from grpcmesh.sidecar.relay import CallResult
+from grpcmesh.sidecar.proxy import CallResult
 
 __all__ = ["ClusterCollector", "Telemetry"]
 
@@ -102,9 +101,14 @@ class Telemetry:
             shape = self._span_shapes[key] = self._span_shape(direction, service, method)
         name, kind, attributes = shape
         span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
-        out: dict[str, str] = {}
-        _PROPAGATOR.inject(out, context=trace.set_span_in_context(span))
-        return span, list(out.items())
+        ctx = span.get_span_context()
+        if not ctx.is_valid:
+            return span, []
+        # what TraceContextTextMapPropagator.inject writes, without building a Context per call
+        out = [(TRACEPARENT, f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}")]
+        if ctx.trace_state:
+            out.append((TRACESTATE, ctx.trace_state.to_header()))
+        return span, out
 
     def _span_shape(self, direction: str, service: str, method: str) -> tuple[str, SpanKind, dict[str, str]]:
         """Name, kind and fixed attributes of a span, computed once per (direction, service, method)."""

@@ -44,7 +44,8 @@ def test_timeouts_round_trip_within_a_unit(seconds: float) -> None:
     assert len(text) <= 9  # at most 8 digits and a unit
     parsed = parse_timeout(text)
     assert parsed is not None
-    assert parsed <= seconds + 1e-6 and parsed >= min(seconds, 99_999_999) * 0.999 - 1.0
+    assert parsed <= seconds + 1e-6
+    assert parsed >= min(seconds, 99_999_999) * 0.999 - 1.0
 
 
 @pytest.mark.parametrize("text", ["", "5", "S", "-1S", "123456789S", "1.5S", "10x"])
@@ -86,5 +87,6 @@ def test_large_data_and_header_blocks_are_split_at_the_peer_max_frame() -> None:
     assert sizes == [16_384, 16_384, 7_232]
     assert flags == [0, 0, f.Flag.END_STREAM]
     block = f.header_frames(5, b"h" * 20_000, False, 16_384)
-    assert block[3] == f.FrameType.HEADERS and block[4] == 0  # no END_HEADERS: a CONTINUATION follows
+    assert block[3] == f.FrameType.HEADERS
+    assert block[4] == 0  # no END_HEADERS: a CONTINUATION follows
     assert block[9 + 16_384 + 3] == f.FrameType.CONTINUATION

@@ -3,7 +3,7 @@
 Why not a full HTTP/2 library: the proxy only moves gRPC streams between two
 connections, so it needs frames, HPACK and flow control, not request/response
 objects. Parsing frames directly and handing each stream's events to its
-*owner* (a :class:`~grpcmesh.sidecar.relay.Relay` half) costs a fraction of a
+*owner* (a :class:`~grpcmesh.sidecar.proxy.Relay` half) costs a fraction of a
 grpc.aio server call plus client call, which is what made a grpc.aio proxy
 cost 1.7x the service it fronts.
 

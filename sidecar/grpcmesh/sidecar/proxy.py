@@ -1,5 +1,7 @@
-"""One proxied call: a downstream HTTP/2 stream joined to an upstream one, with the policies.
+"""The transparent proxy core: any method, raw bytes, all four call kinds, with the policies.
 
+A :class:`Relay` is one proxied call: a downstream HTTP/2 stream joined to an
+upstream one (the streams and connections are :mod:`grpcmesh.sidecar.h2`'s).
 The relay owns both streams' events. Frames move as they arrive, so all four
 gRPC call kinds are one code path and nothing is decoded: request DATA goes
 upstream, response HEADERS/DATA/trailers come back, each credited to its
