@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.grpcwire import MessageLimit, format_timeout, parse_timeout, trailers_only
+from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder, HPACKDecodeError
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder, encode_int
 
 names = st.sampled_from(
@@ -90,3 +91,85 @@ def test_large_data_and_header_blocks_are_split_at_the_peer_max_frame() -> None:
     assert block[3] == f.FrameType.HEADERS
     assert block[4] == 0  # no END_HEADERS: a CONTINUATION follows
     assert block[9 + 16_384 + 3] == f.FrameType.CONTINUATION
+
+
+# RFC 7541 Appendix C.4: three requests on one connection, Huffman-coded, sharing the dynamic table.
+RFC_C4 = [
+    (
+        "828684418cf1e3c2e5f23a6ba0ab90f4ff",
+        [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")],
+    ),
+    (
+        "828684be5886a8eb10649cbf",
+        [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "www.example.com"),
+            ("cache-control", "no-cache"),
+        ],
+    ),
+    (
+        "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf",
+        [
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/index.html"),
+            (":authority", "www.example.com"),
+            ("custom-key", "custom-value"),
+        ],
+    ),
+]
+
+
+def test_decoder_follows_rfc7541_appendix_c4() -> None:
+    dec = HeaderDecoder()
+    for hexed, expected in RFC_C4:
+        assert dec.decode(bytes.fromhex(hexed)) == expected
+
+
+sensitive = st.booleans()
+
+
+@given(st.lists(st.tuples(names, st.text(st.characters(max_codepoint=0xFF), max_size=200)), max_size=20))
+def test_any_header_octets_pass_through_unchanged(headers: list[tuple[str, str]]) -> None:
+    """Latin-1 both ways: whatever octets a peer sent are the octets sent onward."""
+    assert HeaderDecoder().decode(HeaderEncoder().encode(headers)) == headers
+
+
+@given(
+    st.lists(st.lists(st.tuples(names, values, sensitive), max_size=12), min_size=1, max_size=12),
+    st.booleans(),
+    st.sampled_from([4096, 256, 64, 0]),
+)
+def test_decoder_reads_what_the_hpack_library_encodes_block_after_block(
+    blocks: list[list[tuple[str, str, bool]]], huffman: bool, table: int
+) -> None:
+    """The peer's encoder indexes, evicts and resizes its table; ours must stay in step."""
+    enc = hpack.Encoder()
+    enc.header_table_size = table
+    dec = HeaderDecoder()
+    for block in blocks:
+        fields = [hpack.NeverIndexedHeaderTuple(n, v) if s else (n, v) for n, v, s in block]
+        assert dec.decode(enc.encode(fields, huffman=huffman)) == [(n, v) for n, v, _ in block]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xbf",  # indexed field 63: the dynamic table is empty
+        b"\x80",  # index 0
+        b"\x3f\xe1\x7f",  # table size update far beyond 4096
+        b"\x40\x85abc",  # name literal longer than the block
+        b"\xff\xff\xff\xff\xff\xff\xff",  # unterminated integer
+    ],
+)
+def test_malformed_blocks_raise_a_decode_error(raw: bytes) -> None:
+    with pytest.raises(HPACKDecodeError):
+        HeaderDecoder().decode(raw)
+
+
+def test_oversized_header_list_is_refused() -> None:
+    block = HeaderEncoder().encode([("x-big", "v" * 70_000)])
+    with pytest.raises(HPACKDecodeError):
+        HeaderDecoder().decode(block)

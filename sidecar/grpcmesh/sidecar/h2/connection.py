@@ -20,10 +20,9 @@ import asyncio
 import logging
 from typing import Protocol
 
-import hpack
-
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, H2Error, Setting
+from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder, HPACKDecodeError
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder
 
 __all__ = ["Connection", "Headers", "Stream", "StreamOwner"]
@@ -170,7 +169,7 @@ class Connection(asyncio.Protocol):
         self.blocked: dict[int, Stream] = {}
         self._buf = bytearray()
         self._out: list[bytes] = []
-        self._decoder = hpack.Decoder()
+        self._decoder = HeaderDecoder()
         self._encoder = HeaderEncoder()
         self._preface = self.client  # False: a server still expects the client preface
         self._cont: tuple[int, int, bytearray] | None = None  # stream id, flags, header block so far
@@ -268,7 +267,7 @@ class Connection(asyncio.Protocol):
             self._read_frames(buf)
         except H2Error as err:
             self.fail(err.code, str(err))
-        except (hpack.HPACKError, UnicodeDecodeError) as err:
+        except HPACKDecodeError as err:
             self.fail(ErrorCode.COMPRESSION_ERROR, f"bad header block: {err}")
 
     def _read_frames(self, buf: bytearray) -> None:
@@ -352,7 +351,7 @@ class Connection(asyncio.Protocol):
             self._on_header_block(sid, cont[1], bytes(cont[2]))
 
     def _on_header_block(self, sid: int, flags: int, block: bytes) -> None:
-        headers: Headers = self._decoder.decode(block, raw=False)  # type: ignore[assignment]
+        headers = self._decoder.decode(block)
         end = bool(flags & _END_STREAM)
         stream = self.streams.get(sid)
         if stream is None:

@@ -1,7 +1,7 @@
 """HTTP/2 frame layout (RFC 9113 §4, §6): types, flags, error codes, settings, builders.
 
-Only what a gRPC proxy needs to read and write frames itself; HPACK is the
-``hpack`` library's job. Builders return ready-to-write ``bytes`` so a
+Only what a gRPC proxy needs to read and write frames itself (HPACK is in
+hpack_in / hpack_out). Builders return ready-to-write ``bytes`` so a
 connection can gather a whole batch and hand the transport one buffer.
 """
 

@@ -5,8 +5,8 @@ bytes per header block on the wire, but costs a tuple object, a table search
 and an insertion per header, per call - a tenth of the proxy's CPU. Encoding
 without the dynamic table (RFC 7541 §6.1, §6.2.2) makes a header's bytes a
 pure function of the header, so each distinct pair is encoded once and then
-looked up. Peers still decode it with any compliant decoder; decoding what
-peers send keeps using ``hpack`` (their encoders do use the dynamic table).
+looked up. Peers still decode it with any compliant decoder. Strings are
+Latin-1 both here and in :mod:`hpack_in`, so header octets pass through unchanged.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ _MAX_CACHE = 8192
 _STATIC_PAIR: dict[tuple[str, str], int] = {}
 _STATIC_NAME: dict[str, int] = {}
 for _i, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, 1):
-    _STATIC_PAIR.setdefault((_name.decode(), _value.decode()), _i)
-    _STATIC_NAME.setdefault(_name.decode(), _i)
+    _STATIC_PAIR.setdefault((_name.decode("latin-1"), _value.decode("latin-1")), _i)
+    _STATIC_NAME.setdefault(_name.decode("latin-1"), _i)
 
 
 def encode_int(value: int, prefix_bits: int, flags: int) -> bytes:
@@ -49,14 +49,14 @@ def _name_part(name: str) -> bytes:
     index = _STATIC_NAME.get(name)
     if index is not None:
         return encode_int(index, 4, 0x10)
-    return b"\x10" + _string(name.encode())
+    return b"\x10" + _string(name.encode("latin-1"))
 
 
 def encode_field(name: str, value: str) -> bytes:
     index = _STATIC_PAIR.get((name, value))
     if index is not None:
         return encode_int(index, 7, 0x80)  # indexed field (§6.1)
-    return _name_part(name) + _string(value.encode())
+    return _name_part(name) + _string(value.encode("latin-1"))
 
 
 class HeaderEncoder:
@@ -88,7 +88,7 @@ class HeaderEncoder:
                     prefix = self._names.get(name)
                     if prefix is None:
                         prefix = self._names[name] = _name_part(name)
-                    parts.append(prefix + _string(pair[1].encode()))
+                    parts.append(prefix + _string(pair[1].encode("latin-1")))
                     continue
                 raw = encode_field(name, pair[1])
                 if len(cache) >= _MAX_CACHE:
