@@ -39,6 +39,9 @@ class EchoOwner:
 
 def handler(stream: Stream, headers: Headers, end_stream: bool) -> None:
     stream.owner = EchoOwner()
+    if (":path", "/t.v1.T/Reset") in headers:
+        stream.reset()
+        return
     echoed = [(f"x-echo-{k[1:] if k[0] == ':' else k}", v) for k, v in headers]
     stream.send_headers([(":status", "200"), *echoed])
     if end_stream:
@@ -90,8 +93,10 @@ class Peer:
                     return headers, bytes(body), trailers
             self.flush()
 
-    def request(self, stream_id: int, extra: Headers = (), end: bool = False) -> None:  # type: ignore[assignment]
-        base = [(":method", "POST"), (":scheme", "http"), (":path", "/t.v1.T/M"), (":authority", "t")]
+    def request(
+        self, stream_id: int, extra: Headers = (), end: bool = False, path: str = "/t.v1.T/M"
+    ) -> None:  # type: ignore[assignment]
+        base = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "t")]
         self.conn.send_headers(stream_id, [*base, *extra], end_stream=end)
 
 
@@ -138,6 +143,23 @@ async def test_peer_shrinks_hpack_table_and_hands_out_window_slowly(server: H2Se
         peer.flush()
         _, echoed, trailers = peer.until_ended(1)
         assert echoed == body
+        assert trailers["grpc-status"] == "0"
+
+    await in_thread(run)
+
+
+async def test_frames_racing_a_reset_do_not_break_the_connection(server: H2Server) -> None:
+    """HEADERS/DATA that were in flight when the server reset their stream are dropped quietly."""
+
+    def run() -> None:
+        peer = Peer(server.port)
+        peer.request(1, [("x-huge", "h" * 300)], path="/t.v1.T/Reset")
+        peer.conn.send_data(1, b"late data")
+        peer.conn.send_headers(1, [("x-late-trailer", "t" * 300)], end_stream=True)  # updates HPACK state
+        peer.request(3, [("x-huge", "h" * 300)], end=True)  # refers to the table entries made above
+        peer.flush()
+        headers, _, trailers = peer.until_ended(3)
+        assert headers["x-echo-x-huge"] == "h" * 300
         assert trailers["grpc-status"] == "0"
 
     await in_thread(run)

@@ -355,7 +355,9 @@ class Connection(asyncio.Protocol):
         end = bool(flags & _END_STREAM)
         stream = self.streams.get(sid)
         if stream is None:
-            self.new_stream(sid, headers, end)
+            if sid > self._max_known_stream():
+                self.new_stream(sid, headers, end)
+            # else: a stream we already reset; the block was decoded only to keep HPACK in step
             return
         if end:
             stream.remote_closed = True

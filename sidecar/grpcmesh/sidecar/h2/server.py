@@ -38,8 +38,8 @@ class ServerConnection(Connection):
         self._server.forget(self)
 
     def new_stream(self, sid: int, headers: Headers, end_stream: bool) -> None:
-        if not sid & 1 or sid <= self.last_peer_stream:
-            raise H2Error(ErrorCode.PROTOCOL_ERROR, f"bad new stream id {sid}")
+        if not sid & 1:
+            raise H2Error(ErrorCode.PROTOCOL_ERROR, f"client opened even stream id {sid}")
         self.last_peer_stream = sid
         stream = Stream(self, sid, None)
         stream.remote_closed = end_stream
