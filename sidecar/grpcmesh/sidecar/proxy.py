@@ -291,9 +291,13 @@ class Relay:
     def _failed(
         self, code: grpc.StatusCode, message: str, trailers: Headers | None, *, not_reached: bool
     ) -> None:
-        """An attempt failed before the response started: retry, or give the caller the error."""
+        """An attempt failed before the response started: retry, or give the caller the error.
+
+        ``trailers`` is the upstream's own final block; relayed as is (after the
+        response headers it followed, if any) when the call is not retried.
+        """
         self.up = None
-        self._held = None
+        held, self._held = self._held, None
         self._settle(code)
         cluster = self.cluster
         assert cluster is not None
@@ -311,10 +315,11 @@ class Relay:
             self.answer(self.fallback)
             return
         if trailers is not None:
-            self.down.send_headers(
-                trailers if not self.mark_not_reached or not not_reached else [*trailers, *_NOT_REACHED_MD],
-                True,
-            )
+            if held is not None:
+                self.down.send_headers(held)
+            if self.mark_not_reached and not_reached:
+                trailers = [*trailers, *_NOT_REACHED_MD]
+            self.down.send_headers(trailers, True)
             self._finish(code)
             return
         self.fail(code, message, _NOT_REACHED_MD if self.mark_not_reached and not_reached else None)
@@ -329,7 +334,6 @@ class Relay:
                 return
             code, message, marked = _status_of(headers)
             if code is not _OK:  # failed before any message: retry, or relay the error
-                self._held = None
                 self._failed(code, message, response_headers(headers), not_reached=marked)
                 return
             self._commit()

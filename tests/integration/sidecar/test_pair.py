@@ -100,6 +100,8 @@ async def test_rich_error_details_survive(pair: Pair) -> None:
     bad = error_details_pb2.BadRequest()
     assert status.details[0].Unpack(bad)
     assert bad.field_violations[0].field == "name"
+    # the response headers the app sent before failing survive too
+    assert dict(err.initial_metadata())["x-echo-served-by"] == "a"  # type: ignore[arg-type]
 
 
 async def test_stream_error_keeps_code(pair: Pair) -> None:
