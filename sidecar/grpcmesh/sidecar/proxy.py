@@ -195,8 +195,11 @@ class Relay:
         """Ends the call here with a status (no upstream involved, or no more attempts)."""
         if self.finished:
             return
-        if self.committed:
-            self.down.send_headers(status_trailers(code, message), True)
+        held, self._held = self._held, None
+        if self.committed or held is not None:
+            if held is not None:  # the upstream's response headers go first
+                self.down.send_headers(held)
+            self.down.send_headers([*status_trailers(code, message), *(extra or ())], True)
         else:
             self.down.send_headers(trailers_only(code, message, extra), True)
         self._finish(code)
@@ -206,6 +209,7 @@ class Relay:
         if self.finished:
             return
         self.committed = True
+        self._held = None
         down = self.down
         down.send_headers([(":status", "200"), ("content-type", "application/grpc")])
         down.send_data(b"\x00" + len(message).to_bytes(4, "big") + message)
@@ -297,7 +301,6 @@ class Relay:
         response headers it followed, if any) when the call is not retried.
         """
         self.up = None
-        held, self._held = self._held, None
         self._settle(code)
         cluster = self.cluster
         assert cluster is not None
@@ -309,12 +312,15 @@ class Relay:
         ):
             delay = policy.backoff(self.result.attempts)
             if not policy.give_up(self.result.attempts, delay, self.deadline, self.loop.time()):
+                self._held = None  # that attempt's response headers are void
                 self.loop.call_later(delay, self._attempt)
                 return
         if self.fallback is not None and (not_reached or code is _DEADLINE):
+            self._held = None
             self.answer(self.fallback)
             return
         if trailers is not None:
+            held, self._held = self._held, None
             if held is not None:
                 self.down.send_headers(held)
             if self.mark_not_reached and not_reached:
