@@ -12,10 +12,11 @@ the file, default ``$GRPCMESH_TRACE_DB`` or ``./grpcmesh-traces.db``) or
 from __future__ import annotations
 
 import os
+import weakref
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -25,12 +26,27 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-__all__ = ["EXPORTERS", "configure_tracing", "default_trace_db", "memory_exporter"]
+__all__ = ["EXPORTERS", "configure_tracing", "default_trace_db", "memory_exporter", "span_processors"]
 
 EXPORTERS = ("none", "console", "otlp", "memory", "store", "zipkin")
 TRACE_DB_ENV = "GRPCMESH_TRACE_DB"
 
 _memory: InMemorySpanExporter | None = None
+_processors: weakref.WeakKeyDictionary[TracerProvider, list[SpanProcessor]] = weakref.WeakKeyDictionary()
+
+
+def span_processors(provider: TracerProvider) -> list[SpanProcessor]:
+    """The processors :func:`configure_tracing` attached to ``provider``.
+
+    For code that builds finished spans itself and hands them straight to the
+    export pipeline (the sidecar's per-call spans), without a Tracer.
+    """
+    return list(_processors.get(provider, ()))
+
+
+def _attach(provider: TracerProvider, processor: SpanProcessor) -> None:
+    provider.add_span_processor(processor)
+    _processors.setdefault(provider, []).append(processor)
 
 
 def memory_exporter() -> InMemorySpanExporter | None:
@@ -82,9 +98,9 @@ def configure_tracing(
         chosen = ZipkinExporter(endpoint or DEFAULT_ENDPOINT)
     elif exporter == "memory":
         _memory = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(_memory))
+        _attach(provider, SimpleSpanProcessor(_memory))
     if chosen is not None:
-        provider.add_span_processor(BatchSpanProcessor(chosen))
+        _attach(provider, BatchSpanProcessor(chosen))
     if set_global:
         trace.set_tracer_provider(provider)
     return provider

@@ -13,8 +13,6 @@ import asyncio
 import time
 from typing import Any
 
-from opentelemetry.trace import Span
-
 from grpcmesh.sdk.cluster import Cluster, EndpointState
 from grpcmesh.sdk.headers import REQUEST_ID, TRACEPARENT, TRACESTATE, new_request_id
 from grpcmesh.sidecar.h2.client import Pool
@@ -22,6 +20,7 @@ from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.h2.grpcwire import parse_timeout
 from grpcmesh.sidecar.h2.server import H2Server
 from grpcmesh.sidecar.proxy import Relay
+from grpcmesh.sidecar.spans import CallSpan
 from grpcmesh.sidecar.telemetry import Telemetry
 
 __all__ = ["CONNECTION_FIELDS", "Listener", "Pools"]
@@ -42,7 +41,7 @@ CONNECTION_FIELDS = frozenset(
 _TRACE = frozenset({TRACEPARENT, TRACESTATE})
 _TE: tuple[str, str] = ("te", "trailers")
 
-Note = tuple[Cluster, str, "Span | None", float, str]  # cluster, method, span, start, request id
+Note = tuple[Cluster, str, "CallSpan | None", float, str]  # cluster, method, span, start, request id
 
 
 class Pools:

@@ -15,18 +15,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
-from grpcmesh.sdk.headers import TRACEPARENT, TRACESTATE
 from grpcmesh.sidecar.proxy import CallResult
+from grpcmesh.sidecar.spans import CallSpan, SpanRecorder
 
 __all__ = ["ClusterCollector", "Telemetry"]
 
@@ -34,7 +32,6 @@ log = logging.getLogger("grpcmesh.sidecar.access")
 events = logging.getLogger("grpcmesh.sidecar")
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_PROPAGATOR = TraceContextTextMapPropagator()
 _OK = grpc.StatusCode.OK
 _MAX_SERIES = 2000  # distinct (direction, service, method); beyond it methods are labelled "other"
 _OTHER = "other"
@@ -53,7 +50,7 @@ class Telemetry:
     ) -> None:
         self.service = service
         self.registry = registry
-        self._tracer = provider.get_tracer("grpcmesh.sidecar") if provider is not None else None
+        self._spans = SpanRecorder(provider) if provider is not None else None
         self._access_log = access_log
         self._requests = Counter(
             "grpcmesh_requests",
@@ -80,35 +77,25 @@ class Telemetry:
 
     @property
     def tracing(self) -> bool:
-        return self._tracer is not None
+        return self._spans is not None
 
     def on_breaker_change(self, breaker: Breaker, old: BreakerState, new: BreakerState) -> None:
         events.warning("breaker %s: %s -> %s", breaker.name, old.name, new.name)
         self._transitions.labels(breaker.name, new.name).inc()
 
     def start_span(
-        self, direction: str, service: str, method: str, metadata: Iterable[tuple[str, str | bytes]]
-    ) -> tuple[Span | None, list[tuple[str, str]]]:
+        self, direction: str, service: str, method: str, metadata: list[tuple[str, str]]
+    ) -> tuple[CallSpan | None, list[tuple[str, str]]]:
         """A client/server span continuing the caller's trace, and the headers to send onward."""
-        tracer = self._tracer
-        if tracer is None:
+        spans = self._spans
+        if spans is None:
             return None, []
-        carrier = {k: v for k, v in metadata if k in (TRACEPARENT, TRACESTATE) and isinstance(v, str)}
-        parent: Context | None = _PROPAGATOR.extract(carrier) if carrier else None
         key = (direction, service, method)
         shape = self._span_shapes.get(key)
         if shape is None:
             shape = self._span_shapes[key] = self._span_shape(direction, service, method)
         name, kind, attributes = shape
-        span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
-        ctx = span.get_span_context()
-        if not ctx.is_valid:
-            return span, []
-        # what TraceContextTextMapPropagator.inject writes, without building a Context per call
-        out = [(TRACEPARENT, f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}")]
-        if ctx.trace_state:
-            out.append((TRACESTATE, ctx.trace_state.to_header()))
-        return span, out
+        return spans.start(name, kind, attributes, metadata)
 
     def _span_shape(self, direction: str, service: str, method: str) -> tuple[str, SpanKind, dict[str, str]]:
         """Name, kind and fixed attributes of a span, computed once per (direction, service, method)."""
@@ -132,7 +119,7 @@ class Telemetry:
         service: str,
         method: str,
         started: float,
-        span: Span | None,
+        span: CallSpan | None,
         request_id: str,
         result: CallResult,
     ) -> None:
@@ -153,25 +140,22 @@ class Telemetry:
         if counter is None:
             counter = self._counters[key] = self._requests.labels(direction, service, label, code.name)
         counter.inc()
-        if span is not None:
-            if span.is_recording():
-                attributes: dict[str, str | int] = {
-                    "rpc.grpc.status_code": code.value[0],
-                    "mesh.request_id": request_id,
-                    "mesh.attempts": result.attempts,
-                }
-                state = result.state
-                if state is not None:
-                    attributes["mesh.endpoint"] = state.endpoint.target
-                    attributes["mesh.breaker_state"] = state.breaker.state.name
-                span.set_attributes(attributes)  # one lock round instead of five
-                if code is not _OK:
-                    span.set_status(Status(StatusCode.ERROR, code.name))
-            span.end()
+        if span is not None and span.recording:
+            attributes: dict[str, str | int] = {
+                "rpc.grpc.status_code": code.value[0],
+                "mesh.request_id": request_id,
+                "mesh.attempts": result.attempts,
+            }
+            state = result.state
+            if state is not None:
+                attributes["mesh.endpoint"] = state.endpoint.target
+                attributes["mesh.breaker_state"] = state.breaker.state.name
+            assert self._spans is not None
+            self._spans.finish(span, attributes, None if code is _OK else code.name)
         if self._access_log:
             trace_id = ""
             if span is not None:
-                trace_id = format(span.get_span_context().trace_id, "032x")
+                trace_id = format(span.trace_id, "032x")
             log.info(
                 "%s %s %s %s %.2fms request_id=%s trace_id=%s attempts=%d",
                 direction,
