@@ -77,10 +77,19 @@ class Outbound(Listener):
         except RouteError as err:
             relay.fail(grpc.StatusCode.UNAVAILABLE, str(err))
             return
+        except Exception as err:  # discovery itself failed: the caller must still get an answer
+            log.warning("routing %s failed: %s", method, err)
+            relay.fail(grpc.StatusCode.UNAVAILABLE, f"no route for {method!r}: discovery failed: {err}")
+            return
         await self._start_later(relay, self.clusters.get(service), method, headers)
 
     async def _start_later(self, relay: Relay, cluster: Cluster, method: str, headers: Headers) -> None:
-        await cluster.start()
+        try:
+            await cluster.start()
+        except Exception as err:
+            log.warning("resolving %s failed: %s", cluster.service, err)
+            relay.fail(grpc.StatusCode.UNAVAILABLE, f"service {cluster.service!r}: discovery failed: {err}")
+            return
         self._go(relay, cluster, method, headers)
 
     def _go(self, relay: Relay, cluster: Cluster, method: str, headers: Headers) -> None:
