@@ -114,9 +114,6 @@ class Pool:
         if conn in self._conns:
             self._conns.remove(conn)
 
-    def in_flight(self) -> int:
-        return sum(len(c.streams) for c in self._conns)
-
     def drain(self) -> None:
         """No new streams; each connection closes once its streams are done."""
         self.closed = True

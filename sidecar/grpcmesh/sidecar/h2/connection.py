@@ -462,13 +462,3 @@ class Connection(asyncio.Protocol):
             self.goaway_sent = True
             self.write(f.goaway(self.last_peer_stream, code, message.encode()[:256]))
         self.close()
-
-
-def pseudo_headers(headers: Headers) -> dict[str, str]:
-    """The ``:``-prefixed request/response fields (they come first in a valid block)."""
-    out: dict[str, str] = {}
-    for k, v in headers:
-        if not k.startswith(":"):
-            break
-        out[k] = v
-    return out

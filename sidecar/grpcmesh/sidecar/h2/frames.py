@@ -16,14 +16,18 @@ __all__ = [
     "MAX_FRAME",
     "PREFACE",
     "ErrorCode",
+    "Flag",
     "FrameType",
     "H2Error",
+    "Setting",
     "data_frames",
     "frame",
     "goaway",
     "header_frames",
+    "parse_settings",
     "rst_stream",
     "settings",
+    "u32",
     "window_update",
 ]
 

@@ -90,9 +90,6 @@ class H2Server:
         if self.stopping and not self.connections:
             self._idle.set()
 
-    def in_flight(self) -> int:
-        return sum(len(c.streams) for c in self.connections)
-
     async def stop(self, grace: float) -> None:
         """Stops accepting, GOAWAY on every connection, waits up to ``grace`` for streams to end."""
         self.stopping = True
