@@ -35,6 +35,7 @@ _HDR = f.HEADER
 _DATA, _HEADERS, _CONT = FrameType.DATA, FrameType.HEADERS, FrameType.CONTINUATION
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, Flag.PADDED, Flag.PRIORITY
 STREAM_WINDOW = 1 << 20  # what we grant per stream
+MAX_HEADER_LIST = 64 * 1024  # RFC 9113 §6.5.2 size of a decoded header block we accept
 CONNECTION_LOST = -1  # pseudo error code given to owners when the TCP connection ends
 
 
@@ -169,7 +170,7 @@ class Connection(asyncio.Protocol):
         self.blocked: dict[int, Stream] = {}
         self._buf = bytearray()
         self._out: list[bytes] = []
-        self._decoder = HeaderDecoder()
+        self._decoder = HeaderDecoder(max_header_list=MAX_HEADER_LIST)
         self._encoder = HeaderEncoder()
         self._preface = self.client  # False: a server still expects the client preface
         self._cont: tuple[int, int, bytearray] | None = None  # stream id, flags, header block so far
@@ -191,6 +192,7 @@ class Connection(asyncio.Protocol):
         ours = {
             Setting.MAX_CONCURRENT_STREAMS: 100_000,
             Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,  # what HeaderDecoder enforces
         }
         if self.client:
             ours[Setting.ENABLE_PUSH] = 0
