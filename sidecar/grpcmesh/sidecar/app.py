@@ -257,6 +257,11 @@ class Sidecar:
             "outbound": self.clusters.snapshot(),
             "routes": self.outbound.router.snapshot(),
             "methods": self.outbound.catalog.snapshot(),
+            "http2": {
+                "outbound_listener": self.outbound.server.snapshot(),
+                "inbound_listener": self.inbound.server.snapshot(),
+                "upstream": self.pools.snapshot(),
+            },
             "inbound": {
                 "app": self.cfg.app,
                 "grpc_services": self.grpc_services,

@@ -63,6 +63,10 @@ class Pools:
         if pool is not None:
             pool.drain()
 
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Open upstream connections and streams per endpoint (for /clusters)."""
+        return {pool.target: pool.snapshot() for pool in self._pools.values()}
+
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()

@@ -114,6 +114,9 @@ class Pool:
         if conn in self._conns:
             self._conns.remove(conn)
 
+    def snapshot(self) -> dict[str, int]:
+        return {"connections": len(self._conns), "streams": sum(len(c.streams) for c in self._conns)}
+
     def drain(self) -> None:
         """No new streams; each connection closes once its streams are done."""
         self.closed = True

@@ -90,6 +90,13 @@ class H2Server:
         if self.stopping and not self.connections:
             self._idle.set()
 
+    def snapshot(self) -> dict[str, int]:
+        """Open caller connections and streams (for /clusters)."""
+        return {
+            "connections": len(self.connections),
+            "streams": sum(len(c.streams) for c in self.connections),
+        }
+
     async def stop(self, grace: float) -> None:
         """Stops accepting, GOAWAY on every connection, waits up to ``grace`` for streams to end."""
         self.stopping = True
