@@ -165,6 +165,27 @@ async def test_frames_racing_a_reset_do_not_break_the_connection(server: H2Serve
     await in_thread(run)
 
 
+async def test_connections_use_tcp_keepalive(server: H2Server) -> None:
+    """Dead peer hosts are detected by the kernel, not by calls hanging on a pooled connection."""
+
+    def run() -> Peer:
+        peer = Peer(server.port)
+        peer.request(1, end=True)
+        peer.flush()
+        peer.until_ended(1)
+        return peer
+
+    peer = await in_thread(run)
+    try:
+        (conn,) = server.connections
+        assert conn.transport is not None
+        sock = conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    finally:
+        peer.sock.close()
+
+
 async def test_broken_preface_gets_goaway_and_server_keeps_serving(server: H2Server) -> None:
     def run() -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:

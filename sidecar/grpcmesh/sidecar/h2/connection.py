@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Protocol
 
 from grpcmesh.sidecar.h2 import frames as f
@@ -37,6 +38,19 @@ _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, F
 STREAM_WINDOW = 1 << 20  # what we grant per stream
 MAX_HEADER_LIST = 64 * 1024  # RFC 9113 §6.5.2 size of a decoded header block we accept
 CONNECTION_LOST = -1  # pseudo error code given to owners when the TCP connection ends
+
+
+def keepalive(sock: socket.socket | None) -> None:
+    """TCP keepalive (30 s idle, then 3 probes 10 s apart): a peer host that vanished without a
+    FIN or RST (power loss, partition) is noticed and its connection closed, so pooled
+    connections never hang calls on a dead host until their deadlines."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class StreamOwner(Protocol):
@@ -189,6 +203,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream_transport: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self.transport = stream_transport
+        keepalive(transport.get_extra_info("socket"))
         ours = {
             Setting.MAX_CONCURRENT_STREAMS: 100_000,
             Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
