@@ -241,6 +241,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self._flush()
+        self.closed = True  # no new streams; connection_lost still resets the open ones
         if self.transport is not None:
             self.transport.close()
 
@@ -286,6 +287,9 @@ class Connection(asyncio.Protocol):
             self.fail(err.code, str(err))
         except HPACKDecodeError as err:
             self.fail(ErrorCode.COMPRESSION_ERROR, f"bad header block: {err}")
+        except Exception:  # a bug in a stream owner: say so, and end only this connection
+            log.exception("http/2 connection failed while handling a frame")
+            self.fail(ErrorCode.INTERNAL_ERROR, "internal error in the sidecar")
 
     def _read_frames(self, buf: bytearray) -> None:
         pos = 0
