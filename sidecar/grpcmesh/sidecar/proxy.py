@@ -300,7 +300,9 @@ class Relay:
         ``trailers`` is the upstream's own final block; relayed as is (after the
         response headers it followed, if any) when the call is not retried.
         """
-        self.up = None
+        up, self.up = self.up, None
+        if up is not None and not (up.local_closed and up.remote_closed):
+            up.reset(ErrorCode.CANCEL)  # the upstream answered early: stop sending it the request
         self._settle(code)
         cluster = self.cluster
         assert cluster is not None
