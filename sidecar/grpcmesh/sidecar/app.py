@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
+from grpcmesh.sidecar.tls import client_context, server_context
 from grpcmesh.sidecar.trace_pages import trace_routes
 
 __all__ = ["Sidecar", "build_resolver", "register", "run"]
@@ -84,6 +86,9 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
         consul_url=cfg.consul,
         token=cfg.consul_token,
         grpc_services=grpc_services or None,  # None: read through the inbound from the app's reflection
+        # mTLS inbound: Consul has no client certificate, so it checks the app's health directly
+        # (the agent runs on the same host, as Consul agents do)
+        check_target=cfg.app if cfg.tls.enabled else None,
         resync=30.0,
     )
 
@@ -147,7 +152,8 @@ class Sidecar:
             c = dataclasses.replace(cfg.cluster_for(service), max_message_bytes=cfg.max_message_bytes)
             return c if cfg.policies else _bare(c)
 
-        self.pools = Pools()
+        self.tls = server_context(cfg.tls) if cfg.tls.enabled else None
+        self.pools = Pools(client_context(cfg.tls) if cfg.tls.enabled else None)
         self.clusters = ClusterManager(
             self.resolver,
             cluster_config,
@@ -168,7 +174,6 @@ class Sidecar:
             cfg.service,
             cfg.app,
             telemetry=self.telemetry,
-            pools=self.pools,
             max_concurrency=cfg.max_concurrency,
             max_message_bytes=cfg.max_message_bytes,
             catalog=MethodCatalog(cfg.methods),
@@ -186,10 +191,14 @@ class Sidecar:
         self._deregister: Deregister | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _listen(self, side: Listener, listen: str, name: str) -> None:
+    async def _listen(
+        self, side: Listener, listen: str, name: str, tls: ssl.SSLContext | None = None
+    ) -> None:
         host, _, port = listen.rpartition(":")
         try:
-            self.ports[name] = await side.server.listen(host, int(port), reuse_port=self.cfg.reuse_port)
+            self.ports[name] = await side.server.listen(
+                host, int(port), reuse_port=self.cfg.reuse_port, tls=tls
+            )
         except OSError as err:
             raise OSError(f"{name}: cannot listen on {listen}: {err.strerror or err}") from err
 
@@ -206,7 +215,7 @@ class Sidecar:
         await self._admin.start()
         self.ports["admin"] = self._admin.port
         await self._listen(self.outbound, cfg.outbound, "outbound")
-        await self._listen(self.inbound, cfg.inbound, "inbound")
+        await self._listen(self.inbound, cfg.inbound, "inbound", self.tls)
         self.grpc_services = await self.inbound.start()
         if not self.grpc_services:
             self._spawn(self._learn_later())
@@ -261,6 +270,7 @@ class Sidecar:
                 "outbound_listener": self.outbound.server.snapshot(),
                 "inbound_listener": self.inbound.server.snapshot(),
                 "upstream": self.pools.snapshot(),
+                "app": self.inbound.pools.snapshot(),
             },
             "inbound": {
                 "app": self.cfg.app,

@@ -40,6 +40,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bare", action="store_true", help="policies off: plain proxy (benchmarks)")
     p.add_argument("--access-log", action="store_true", help="one log line per call (request id, trace id)")
     p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument("--tls-cert", help="mTLS between sidecars: this service's certificate (PEM)")
+    p.add_argument("--tls-key", help="mTLS: its private key (PEM)")
+    p.add_argument("--tls-ca", help="mTLS: the mesh CA that signs every sidecar's certificate (PEM)")
     p.set_defaults(func=_run)
 
 
@@ -58,6 +61,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         tracing["endpoint"] = args.trace_endpoint
     if args.no_tracing:
         tracing["enabled"] = False
+    tls = {"cert_file": args.tls_cert, "key_file": args.tls_key, "ca_file": args.tls_ca}
     out: dict[str, Any] = {
         "service": args.service,
         "app": args.app,
@@ -72,6 +76,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "drain_timeout_s": args.drain_timeout_s,
         "endpoints": endpoints or None,
         "tracing": tracing or None,
+        "tls": {k: v for k, v in tls.items() if v} or None,
         "cluster": {"balancer": args.balancer} if args.balancer else None,
         "policies": False if args.bare else None,
         "access_log": True if args.access_log else None,

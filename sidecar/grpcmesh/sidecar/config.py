@@ -15,6 +15,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     [routes]     "shop.v1.Payments" = "payments"      # proto service → mesh service
     [methods."/shop.v1.Orders/Get"]  kind = "unary_unary"  idempotent = true
     [tracing]    sample_ratio = 0.01  exporter = "otlp"  endpoint = "..."
+    [tls]        cert_file = "orders.pem"  key_file = "orders.key"  ca_file = "mesh-ca.pem"
     [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
     [services.payments]  balancer = "round_robin"   # per-service cluster overrides
     [client]     ...                                   # read by the SDK, ignored here
@@ -38,7 +39,15 @@ from grpcmesh.sdk.idempotency import CallKind, MethodInfo
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
 from grpcmesh.sdk.tracing import EXPORTERS
 
-__all__ = ["ConfigError", "SidecarConfig", "TracingConfig", "load_config", "masked", "parse_endpoints"]
+__all__ = [
+    "ConfigError",
+    "SidecarConfig",
+    "TlsConfig",
+    "TracingConfig",
+    "load_config",
+    "masked",
+    "parse_endpoints",
+]
 
 ENV_PREFIX = "GRPCMESH_"
 SECRET_KEYS = ("token", "password", "secret")
@@ -58,6 +67,33 @@ class TracingConfig:
             raise ValueError("sample_ratio: must be within [0, 1]")
         if self.exporter not in EXPORTERS:
             raise ValueError(f"exporter: must be one of {', '.join(EXPORTERS)}")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Mutual TLS between sidecars: this sidecar's certificate and the mesh CA (PEM files).
+
+    The certificate names the service (a DNS SAN equal to ``service``); callers
+    check it against the service they route to, and the inbound listener
+    accepts only clients whose certificate the CA signed.
+    """
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        given = {k: getattr(self, k) for k in ("cert_file", "key_file", "ca_file")}
+        if any(given.values()):
+            for key, value in given.items():
+                if not value:
+                    raise ValueError(f"{key}: required when any of cert_file, key_file, ca_file is set")
+                if not os.path.isfile(value):
+                    raise ValueError(f"{key}: no such file {value!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 @dataclass(frozen=True)
@@ -82,6 +118,7 @@ class SidecarConfig:
     uvloop: bool = True
     reuse_port: bool = False
     tracing: TracingConfig = field(default_factory=TracingConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     services: Mapping[str, ClusterConfig] = field(default_factory=dict)
 

@@ -20,11 +20,13 @@ from grpc_health.v1 import health_pb2
 from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
+from grpcmesh.sdk.headers import MESH_SOURCE
 from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
+from grpcmesh.sidecar.tls import peer_identity
 
 __all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
 
@@ -35,6 +37,7 @@ _NOT_SERVING: bytes = health_pb2.HealthCheckResponse(
 ).SerializeToString()
 _NOT_REACHED_MD: Headers = [(NOT_REACHED, "1")]
 _NO_DROP: frozenset[str] = frozenset()
+_SOURCE = frozenset({MESH_SOURCE})
 
 
 def app_cluster_config(max_message_bytes: int) -> ClusterConfig:
@@ -56,11 +59,11 @@ class Inbound(Listener):
         app: str,
         *,
         telemetry: Telemetry | None,
-        pools: Pools,
         max_concurrency: int,
         max_message_bytes: int,
         catalog: MethodCatalog,
     ) -> None:
+        pools = Pools()  # to the app: loopback, plaintext
         super().__init__(telemetry, pools, max_message_bytes=max_message_bytes, replay_limit=1 << 20)
         host, _, port = app.rpartition(":")
         self.service = service
@@ -105,7 +108,12 @@ class Inbound(Listener):
                 _NOT_REACHED_MD,
             )
             return
-        out, rid, method = self._onward(headers, _NO_DROP, None)
+        identity = peer_identity(getattr(stream.conn, "peer_cert", None))
+        if identity is None:
+            out, rid, method = self._onward(headers, _NO_DROP, None)
+        else:  # mTLS: the caller is who its certificate says, whatever its headers claim
+            out, rid, method = self._onward(headers, _SOURCE, None)
+            out.append((MESH_SOURCE, identity))
         if health:  # probes every second: no span, no request metrics
             relay.start(self.cluster, out, self.pools, idempotent=True)
             return

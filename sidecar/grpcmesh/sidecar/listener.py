@@ -10,6 +10,7 @@ call ends is the same and lives here once.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Any
 
@@ -45,23 +46,28 @@ Note = tuple[Cluster, str, "CallSpan | None", float, str]  # cluster, method, sp
 
 
 class Pools:
-    """HTTP/2 connection pools per upstream endpoint, drained when discovery drops the endpoint."""
+    """HTTP/2 connection pools per upstream endpoint, drained when discovery drops the endpoint.
 
-    def __init__(self) -> None:
-        self._pools: dict[tuple[str, int], Pool] = {}
+    With ``tls``, connections are mutual TLS and each endpoint's certificate
+    must name the service it was resolved for.
+    """
 
-    def __call__(self, state: EndpointState) -> Pool:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+        self._pools: dict[tuple[str, str, int], Pool] = {}
+
+    def __call__(self, service: str, state: EndpointState) -> Pool:
         ep = state.endpoint
-        key = (ep.address, ep.port)
+        key = (service, ep.address, ep.port)
         pool = self._pools.get(key)
         if pool is None or pool.closed:
-            pool = self._pools[key] = Pool(ep.address, ep.port)
+            pool = self._pools[key] = Pool(ep.address, ep.port, tls=self._tls, server_name=service)
         return pool
 
     def drain(self, state: EndpointState) -> None:
-        pool = self._pools.pop((state.endpoint.address, state.endpoint.port), None)
-        if pool is not None:
-            pool.drain()
+        ep = state.endpoint
+        for key in [k for k in self._pools if k[1:] == (ep.address, ep.port)]:
+            self._pools.pop(key).drain()
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Open upstream connections and streams per endpoint (for /clusters)."""

@@ -166,7 +166,7 @@ class Relay:
         self._state: EndpointState | None = None
         self._tried: list[Endpoint] = []
         self._attempt_started = 0.0
-        self._pools: Callable[[EndpointState], Pool] | None = None
+        self._pools: Callable[[str, EndpointState], Pool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         if deadline is not None:
             self._timer = self.loop.call_at(deadline, self._expire)
@@ -176,7 +176,7 @@ class Relay:
         self,
         cluster: Cluster,
         headers: Headers,
-        pools: Callable[[EndpointState], Pool],
+        pools: Callable[[str, EndpointState], Pool],
         *,
         idempotent: bool,
     ) -> None:
@@ -232,7 +232,7 @@ class Relay:
         self._tried.append(state.endpoint)
         self._state = self.result.state = state
         self._attempt_started = time.monotonic()
-        pool = self._pools(state)
+        pool = self._pools(cluster.service, state)
         conn = pool.ready()
         if conn is not None:
             self._send(conn)

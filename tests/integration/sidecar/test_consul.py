@@ -6,9 +6,12 @@ Uses the ``consul`` fixture (tests/conftest.py): a real ``consul agent -dev``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import grpc
+import pytest
 
+from tests.support.certs import MeshCA
 from tests.support.consul import ConsulAgent
 from tests.support.mesh import start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for
@@ -23,13 +26,20 @@ def _catalog(url: str, service: str) -> list[dict[str, object]]:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("mtls", [False, True], ids=["plaintext", "mtls"])
 async def test_zero_config_route_via_consul_and_deregister_on_drain(
-    procs: ProcessGroup, consul: ConsulAgent
+    procs: ProcessGroup, consul: ConsulAgent, tmp_path: Path, mtls: bool
 ) -> None:
+    """With mTLS on, Consul (no client certificate) checks the app's health directly."""
     url = consul.http_url
+    ca = MeshCA(tmp_path) if mtls else None
     echo = start_echo_proc(procs, "c")
-    server = start_sidecar(procs, "echo", echo.target, "--consul", url)
-    client = start_sidecar(procs, "web", "127.0.0.1:1", "--consul", url)
+    server = start_sidecar(
+        procs, "echo", echo.target, "--consul", url, *(ca.issue("echo").flags() if ca else ())
+    )
+    client = start_sidecar(
+        procs, "web", "127.0.0.1:1", "--consul", url, *(ca.issue("web").flags() if ca else ())
+    )
     wait_for(lambda: _catalog(url, "echo"), 30, what="echo registered and passing its gRPC check")
     (entry,) = _catalog(url, "echo")
     service = entry["Service"]

@@ -11,6 +11,7 @@ reports as "never reached" so any method may be retried on another endpoint.
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, StreamOwner
 from grpcmesh.sidecar.h2.frames import ErrorCode
@@ -68,11 +69,21 @@ class ClientConnection(Connection):
 class Pool:
     """Connections to one ``host:port``, dialled on demand and reused."""
 
-    def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float = 5.0,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.target = f"{host}:{port}"
         self._connect_timeout = connect_timeout
+        self._tls = tls
+        self._server_name = server_name  # the identity the peer's certificate must prove
         self._conns: list[ClientConnection] = []
         self._dialling: asyncio.Future[ClientConnection] | None = None
         self.closed = False
@@ -104,7 +115,13 @@ class Pool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(lambda: ClientConnection(self), self.host, self.port)
+                _, conn = await loop.create_connection(
+                    lambda: ClientConnection(self),
+                    self.host,
+                    self.port,
+                    ssl=self._tls,
+                    server_hostname=self._server_name if self._tls is not None else None,
+                )
         except (OSError, TimeoutError) as err:
             raise ConnectFailed(f"failed to connect to {self.target}: {err or type(err).__name__}") from None
         self._conns.append(conn)

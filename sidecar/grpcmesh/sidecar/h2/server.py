@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable
+from typing import Any
 
 from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream
 from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error
@@ -27,9 +29,11 @@ class ServerConnection(Connection):
         super().__init__()
         self._handler = handler
         self._server = server
+        self.peer_cert: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.peer_cert = transport.get_extra_info("peercert")  # a verified client certificate (mTLS)
         self._server.connections.add(self)
         if self._server.stopping:
             self.shutdown()
@@ -73,7 +77,9 @@ class H2Server:
         self._server: asyncio.Server | None = None
         self.port = 0
 
-    async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+    async def listen(
+        self, host: str, port: int, *, reuse_port: bool = False, tls: ssl.SSLContext | None = None
+    ) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ServerConnection(self._handler, self),
@@ -81,6 +87,7 @@ class H2Server:
             port,
             reuse_port=reuse_port or None,
             backlog=1024,
+            ssl=tls,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
