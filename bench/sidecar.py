@@ -1,7 +1,7 @@
 """Sidecar overhead: the same grpc-python echo server called directly, through one
 sidecar, through a client+server sidecar pair, and through nginx grpc_pass (when
 `nginx` is on PATH), plus the cost of the policies (bare proxy vs all policies on,
-tracing sampled at 100% and 1%).
+tracing sampled at 100% and 1%) and of mutual TLS between the pair.
 
 Per row: closed-loop throughput at 64 calls in flight, latency percentiles at an
 open-loop 300 req/s (latency measured from the scheduled send time, so a stall
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
 
+from tests.support.certs import MeshCA  # noqa: E402
 from tests.support.mesh import SidecarProc, start_echo_proc, start_sidecar  # noqa: E402
 from tests.support.procs import ManagedProcess, ProcessGroup, free_port, wait_port  # noqa: E402
 
@@ -181,6 +182,7 @@ async def run(quick: bool) -> dict[str, object]:
     group = ProcessGroup(workdir)
     try:
         echo = start_echo_proc(group, "bench")
+        ca = MeshCA(workdir)
         ep = ["--endpoints", f"echo={echo.target}"]
         app = "127.0.0.1:1"
         starting: dict[str, SidecarProc] = {
@@ -188,12 +190,26 @@ async def run(quick: bool) -> dict[str, object]:
             "one": start_sidecar(group, "c2", app, *ep, "--sample-ratio", "0.01", wait=False),
             "one_trace100": start_sidecar(group, "c3", app, *ep, "--sample-ratio", "1.0", wait=False),
             "pair_server": start_sidecar(group, "echo", echo.target, "--sample-ratio", "0.01", wait=False),
+            "tls_server": start_sidecar(
+                group, "echo", echo.target, "--sample-ratio", "0.01", *ca.issue("echo").flags(), wait=False
+            ),
         }
         for sc in starting.values():
             sc.proc.wait_output("sidecar ready", timeout=60)
         server = starting["pair_server"]
         client = start_sidecar(
             group, "c4", app, "--endpoints", f"echo=127.0.0.1:{server.inbound}", "--sample-ratio", "0.01"
+        )
+        tls_server = starting["tls_server"]
+        tls_client = start_sidecar(
+            group,
+            "c5",
+            app,
+            "--endpoints",
+            f"echo=127.0.0.1:{tls_server.inbound}",
+            "--sample-ratio",
+            "0.01",
+            *ca.issue("c5").flags(),
         )
         rows = [
             Row("direct", echo.target),
@@ -216,6 +232,11 @@ async def run(quick: bool) -> dict[str, object]:
                 "sidecar pair, policies, trace 1%",
                 f"127.0.0.1:{client.outbound}",
                 [client.proc.pid, server.proc.pid],
+            ),
+            Row(
+                "sidecar pair, mTLS, trace 1%",
+                f"127.0.0.1:{tls_client.outbound}",
+                [tls_client.proc.pid, tls_server.proc.pid],
             ),
         ]
         nginx = start_nginx(group, echo.port, workdir)
@@ -251,6 +272,7 @@ def report(rows: list[Row], quick: bool) -> dict[str, object]:
     one, pair = by["one sidecar, policies, trace 1%"], by["sidecar pair, policies, trace 1%"]
     bare, t100 = by["one sidecar, bare proxy"], by["one sidecar, policies, trace 100%"]
     ngx = by["nginx grpc_pass"]
+    mtls = by["sidecar pair, mTLS, trace 1%"]
 
     def r3(x: float | None) -> float | None:
         return None if x is None else round(x, 3)
@@ -264,6 +286,11 @@ def report(rows: list[Row], quick: bool) -> dict[str, object]:
         "one_trace100_rps": round(t100.rps),
         "pair_rps": round(pair.rps),
         "nginx_rps": None if ngx.note else round(ngx.rps),
+        "pair_mtls_rps": round(mtls.rps),
+        "pair_mtls_vs_pair": r3(mtls.rps / pair.rps),
+        "pair_mtls_added_p50_ms": r3(mtls.p50 - direct.p50),
+        "pair_mtls_added_p99_ms": r3(mtls.p99 - direct.p99),
+        "pair_mtls_cpu_s_per_1k": r3(mtls.proxy_cpu_per_1k),
         "one_vs_direct": r3(one.rps / direct.rps),
         "one_bare_vs_direct": r3(bare.rps / direct.rps),
         "pair_vs_direct": r3(pair.rps / direct.rps),
