@@ -125,6 +125,15 @@ class Server:
             await self._registration.register()
         return self
 
+    async def set_serving(self, serving: bool) -> None:
+        """Health of every service (and ""): NOT_SERVING takes the server out of load balancing
+        without stopping it (a standby instance, a dependency gone)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for svc in ["", *self.service_names]:
+            await self._health.set(svc, status)
+
     async def stop(self, grace: float | None = None) -> None:
         """Drains: NOT_SERVING first, then stop accepting and wait for in-flight calls."""
         if self._stopped.is_set():

@@ -1,13 +1,16 @@
 """Runs the saga orchestrator as a stand-alone gRPC service until SIGTERM/SIGINT.
 
-Opens the store, loads the definitions, resumes every unfinished saga, then serves
-grpcmesh.api.v1.SagaOrchestrator (with health and reflection) and logs
-``listening on HOST:PORT``. Step calls go through the mesh: the local sidecar by
-default, or in-process discovery when ``discovery`` is set.
+Opens the store, loads the definitions, serves grpcmesh.api.v1.SagaOrchestrator
+(with health and reflection) and logs ``listening on HOST:PORT``; once this
+instance holds the database's orchestrator lock (see :mod:`.leader`) it
+resumes every unfinished saga and starts answering (``active: ...`` logged).
+Step calls go through the mesh: the local sidecar by default, or in-process
+discovery when ``discovery`` is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -17,7 +20,9 @@ from grpcmesh.sdk.server import Server
 from grpcmesh.services.saga.caller import MeshStepCaller
 from grpcmesh.services.saga.definitions import load_definitions
 from grpcmesh.services.saga.engine import Orchestrator
+from grpcmesh.services.saga.leader import Leadership, make_leadership
 from grpcmesh.services.saga.service import SagaService
+from grpcmesh.services.saga.standby import StandbyGate
 from grpcmesh.services.saga.store.base import make_store
 
 __all__ = ["SERVICE_NAME", "SagaConfig", "run"]
@@ -25,6 +30,7 @@ __all__ = ["SERVICE_NAME", "SagaConfig", "run"]
 log = logging.getLogger("grpcmesh.saga")
 
 SERVICE_NAME = "grpcmesh.api.v1.SagaOrchestrator"
+_POLL_S = 1.0  # standby: how often to try the lock; active: half as often, check it is still ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +48,13 @@ async def run(config: SagaConfig) -> int:
     definitions = load_definitions(config.definitions)
     store = make_store(config.db)
     await store.open()
+    leadership = make_leadership(config.db)
     client = AsyncMeshClient(
         "saga", retry=False, discovery=config.discovery or None, sidecar=config.sidecar or None
     )
     orchestrator = Orchestrator(store, definitions, MeshStepCaller(client))
+    gate = StandbyGate(SERVICE_NAME)
+    lost = asyncio.Event()
     try:
         service = SagaService(orchestrator)
         server = Server(
@@ -53,19 +62,54 @@ async def run(config: SagaConfig) -> int:
             host=config.host,
             port=config.port,
             name="saga",
+            interceptors=[gate],
         )
-        resumed = await orchestrator.resume()  # before serving: no Start can race the resume
+        active = await _activate(leadership, orchestrator, gate)  # before serving: no Start races the resume
         await server.start()
+        await server.set_serving(active)
         log.info(
-            "listening on %s (db %s, %d definition(s), %d resumed)",
+            "listening on %s (db %s, %d definition(s), %s)",
             server.address,
             config.db,
             len(definitions),
-            resumed,
+            "active" if active else "standby: another orchestrator holds this database's lock",
         )
-        await server.run_until_signal()
+        leading = asyncio.create_task(_lead(leadership, orchestrator, server, gate, lost))
+        stopped = asyncio.create_task(server.run_until_signal())
+        await asyncio.wait([stopped, asyncio.create_task(lost.wait())], return_when=asyncio.FIRST_COMPLETED)
+        leading.cancel()
+        if lost.is_set():
+            await server.stop()
+            stopped.cancel()
     finally:
         await orchestrator.close()
         await client.close()
         await store.close()
-    return 0
+        await leadership.release()
+    return 1 if lost.is_set() else 0
+
+
+async def _activate(leadership: Leadership, orchestrator: Orchestrator, gate: StandbyGate) -> bool:
+    """Takes the lock if free; then resumes every unfinished saga and opens the gate."""
+    if not await leadership.try_acquire():
+        return False
+    resumed = await orchestrator.resume()
+    gate.active = True
+    log.info("active: driving this database's sagas (%d resumed)", resumed)
+    return True
+
+
+async def _lead(
+    leadership: Leadership, orchestrator: Orchestrator, server: Server, gate: StandbyGate, lost: asyncio.Event
+) -> None:
+    """A standby polls for the lock; the active one checks that the lock stays its own."""
+    while not gate.active:  # polling: a lock's release has no event to wait on across processes
+        await asyncio.sleep(_POLL_S)
+        if await _activate(leadership, orchestrator, gate):
+            await server.set_serving(True)
+    while True:
+        await asyncio.sleep(_POLL_S * 2)
+        if not await leadership.held():
+            break
+    log.error("lost the orchestrator lock (database connection gone); exiting so a standby takes over")
+    lost.set()
