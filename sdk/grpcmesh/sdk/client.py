@@ -182,7 +182,8 @@ class AsyncMeshClient:
         if not isinstance(self._transport, _SidecarTransport):
             return
         try:
-            await asyncio.wait_for(self._transport.channel().channel_ready(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._transport.channel().channel_ready()
         except TimeoutError:
             raise Unavailable(
                 f"sidecar at {self.config.sidecar} (from {self.config.sidecar_source}) is not reachable "

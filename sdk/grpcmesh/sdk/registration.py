@@ -21,7 +21,6 @@ agent has lost the entry (an agent restarted without state, as in dev mode).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from grpcmesh.sdk.discovery.consul import consul_client
+from grpcmesh.sdk.waiting import cancel_and_wait
 
 __all__ = ["Registration", "RegistrationConfig", "list_grpc_services"]
 
@@ -201,11 +201,8 @@ class Registration:
                 log.warning("consul resync of %s failed: %s", self.service_id, err)
 
     async def _stop_resync(self) -> None:
-        if self._resync_task is not None:
-            self._resync_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync_task
-            self._resync_task = None
+        await cancel_and_wait(self._resync_task)
+        self._resync_task = None
 
     async def deregister(self) -> None:
         """Removes this instance (graceful stop); stops the resync task."""

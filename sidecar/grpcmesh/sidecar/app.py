@@ -27,6 +27,7 @@ from grpcmesh.sdk.idempotency import MethodCatalog
 from grpcmesh.sdk.registration import Registration
 from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
+from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.sidecar.admin import AdminServer, json_route
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import Inbound
@@ -106,9 +107,7 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
     task = asyncio.create_task(keep_trying())
 
     async def deregister() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         try:
             await reg.deregister()
         finally:

@@ -70,7 +70,8 @@ class Child:
         if self.process and self.process.returncode is None:
             self.process.send_signal(sig)
             try:
-                await asyncio.wait_for(self.process.wait(), 15)
+                async with asyncio.timeout(15):
+                    await self.process.wait()
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()

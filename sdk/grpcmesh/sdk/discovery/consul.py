@@ -29,7 +29,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import urllib.parse
@@ -44,6 +43,7 @@ import consul.aio
 
 from grpcmesh.sdk.discovery.base import Endpoint, Resolution
 from grpcmesh.sdk.discovery.published import Published
+from grpcmesh.sdk.waiting import cancel_and_wait, wait_set
 
 __all__ = ["ConsulResolver", "ConsulStats", "backoff_delay", "consul_client", "endpoints_from_health"]
 
@@ -209,8 +209,7 @@ class ConsulResolver:
         """The cached snapshot; waits (bounded) only for a service's very first answer."""
         pub = self._published(service)
         if not pub.ready.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(pub.ready.wait()), self.first_answer_timeout)
+            await wait_set(pub.ready, self.first_answer_timeout)
         if not pub.ready.is_set():
             return Resolution(service, (), stale=True)
         return pub.current
@@ -260,12 +259,7 @@ class ConsulResolver:
     async def close(self) -> None:
         """Cancels every watch task and closes the HTTP session; watchers end."""
         self._closed = True
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks.values())
         for pub in self._services.values():
             pub.close()
         if self._client is not None:

@@ -26,7 +26,6 @@ missing file is an empty registry (it is picked up when it appears).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from typing import Any
 
 from grpcmesh.sdk.discovery.base import Endpoint, Resolution
 from grpcmesh.sdk.discovery.published import Published
+from grpcmesh.sdk.waiting import cancel_and_wait
 
 __all__ = ["RegistryFileError", "StaticResolver", "parse_registry"]
 
@@ -214,10 +214,7 @@ class StaticResolver:
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         for pub in self._published.values():
             pub.close()
 

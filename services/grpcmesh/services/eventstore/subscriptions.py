@@ -19,11 +19,11 @@ last position it received).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.services.eventstore.domain import CaughtUp, EventStoreError, RecordedEvent
 from grpcmesh.services.eventstore.storage.base import Storage
 
@@ -100,10 +100,7 @@ class Subscription:
         return items
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _produce(self) -> None:
         try:

@@ -11,7 +11,6 @@ checkpoint is a global position every query's ``min_position`` can be compared t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.sdk import AsyncMeshClient, MeshError
+from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.services.eventstore.storage.base import HeadWatch
 from grpcmesh.services.querybus.model import Projection
 from grpcmesh.services.querybus.readstore import ReadStore
@@ -76,11 +76,8 @@ class Projector:
         self._task = asyncio.create_task(self._run(), name=f"projector-{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         delay = self.config.retry_initial

@@ -14,7 +14,6 @@ it announces, so a restart re-issues exactly the calls that may not have landed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from grpcmesh.sdk.errors import MeshError
+from grpcmesh.sdk.waiting import wait_set
 from grpcmesh.services.saga.caller import StepCaller
 from grpcmesh.services.saga.definitions import Call, RetryPolicy, SagaDefinition, StepContext
 from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepStatus, step_key
@@ -147,8 +147,7 @@ class SagaRunner:
             if abort is None:
                 await self._sleep(seconds)
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(abort.wait(), seconds)
+            await wait_set(abort, seconds)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts),

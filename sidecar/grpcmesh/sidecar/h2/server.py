@@ -9,11 +9,11 @@ REFUSED_STREAM, which gRPC clients retry transparently elsewhere.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import Callable
 from typing import Any
 
+from grpcmesh.sdk.waiting import wait_set
 from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream
 from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error
 
@@ -112,8 +112,7 @@ class H2Server:
         for conn in list(self.connections):
             conn.shutdown()
         if self.connections:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
+            await wait_set(self._idle, grace)
         for conn in list(self.connections):
             conn.close()
         self.connections.clear()

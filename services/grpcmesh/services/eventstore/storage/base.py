@@ -9,7 +9,6 @@ how a stored row becomes a :class:`RecordedEvent`, and the in-process
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import uuid
@@ -18,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from grpcmesh.sdk.waiting import wait_set
 from grpcmesh.services.eventstore.domain import (
     AppendResult,
     DuplicateEventId,
@@ -80,8 +80,7 @@ class HeadWatch:
         """Returns when the head passes ``position``, or after ``poll_after`` s (the polling fallback)."""
         if self.head > position:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._moved.wait(), poll_after)
+        await wait_set(self._moved, poll_after)
 
 
 @runtime_checkable

@@ -15,13 +15,13 @@ acknowledged append is on disk. Both adapters use this; only the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
 
+from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.services.eventstore.domain import AppendResult, EventStoreError
 from grpcmesh.services.eventstore.storage.base import AppendCommand
 
@@ -54,11 +54,8 @@ class GroupCommitter:
         self._task = asyncio.create_task(self._run(), name="eventstore-writer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         while not self._queue.empty():
             _, fut = self._queue.get_nowait()
             if not fut.done():

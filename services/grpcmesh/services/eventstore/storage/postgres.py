@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.services.eventstore.domain import (
     AppendResult,
     EventStoreError,
@@ -181,11 +182,8 @@ class PostgresStorage(SqlReads):
 
     async def close(self) -> None:
         await self._committer.stop()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await cancel_and_wait(self._listener)
+        self._listener = None
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
