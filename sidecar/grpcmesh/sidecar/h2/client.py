@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, StreamOwner
+from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, StreamOwner, snapshot
 from grpcmesh.sidecar.h2.frames import ErrorCode
 
 __all__ = ["ClientConnection", "ConnectFailed", "Pool"]
@@ -132,7 +132,7 @@ class Pool:
             self._conns.remove(conn)
 
     def snapshot(self) -> dict[str, int]:
-        return {"connections": len(self._conns), "streams": sum(len(c.streams) for c in self._conns)}
+        return snapshot(self._conns)
 
     def drain(self) -> None:
         """No new streams; each connection closes once its streams are done."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Iterable
 from typing import Protocol
 
 from grpcmesh.sidecar.h2 import frames as f
@@ -36,6 +37,9 @@ _HDR = f.HEADER
 _DATA, _HEADERS, _CONT = FrameType.DATA, FrameType.HEADERS, FrameType.CONTINUATION
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, Flag.PADDED, Flag.PRIORITY
 STREAM_WINDOW = 1 << 20  # what we grant per stream
+WRITE_HIGH_WATER = (
+    1 << 20
+)  # transport buffer above which DATA waits (asyncio's default, 64 KiB, stalls big messages)
 MAX_HEADER_LIST = 64 * 1024  # RFC 9113 §6.5.2 size of a decoded header block we accept
 CONNECTION_LOST = -1  # pseudo error code given to owners when the TCP connection ends
 
@@ -101,7 +105,7 @@ class Stream:
             return
         conn = self.conn
         n = len(data)
-        if n <= self.send_window and n <= conn.send_window:
+        if n <= self.send_window and n <= conn.send_window and not conn.paused:
             self.send_window -= n
             conn.send_window -= n
             conn.write(f.data_frames(self.id, data, end_stream, conn.peer_max_frame))
@@ -115,6 +119,9 @@ class Stream:
         conn.blocked[self.id] = self
         self.flush_queue()
 
+    def queued_bytes(self) -> int:
+        return sum(len(item) for item, _, _ in self.queue or () if isinstance(item, bytes))
+
     def flush_queue(self) -> None:
         """Writes queued output as far as the windows allow (on WINDOW_UPDATE / SETTINGS)."""
         queue = self.queue
@@ -125,7 +132,7 @@ class Stream:
                 queue.pop(0)
                 conn.write_headers(self, item, end)
                 continue
-            room = min(self.send_window, conn.send_window)
+            room = 0 if conn.paused else min(self.send_window, conn.send_window)
             if room <= 0 and item:
                 return
             chunk, rest = item[:room], item[room:]
@@ -172,6 +179,23 @@ class Stream:
         self.conn.streams.pop(self.id, None)
 
 
+def snapshot(conns: Iterable[Connection]) -> dict[str, int]:
+    """Connections, open streams, connections paused on a slow reader, DATA bytes waiting (for /clusters)."""
+    conns = list(conns)
+    return {
+        "connections": len(conns),
+        "streams": sum(len(c.streams) for c in conns),
+        "paused": sum(c.paused for c in conns),
+        "queued_bytes": sum(
+            len(item)
+            for c in conns
+            for s in c.blocked.values()
+            for item, _, _ in s.queue or ()
+            if isinstance(item, bytes)
+        ),
+    }
+
+
 class Connection(asyncio.Protocol):
     """Frame reader/writer shared by the server (downstream) and client (upstream) sides."""
 
@@ -194,6 +218,7 @@ class Connection(asyncio.Protocol):
         self.send_window = f.DEFAULT_WINDOW
         self._recv_window = f.CONNECTION_WINDOW
         self._unacked = 0
+        self.paused = False  # the transport's buffer is over its high-water mark: send no DATA
         self.goaway_sent = False
         self.goaway_received: int | None = None
         self.closed = False
@@ -204,6 +229,7 @@ class Connection(asyncio.Protocol):
         stream_transport: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self.transport = stream_transport
         keepalive(transport.get_extra_info("socket"))
+        stream_transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         ours = {
             Setting.MAX_CONCURRENT_STREAMS: 100_000,
             Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
@@ -226,6 +252,18 @@ class Connection(asyncio.Protocol):
 
     def on_closed(self) -> None:
         """Hook: the TCP connection ended."""
+
+    def pause_writing(self) -> None:
+        """The peer reads slower than we write: DATA waits in stream queues (not in the transport).
+
+        Bytes queued there are not credited back to their sender, so what the sidecar holds
+        stays within the windows it granted, however large the window this peer grants us.
+        """
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._unblock()
 
     def write(self, data: bytes) -> None:
         out = self._out
@@ -455,7 +493,7 @@ class Connection(asyncio.Protocol):
 
     def _unblock(self) -> None:
         for stream in list(self.blocked.values()):
-            if self.send_window <= 0:
+            if self.send_window <= 0 or self.paused:
                 return
             stream.flush_queue()
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from grpcmesh.sdk.waiting import wait_set
-from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream
+from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, snapshot
 from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error
 
 __all__ = ["H2Server", "ServerConnection", "StreamHandler"]
@@ -99,10 +99,7 @@ class H2Server:
 
     def snapshot(self) -> dict[str, int]:
         """Open caller connections and streams (for /clusters)."""
-        return {
-            "connections": len(self.connections),
-            "streams": sum(len(c.streams) for c in self.connections),
-        }
+        return snapshot(self.connections)
 
     async def stop(self, grace: float) -> None:
         """Stops accepting, GOAWAY on every connection, waits up to ``grace`` for streams to end."""
