@@ -83,10 +83,12 @@ class Cluster:
         on_breaker_change: StateListener | None = None,
         on_drain: Callable[[EndpointState], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.service = service
         self.on_drain = on_drain
         self.config = config
+        self._credentials = credentials  # TLS for the endpoint channels; None: plaintext
         self._resolver = resolver
         self._balancer = make_balancer(config.balancer)
         self.retry = RetryPolicy(config.retry)
@@ -153,8 +155,11 @@ class Cluster:
 
     def _new_state(self, ep: Endpoint) -> EndpointState:
         options = self.config.grpc_options()
+        creds = self._credentials
         channels = [
-            grpc.aio.insecure_channel(ep.target, options=options)
+            grpc.aio.secure_channel(ep.target, creds, options=options)
+            if creds is not None
+            else grpc.aio.insecure_channel(ep.target, options=options)
             for _ in range(self.config.channels_per_endpoint)
         ]
         breaker = Breaker(
@@ -316,9 +321,11 @@ class ClusterManager:
         *,
         on_breaker_change: StateListener | None = None,
         on_drain: Callable[[EndpointState], None] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.resolver = resolver
         self._config = config
+        self._credentials = credentials
         self._on_change = on_breaker_change
         self._on_drain = on_drain
         self._clusters: dict[str, Cluster] = {}
@@ -340,6 +347,7 @@ class ClusterManager:
                 self.config_for(service),
                 on_breaker_change=self._on_change,
                 on_drain=self._on_drain,
+                credentials=self._credentials,
             )
             self._clusters[service] = cluster
         return cluster

@@ -35,7 +35,7 @@ from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
-from grpcmesh.sidecar.tls import client_context, server_context
+from grpcmesh.sidecar.tls import channel_credentials, client_context, server_context, server_name_option
 from grpcmesh.sidecar.trace_pages import trace_routes
 
 __all__ = ["Sidecar", "build_resolver", "register", "run"]
@@ -149,6 +149,8 @@ class Sidecar:
 
         def cluster_config(service: str) -> ClusterConfig:
             c = dataclasses.replace(cfg.cluster_for(service), max_message_bytes=cfg.max_message_bytes)
+            if cfg.tls.enabled:
+                c = dataclasses.replace(c, channel_options=(*c.channel_options, server_name_option(service)))
             return c if cfg.policies else _bare(c)
 
         self.tls = server_context(cfg.tls) if cfg.tls.enabled else None
@@ -158,6 +160,7 @@ class Sidecar:
             cluster_config,
             on_breaker_change=self.telemetry.on_breaker_change if self.telemetry else None,
             on_drain=self.pools.drain,
+            credentials=channel_credentials(cfg.tls) if cfg.tls.enabled else None,
         )
         self.outbound = Outbound(
             cfg.service,

@@ -14,20 +14,29 @@ own app stays on loopback in plaintext.
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
+
+import grpc
 
 from grpcmesh.sidecar.config import TlsConfig
 
-__all__ = ["client_context", "peer_identity", "server_context"]
+__all__ = ["channel_credentials", "client_context", "peer_identity", "server_context", "server_name_option"]
 
 
-def _context(purpose: ssl.Purpose, cfg: TlsConfig) -> ssl.SSLContext:
+def _files(cfg: TlsConfig) -> tuple[str, str, str]:
+    """Certificate, key and CA paths (config validation guarantees all three when enabled)."""
     assert cfg.cert_file is not None
     assert cfg.key_file is not None
     assert cfg.ca_file is not None
-    ctx = ssl.create_default_context(purpose, cafile=cfg.ca_file)
+    return cfg.cert_file, cfg.key_file, cfg.ca_file
+
+
+def _context(purpose: ssl.Purpose, cfg: TlsConfig) -> ssl.SSLContext:
+    cert, key, ca = _files(cfg)
+    ctx = ssl.create_default_context(purpose, cafile=ca)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["h2"])
     return ctx
 
@@ -45,6 +54,17 @@ def client_context(cfg: TlsConfig) -> ssl.SSLContext:
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def channel_credentials(cfg: TlsConfig) -> grpc.ChannelCredentials:
+    """The same identity for grpc-core channels (the reflection lookups of idempotency levels)."""
+    cert, key, ca = (Path(p).read_bytes() for p in _files(cfg))
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
+def server_name_option(service: str) -> tuple[str, str]:
+    """grpc-core channel option: the upstream's certificate must name ``service`` (as for the pool)."""
+    return ("grpc.ssl_target_name_override", service)
 
 
 def peer_identity(peercert: Any) -> str | None:

@@ -12,8 +12,8 @@ import pytest
 
 from grpcmesh.sidecar.config import ConfigError, load_config
 from tests.support.certs import MeshCA
-from tests.support.mesh import SidecarProc, start_echo_proc, start_sidecar
-from tests.support.procs import ProcessGroup
+from tests.support.mesh import SidecarProc, admin_get, start_echo_proc, start_sidecar
+from tests.support.procs import ProcessGroup, wait_for_async
 
 E = "/echo.v1.Echo/"
 TO_ECHO = (("x-mesh-service", "echo"),)
@@ -72,6 +72,18 @@ async def test_calls_between_sidecars_run_over_mtls_with_the_certified_source(me
     assert await call(client) == b"over mtls"
     stats = json.loads(await call(client, "Stats"))
     assert stats["metadata"]["x-mesh-source"] == "web"  # of the Unary call above
+
+
+async def test_method_idempotency_is_learned_over_mtls(mesh: Mesh) -> None:
+    """Reflection goes through the same mutual TLS, so idempotent methods stay retryable."""
+    client = mesh.sidecar("shop", *mesh.ca.issue("shop").flags())
+    assert await call(client) == b"over mtls"
+
+    async def learned() -> bool:
+        methods = json.loads(admin_get(client.admin, "/clusters")[1])["methods"]
+        return bool(methods.get("/echo.v1.Echo/Unary") == "unary_unary+idempotent")
+
+    await wait_for_async(learned, 10, what="the outbound to learn Echo's idempotency over mTLS")
 
 
 async def test_the_source_is_the_certificate_not_the_header(mesh: Mesh) -> None:
