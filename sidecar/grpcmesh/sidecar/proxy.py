@@ -255,6 +255,14 @@ class Relay:
         if self.finished:
             self._settle(_CANCELLED)
             return
+        if conn.closed:  # lost (e.g. a failed TLS handshake) before this attempt resumed: nothing was sent
+            self._failed(
+                _UNAVAILABLE,
+                f"connection to {pool.target} closed before the call started",
+                None,
+                not_reached=True,
+            )
+            return
         self._send(conn)
 
     def _send(self, conn: ClientConnection) -> None:

@@ -99,12 +99,11 @@ async def test_a_client_without_a_mesh_certificate_is_refused(mesh: Mesh) -> Non
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call(rogue)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails both ways
-    plain = mesh.sidecar("plain")
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call(plain, timeout=3)
-    # cleartext into a TLS port: OpenSSL may wait for the rest of what it reads as a record,
-    # so the caller gets a reset or its deadline - never a reply
-    assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    for i in range(4):  # fresh sidecars: a first dial used to race the TLS server's reset and hang
+        plain = mesh.sidecar(f"plain-{i}")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(plain, timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
     assert await mesh.app_calls() == before  # nothing reached the app
 
 
