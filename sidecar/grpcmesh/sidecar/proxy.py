@@ -56,6 +56,7 @@ _CANCELLED = grpc.StatusCode.CANCELLED
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 _DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 _EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+_INTERNAL = grpc.StatusCode.INTERNAL
 # Connection-specific fields never relayed from one hop to the next (RFC 9113 §8.2.2).
 _CONNECTION_FIELDS = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
@@ -355,6 +356,10 @@ class Relay:
                 self._failed(code, message, response_headers(headers), not_reached=marked)
                 return
             self._commit()
+        if end_stream and (missing := self._resp_limit.missing()) and _status_of(headers)[0] is _OK:
+            # grpc clients drop a partial message and report OK (a unary call "returns" None)
+            self.fail(_INTERNAL, f"upstream ended the response inside a message ({missing} bytes missing)")
+            return
         self.down.send_headers(response_headers(headers), end_stream)
         if end_stream:
             self._finish(_status_of(headers)[0])

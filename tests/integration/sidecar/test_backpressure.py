@@ -22,8 +22,8 @@ import h2.settings
 
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sidecar.app import Sidecar
-from grpcmesh.sidecar.config import SidecarConfig
-from tests.support.procs import free_port, wait_for_async
+from tests.support.inprocess import sidecar_config
+from tests.support.procs import wait_for_async
 
 MIB = 1 << 20
 TARGET = 64 * MIB  # what the caller tries to push while the upstream reads nothing
@@ -174,13 +174,7 @@ class Caller:
 async def test_a_slow_upstream_holds_the_caller_back_and_loses_nothing() -> None:
     upstream = SlowUpstream()
     upstream.start()
-    cfg = SidecarConfig(
-        service="client",
-        app="127.0.0.1:1",
-        outbound=f"127.0.0.1:{free_port()}",
-        inbound=f"127.0.0.1:{free_port()}",
-        admin=f"127.0.0.1:{free_port()}",
-    )
+    cfg = sidecar_config()
     sidecar = Sidecar(cfg, resolver=MemoryResolver({"up": [Endpoint("127.0.0.1", upstream.port)]}))
     await sidecar.start()
     caller = Caller(int(cfg.outbound.rsplit(":", 1)[1]))

@@ -10,27 +10,17 @@ import pytest
 
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolution
 from grpcmesh.sidecar.app import Sidecar
-from grpcmesh.sidecar.config import SidecarConfig
 from tests.support.echo import start_echo
-from tests.support.procs import free_port, wait_for_async
+from tests.support.inprocess import sidecar_config
+from tests.support.procs import wait_for_async
 
 E = "/echo.v1.Echo/"
-
-
-def config() -> SidecarConfig:
-    return SidecarConfig(
-        service="client",
-        app="127.0.0.1:1",
-        outbound=f"127.0.0.1:{free_port()}",
-        inbound=f"127.0.0.1:{free_port()}",
-        admin=f"127.0.0.1:{free_port()}",
-    )
 
 
 async def test_removed_endpoint_finishes_its_calls_and_gets_no_new_ones() -> None:
     (sa, pa, echo_a), (sb, pb, echo_b) = await start_echo(), await start_echo()
     resolver = MemoryResolver({"echo": [Endpoint("127.0.0.1", pa)]})
-    sidecar = Sidecar(config(), resolver=resolver)
+    sidecar = Sidecar(sidecar_config(), resolver=resolver)
     await sidecar.start()
     md = (("x-mesh-service", "echo"),)
     try:
@@ -67,7 +57,7 @@ class BrokenResolver(MemoryResolver):
 
 @pytest.mark.parametrize("md", [(("x-mesh-service", "echo"),), ()])
 async def test_broken_discovery_is_unavailable_naming_it_not_a_hang(md: tuple[tuple[str, str], ...]) -> None:
-    sidecar = Sidecar(config(), resolver=BrokenResolver())
+    sidecar = Sidecar(sidecar_config(), resolver=BrokenResolver())
     await sidecar.start()
     try:
         async with grpc.aio.insecure_channel(sidecar.cfg.outbound) as ch:

@@ -69,6 +69,22 @@ def test_message_limit_finds_the_oversized_message_however_frames_split(sizes: l
     assert found == first_big
 
 
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=6), st.integers(0, 400))
+def test_message_limit_knows_how_much_an_unfinished_message_still_owes(sizes: list[int], cut: int) -> None:
+    stream = b"".join(message(n) for n in sizes)
+    cut = min(cut, len(stream))
+    limit = MessageLimit(1 << 20)
+    limit.feed(stream[:cut])
+    expected, start = 0, 0
+    for n in sizes:
+        if start < cut < start + 5:  # inside the 5-byte prefix: the rest of the prefix
+            expected = start + 5 - cut
+        elif start + 5 <= cut < start + 5 + n:  # inside the body: the rest of the body
+            expected = start + 5 + n - cut
+        start += 5 + n
+    assert limit.missing() == expected
+
+
 def test_trailers_only_percent_encodes_the_message() -> None:
     headers = dict(trailers_only(__import__("grpc").StatusCode.NOT_FOUND, "no such order: 100%\nid"))
     assert headers["grpc-status"] == "5"

@@ -127,3 +127,7 @@ class MessageLimit:
                 return size
             self._left = size
         return 0
+
+    def missing(self) -> int:
+        """Bytes still owed by an unfinished message (0 on a message boundary)."""
+        return self._left + (5 - len(self._head) if self._head else 0)
