@@ -26,7 +26,6 @@ from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
-from grpcmesh.sidecar.tls import peer_identity
 
 __all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
 
@@ -108,7 +107,7 @@ class Inbound(Listener):
                 _NOT_REACHED_MD,
             )
             return
-        identity = peer_identity(getattr(stream.conn, "peer_cert", None))
+        identity = stream.conn.peer_identity
         if identity is None:
             out, rid, method = self._onward(headers, _NO_DROP, None)
         else:  # mTLS: the caller is who its certificate says, whatever its headers claim

@@ -256,16 +256,6 @@ class Relay:
         if self.finished:
             self._settle(_CANCELLED)
             return
-        if conn.closed or conn.goaway_received is not None:
-            # lost (a failed TLS handshake, a peer that closes at once) or refusing new streams
-            # before this attempt resumed: nothing was sent, and no reset would ever end a stream
-            self._failed(
-                _UNAVAILABLE,
-                f"connection to {pool.target} closed before the call started",
-                None,
-                not_reached=True,
-            )
-            return
         self._send(conn)
 
     def _send(self, conn: ClientConnection) -> None:

@@ -1,4 +1,4 @@
-"""Mutual TLS between sidecars: SSL contexts and the peer identity a certificate proves.
+"""Mutual TLS between sidecars: SSL contexts and grpc-core credentials from one config.
 
 Identity is the mesh service name, carried as a DNS subjectAltName of each
 sidecar's certificate (all signed by one mesh CA). A calling sidecar checks
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from grpcmesh.sidecar.config import TlsConfig
 
-__all__ = ["channel_credentials", "client_context", "peer_identity", "server_context", "server_name_option"]
+__all__ = ["channel_credentials", "client_context", "server_context", "server_name_option"]
 
 
 def _files(cfg: TlsConfig) -> tuple[str, str, str]:
@@ -65,11 +64,3 @@ def channel_credentials(cfg: TlsConfig) -> grpc.ChannelCredentials:
 def server_name_option(service: str) -> tuple[str, str]:
     """grpc-core channel option: the upstream's certificate must name ``service`` (as for the pool)."""
     return ("grpc.ssl_target_name_override", service)
-
-
-def peer_identity(peercert: Any) -> str | None:
-    """The first DNS subjectAltName of a verified peer certificate (``getpeercert()``)."""
-    for kind, value in (peercert or {}).get("subjectAltName", ()):
-        if kind == "DNS":
-            return str(value)
-    return None

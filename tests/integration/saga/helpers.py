@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from grpcmesh.api.v1 import saga_pb2 as pb
 from grpcmesh.api.v1 import saga_pb2_grpc as pb_grpc
@@ -115,3 +116,9 @@ def start_orchestrator(
     definitions = "tests.support.saga_definitions:DEFINITIONS"
     service = start_service(procs, "saga", "--db", db, "--definitions", definitions, *route, port=port)
     return Orchestrator(service.proc, service.port, grpc.aio.insecure_channel(service.address))
+
+
+# Runs a test once per orchestrator database (the ``db`` fixture in conftest).
+ON_BOTH_DATABASES = pytest.mark.parametrize(
+    "db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpcmesh.api.v1 import saga_pb2 as pb
 from grpcmesh.sdk.retry import NOT_REACHED
-from tests.integration.saga.helpers import Orchestrator, Participants
+from tests.integration.saga.helpers import ON_BOTH_DATABASES, Orchestrator, Participants
 from tests.integration.saga.test_saga import CHARGE, SHIP, order
 from tests.support.procs import wait_for, wait_for_async
 
@@ -29,9 +29,7 @@ async def health(orch: Orchestrator) -> int:
     return int(reply.status)
 
 
-@pytest.mark.parametrize(
-    "db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@ON_BOTH_DATABASES
 async def test_one_active_orchestrator_per_database_and_the_standby_takes_over(
     orchestrators: Callable[..., Orchestrator], participants: Participants
 ) -> None:

@@ -14,7 +14,7 @@ from google.protobuf import struct_pb2
 
 from grpcmesh.api.v1 import saga_pb2 as pb
 from grpcmesh.sdk.errors import from_rpc_error
-from tests.integration.saga.helpers import Orchestrator, Participants
+from tests.integration.saga.helpers import ON_BOTH_DATABASES, Orchestrator, Participants
 
 RESERVE, RELEASE = "/shop.Inventory/Reserve", "/shop.Inventory/Release"
 CHARGE, REFUND = "/shop.Payments/Charge", "/shop.Payments/Refund"
@@ -101,9 +101,7 @@ async def test_failed_compensation_then_operator_retry(
     assert len(await payments.effects(REFUND)) == 1
 
 
-@pytest.mark.parametrize(
-    "db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@ON_BOTH_DATABASES
 async def test_sigkill_mid_saga_resumes_without_duplicate_effects(
     orchestrators: Callable[..., Orchestrator], participants: Participants
 ) -> None:

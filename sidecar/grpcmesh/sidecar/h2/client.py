@@ -106,10 +106,15 @@ class Pool:
             self._dialling = asyncio.ensure_future(self._dial())
         dialling = self._dialling
         try:
-            return await asyncio.shield(dialling)
+            conn = await asyncio.shield(dialling)
         finally:
             if dialling.done() and self._dialling is dialling:
                 self._dialling = None
+        if conn.closed or conn.goaway_received is not None:
+            # lost (a failed TLS handshake, a peer that closes at once) or refusing streams before
+            # this caller resumed: a stream opened on it would never be reset by anyone
+            raise ConnectFailed(f"connection to {self.target} closed before the call started")
+        return conn
 
     async def _dial(self) -> ClientConnection:
         loop = asyncio.get_running_loop()

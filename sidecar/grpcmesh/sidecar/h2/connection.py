@@ -37,9 +37,8 @@ _HDR = f.HEADER
 _DATA, _HEADERS, _CONT = FrameType.DATA, FrameType.HEADERS, FrameType.CONTINUATION
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, Flag.PADDED, Flag.PRIORITY
 STREAM_WINDOW = 1 << 20  # what we grant per stream
-WRITE_HIGH_WATER = (
-    1 << 20
-)  # transport buffer above which DATA waits (asyncio's default, 64 KiB, stalls big messages)
+# Transport buffer above which DATA waits in stream queues (asyncio's 64 KiB stalls big messages).
+WRITE_HIGH_WATER = 1 << 20
 MAX_HEADER_LIST = 64 * 1024  # RFC 9113 §6.5.2 size of a decoded header block we accept
 CONNECTION_LOST = -1  # pseudo error code given to owners when the TCP connection ends
 
@@ -186,13 +185,7 @@ def snapshot(conns: Iterable[Connection]) -> dict[str, int]:
         "connections": len(conns),
         "streams": sum(len(c.streams) for c in conns),
         "paused": sum(c.paused for c in conns),
-        "queued_bytes": sum(
-            len(item)
-            for c in conns
-            for s in c.blocked.values()
-            for item, _, _ in s.queue or ()
-            if isinstance(item, bytes)
-        ),
+        "queued_bytes": sum(s.queued_bytes() for c in conns for s in c.blocked.values()),
     }
 
 
@@ -200,6 +193,7 @@ class Connection(asyncio.Protocol):
     """Frame reader/writer shared by the server (downstream) and client (upstream) sides."""
 
     client = False
+    peer_identity: str | None = None  # the service a verified client certificate names (server side)
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()

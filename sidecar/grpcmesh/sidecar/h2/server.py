@@ -22,6 +22,14 @@ __all__ = ["H2Server", "ServerConnection", "StreamHandler"]
 StreamHandler = Callable[[Stream, Headers, bool], None]
 
 
+def peer_identity(peercert: Any) -> str | None:
+    """The first DNS subjectAltName of a verified client certificate (mTLS), else None."""
+    for kind, value in (peercert or {}).get("subjectAltName", ()):
+        if kind == "DNS":
+            return str(value)
+    return None
+
+
 class ServerConnection(Connection):
     client = False
 
@@ -29,11 +37,10 @@ class ServerConnection(Connection):
         super().__init__()
         self._handler = handler
         self._server = server
-        self.peer_cert: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.peer_cert = transport.get_extra_info("peercert")  # a verified client certificate (mTLS)
+        self.peer_identity = peer_identity(transport.get_extra_info("peercert"))  # once per connection
         self._server.connections.add(self)
         if self._server.stopping:
             self.shutdown()
