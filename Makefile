@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSUL_BIN ?= .cache/bin/consul
 
-.PHONY: demo test unit lint typecheck protos protos-check consul bench bench-quick clean
+.PHONY: demo test unit lint typecheck protos protos-check consul judges h2spec interop bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -36,6 +36,18 @@ protos: $(STAMP)
 
 consul:
 	scripts/build-consul.sh
+
+# Outside judges, built from the Go module proxy into .cache/bin (git-ignored, built once).
+GRPC_GO_VERSION ?= v1.85.0
+H2SPEC_VERSION ?= v2.2.1+incompatible
+judges: h2spec interop
+
+h2spec:
+	scripts/build-go-tool.sh h2spec github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
+
+interop:
+	scripts/build-go-tool.sh grpc-interop-server google.golang.org/grpc/interop/server@$(GRPC_GO_VERSION)
+	scripts/build-go-tool.sh grpc-interop-client google.golang.org/grpc/interop/client@$(GRPC_GO_VERSION)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
