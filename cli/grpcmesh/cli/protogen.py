@@ -84,10 +84,10 @@ def _outputs(out: Path, src: Path, protos: list[Path]) -> set[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m grpcmesh.sdk.protogen SRC OUT`` (used by ``make protos``)."""
+    """``python -m grpcmesh.cli.protogen SRC OUT`` (used by ``make protos``)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m grpcmesh.sdk.protogen SRC_DIR OUT_DIR", file=sys.stderr)
+        print("usage: python -m grpcmesh.cli.protogen SRC_DIR OUT_DIR", file=sys.stderr)
         return 2
     try:
         result = generate(Path(args[0]), Path(args[1]))

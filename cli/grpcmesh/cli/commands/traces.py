@@ -35,7 +35,7 @@ class _Fail(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Handled here rather than via cli._Fail: under ``python -m grpcmesh.sidecar.cli``
+    # Handled here rather than via cli._Fail: under ``python -m grpcmesh.cli``
     # the CLI module is ``__main__`` and a _Fail imported here would be another class.
     try:
         return _show(args)
@@ -48,9 +48,9 @@ def _show(args: argparse.Namespace) -> int:
     import sqlite3
     from pathlib import Path
 
+    from grpcmesh.cli.traceview import render_table, render_waterfall
     from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace, list_traces
     from grpcmesh.sdk.tracing import default_trace_db
-    from grpcmesh.sidecar.traceview import render_table, render_waterfall
 
     db = args.db or default_trace_db()
     if not Path(db).is_file():
