@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from grpcmesh.services.saga.definitions import load_definitions
     from grpcmesh.services.saga.main import SagaConfig, run
-    from grpcmesh.services.saga.store.base import make_store
+    from grpcmesh.services.saga.store.factory import make_store
 
     try:  # fail fast, with one line, on a bad --definitions or --db
         load_definitions(args.definitions)
