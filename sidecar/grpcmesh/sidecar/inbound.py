@@ -27,7 +27,7 @@ from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
 
-__all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
+__all__ = ["HEALTH_CHECK", "NEVER_TRIPS", "Inbound", "app_cluster_config"]
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_TIMEOUT_S = 2.0
@@ -39,11 +39,15 @@ _NO_DROP: frozenset[str] = frozenset()
 _SOURCE = frozenset({MESH_SOURCE})
 
 
+NEVER_TRIPS = BreakerConfig(consecutive_failures=1 << 30, min_requests=1 << 30)
+"""A breaker that never opens: for the local app (the only endpoint) and for ``--bare``."""
+
+
 def app_cluster_config(max_message_bytes: int) -> ClusterConfig:
     """The local app is the only endpoint: never eject it, retry only undelivered calls."""
     return ClusterConfig(
         balancer="round_robin",
-        breaker=BreakerConfig(consecutive_failures=1 << 30, min_requests=1 << 30),
+        breaker=NEVER_TRIPS,
         retry=RetryConfig(max_attempts=2, retry_codes=frozenset(), budget_min_per_s=10.0),
         max_message_bytes=max_message_bytes,
     )
