@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 # Regenerate the checked-in stubs next to the contracts; tests/unit/test_protos_fresh.py
 # fails when they drift from the .proto files.
 protos: $(STAMP)
-	$(PY) -m grpcmesh.cli.protogen protos protos
+	$(PY) -m grpcmesh.cli proto gen protos --out protos
 
 consul:
 	scripts/build-consul.sh
