@@ -116,7 +116,7 @@ async def fetch_reflection(
     """Fills ``catalog`` from the server reflection behind ``channel``; returns the services found.
 
     ``services=None`` lists every service first. Errors are logged and yield an
-    empty result: a missing reflection service only costs the unary fast path.
+    empty result: a missing reflection service only means no retries of app-level errors.
     """
     try:
         if services is None:
