@@ -21,6 +21,7 @@ from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sdk.headers import MESH_SOURCE
+from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
 from grpcmesh.sidecar.h2.connection import Headers, Stream
@@ -68,13 +69,13 @@ class Inbound(Listener):
     ) -> None:
         pools = Pools()  # to the app: loopback, plaintext
         super().__init__(telemetry, pools, max_message_bytes=max_message_bytes, replay_limit=1 << 20)
-        host, _, port = app.rpartition(":")
+        host, port = split_host_port(app, min_port=0)
         self.service = service
         self.app = app
         self.catalog = catalog
         self.cluster = Cluster(
             service,
-            MemoryResolver({service: [Endpoint(host.strip("[]"), int(port), id="app")]}),
+            MemoryResolver({service: [Endpoint(host, port, id="app")]}),
             app_cluster_config(max_message_bytes),
             on_drain=pools.drain,
         )
