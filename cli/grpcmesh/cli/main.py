@@ -25,13 +25,17 @@ GROUP = "grpcmesh.commands"
 log = logging.getLogger("grpcmesh.cli")
 
 
-def commands() -> list[EntryPoint]:
-    """The installed subcommands, by name; a name taken twice keeps the first distribution's."""
+def commands(eps: Iterable[EntryPoint] | None = None) -> list[EntryPoint]:
+    """The subcommands (default: the installed ones) by name, one per name.
+
+    A name declared twice keeps grpcmesh's own (a plugin cannot shadow a built-in),
+    otherwise the first by target, and a warning names both.
+    """
     found: dict[str, EntryPoint] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
+    for ep in sorted(entry_points(group=GROUP) if eps is None else eps, key=_precedence):
         if ep.name in found:
             log.warning(
-                "grpcmesh command %r defined twice (%s, %s): using the first",
+                "grpcmesh command %r declared twice: using %s, not %s",
                 ep.name,
                 found[ep.name].value,
                 ep.value,
@@ -41,6 +45,10 @@ def commands() -> list[EntryPoint]:
     return list(found.values())
 
 
+def _precedence(ep: EntryPoint) -> tuple[str, bool, str]:
+    return ep.name, ep.dist is None or ep.dist.name != "grpcmesh", ep.value
+
+
 def build_parser(eps: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grpcmesh",
@@ -48,7 +56,7 @@ def build_parser(eps: Iterable[EntryPoint] | None = None) -> argparse.ArgumentPa
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for ep in commands() if eps is None else eps:
+    for ep in commands(eps):
         ep.load()(sub)
     return parser
 

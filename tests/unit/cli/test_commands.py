@@ -46,3 +46,9 @@ def test_a_package_adds_a_command_through_an_entry_point(capsys: pytest.CaptureF
 def test_a_command_error_is_one_line_and_status_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hello", "--name", ""], [PLUGIN]) == 1
     assert capsys.readouterr().err == "grpcmesh hello: --name: must not be empty\n"
+
+
+def test_a_plugin_cannot_shadow_a_built_in_command() -> None:
+    shadow = EntryPoint(name="eventstore", value=f"{__name__}:add_parser", group=GROUP)
+    chosen = {ep.name: ep.value for ep in commands([shadow, *commands()])}
+    assert chosen["eventstore"] == "grpcmesh.cli.commands.eventstore:add_parser"
