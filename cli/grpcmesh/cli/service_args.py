@@ -1,10 +1,10 @@
-"""The flags the command and query bus share: the application module, the event store, where to listen."""
+"""Flags the service commands share: where to listen; for the buses also the app module and event store."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_service_arguments"]
+__all__ = ["add_listen_arguments", "add_service_arguments"]
 
 
 def add_service_arguments(p: argparse.ArgumentParser, port: int, needs: str) -> None:
@@ -19,5 +19,10 @@ def add_service_arguments(p: argparse.ArgumentParser, port: int, needs: str) -> 
         default=None,
         help="event store host:port[,host:port] to call directly; default: through the local sidecar",
     )
+    add_listen_arguments(p, port)
+
+
+def add_listen_arguments(p: argparse.ArgumentParser, port: int) -> None:
+    """``--host`` / ``--port`` of a gRPC service (port 0 picks a free one)."""
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=port, help=f"port to listen on (default {port}; 0 picks one)")
