@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m grpcmesh.sidecar.cli demo
+	$(PY) -m grpcmesh.cli demo
 
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q
@@ -27,12 +27,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy sdk/grpcmesh/sdk sidecar/grpcmesh/sidecar
+	$(VENV)/bin/mypy sdk/grpcmesh/sdk sidecar/grpcmesh/sidecar cli/grpcmesh/cli
 
 # Regenerate the checked-in stubs next to the contracts; tests/unit/test_protos_fresh.py
 # fails when they drift from the .proto files.
 protos: $(STAMP)
-	$(PY) -m grpcmesh.sdk.protogen protos protos
+	$(PY) -m grpcmesh.cli proto gen protos --out protos
 
 consul:
 	scripts/build-consul.sh

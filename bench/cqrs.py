@@ -192,7 +192,7 @@ async def run_rounds(orders: Orders, queries: qb_grpc.QueryBusStub, counts: Coun
 def start(procs: ProcessGroup, name: str, *args: str) -> str:
     """Starts ``grpcmesh NAME`` in ``procs`` (so it is stopped even if it never comes up); its address."""
     port = free_port()
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", name, "--port", str(port), *args]
+    argv = [sys.executable, "-m", "grpcmesh.cli", name, "--port", str(port), *args]
     procs.start(argv, name).wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
     return f"127.0.0.1:{port}"
 

@@ -252,7 +252,7 @@ async def run_database(
     await storage.open()
     port = free_port()
     grpc_db = new_url("grpc")
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", "eventstore", "--db", grpc_db, "--port", str(port)]
+    argv = [sys.executable, "-m", "grpcmesh.cli", "eventstore", "--db", grpc_db, "--port", str(port)]
     proc = ManagedProcess(argv, workdir / f"eventstore-{db}.log")
     try:
         proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)

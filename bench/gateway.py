@@ -95,7 +95,7 @@ def main(quick: bool) -> dict[str, Any]:
         try:
             store_port = free_port()
             db = f"sqlite://{Path(tmp) / 'events.db'}"
-            argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", "eventstore", "--db", db]
+            argv = [sys.executable, "-m", "grpcmesh.cli", "eventstore", "--db", db]
             store = procs.start([*argv, "--port", str(store_port)], "eventstore", cwd=ROOT)
             store.wait_output(f"listening on 127.0.0.1:{store_port}", timeout=30)
             base = (

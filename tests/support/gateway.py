@@ -75,7 +75,7 @@ def start_gateway(procs: ProcessGroup, tmp_path: Path, config: str, *, auth: boo
         config += f'\n[auth]\nsecret_env = "{SECRET_ENV}"\naudience = "{AUDIENCE}"\n'
     path = tmp_path / f"gateway-{port}.toml"
     path.write_text(config)
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", "gateway", "--listen", f"127.0.0.1:{port}"]
+    argv = [sys.executable, "-m", "grpcmesh.cli", "gateway", "--listen", f"127.0.0.1:{port}"]
     proc = procs.start([*argv, "--config", str(path)], "gateway", env={SECRET_ENV: SECRET})
     proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
     return GatewayProc(proc, port)

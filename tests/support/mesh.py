@@ -70,7 +70,7 @@ def start_sidecar(
     argv = [
         sys.executable,
         "-m",
-        "grpcmesh.sidecar.cli",
+        "grpcmesh.cli",
         "sidecar",
         "--service",
         service,

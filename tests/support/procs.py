@@ -186,7 +186,7 @@ class ServiceProc:
 def start_service(procs: ProcessGroup, command: str, *args: str, port: int | None = None) -> ServiceProc:
     """Runs ``grpcmesh <command> --port P <args>`` and waits for its 'listening on' line."""
     port = port or free_port()
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", command, "--port", str(port), *args]
+    argv = [sys.executable, "-m", "grpcmesh.cli", command, "--port", str(port), *args]
     proc = procs.start(argv, command)
     proc.wait_output(f"listening on {LOOPBACK}:{port}", timeout=30)
     return ServiceProc(proc, port)

@@ -6,9 +6,9 @@ reserve and charge have compensations that use their own step's result.
 
 from __future__ import annotations
 
-from grpcmesh.services.saga import Call, RetryPolicy, SagaDefinition, Step
+from grpcmesh.services.saga import Call, SagaDefinition, Step, StepRetry
 
-QUICK = RetryPolicy(attempts=3, initial=0.05, maximum=0.2, jitter=0.05)
+QUICK = StepRetry(attempts=3, initial=0.05, maximum=0.2, jitter=0.05)
 
 DEFINITIONS = [
     SagaDefinition(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grpcmesh.sdk.protogen import generate
+from grpcmesh.cli.protogen import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOS = ROOT / "protos"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grpcmesh.sdk.scaffold import ScaffoldError, ServiceName, scaffold
+from grpcmesh.cli.scaffold import ScaffoldError, ServiceName, scaffold
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from typing import Any, TypedDict, Unpack
 
 from grpcmesh.sdk.cluster import ClusterConfig
 from grpcmesh.sdk.direct import Discovery
+from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
 
@@ -61,13 +62,10 @@ def validate_address(value: str, source: str = "sidecar") -> str:
     hint = f"{source}={value!r} is not a valid sidecar address (expected host:port such as {DEFAULT_SIDECAR})"
     if "://" in address:
         raise ValueError(f"{hint}: drop the URL scheme")
-    host, sep, port = address.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{hint}: missing {'port' if not sep else 'host'}")
-    if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        raise ValueError(f"{hint}: put IPv6 hosts in brackets, e.g. [::1]:15001")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{hint}: port must be a number in 1..65535, got {port!r}")
+    try:
+        split_host_port(address)
+    except ValueError as err:
+        raise ValueError(f"{hint}: {err}") from None
     return address
 
 

@@ -20,6 +20,7 @@ import grpc
 from grpcmesh.sdk.channel import Attempt, StreamHook
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig, ClusterManager
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, ResolveError, Resolver, resolver_from_url
+from grpcmesh.sdk.hostport import split_host_port
 
 __all__ = ["ClusterTransport", "Discovery", "make_resolver"]
 
@@ -29,10 +30,11 @@ Discovery = str | Resolver | Mapping[str, Sequence[str]]
 
 
 def _endpoint(service: str, address: str) -> Endpoint:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"discovery[{service!r}]: {address!r} is not host:port")
-    return Endpoint(host.strip("[]"), int(port), id=f"{service}-{address}")
+    try:
+        host, port = split_host_port(address)
+    except ValueError as err:
+        raise ValueError(f"discovery[{service!r}]: {address!r} is not host:port ({err})") from None
+    return Endpoint(host, port, id=f"{service}-{address}")
 
 
 def make_resolver(discovery: Discovery) -> tuple[Resolver, bool]:

@@ -1,17 +1,15 @@
-"""Method facts the proxy and retry policy need: call kind and idempotency level.
+"""What the retry policy needs to know of a method: may it be retried on an app-level error?
 
-A transparent proxy cannot tell a unary call from a stream by looking at the
-bytes, and forwarding a stream as unary silently loses messages. So kinds are
-learned from descriptors: generated modules (direct mode), the app's server
-reflection (inbound sidecar), or the reflection of an upstream reached through
-its sidecar (outbound). ``idempotency_level`` (NO_SIDE_EFFECTS / IDEMPOTENT)
-decides which methods may be retried on app-level errors. Unknown methods are
-treated as bidi streaming and non-idempotent: always correct, just slower.
+The relay forwards every call kind as raw frames, so the one fact it needs is the
+descriptor's ``idempotency_level`` (NO_SIDE_EFFECTS / IDEMPOTENT). It is learned
+from generated modules (direct mode), the app's server reflection (inbound
+sidecar), or the reflection of an upstream reached through its sidecar
+(outbound); ``[methods]`` config overrides it. Unknown methods are treated as
+non-idempotent (never retried after they may have reached the app) until learned.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,32 +18,18 @@ import grpc
 from google.protobuf import descriptor, descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-__all__ = ["STREAMING_UNKNOWN", "CallKind", "MethodCatalog", "MethodInfo", "fetch_reflection"]
+__all__ = ["UNKNOWN_METHOD", "MethodCatalog", "MethodInfo", "fetch_reflection"]
 
 log = logging.getLogger("grpcmesh.idempotency")
 
 
-class CallKind(enum.Enum):
-    UNARY_UNARY = "unary_unary"
-    UNARY_STREAM = "unary_stream"
-    STREAM_UNARY = "stream_unary"
-    STREAM_STREAM = "stream_stream"
-
-    @classmethod
-    def of(cls, client_streaming: bool, server_streaming: bool) -> CallKind:
-        if client_streaming:
-            return cls.STREAM_STREAM if server_streaming else cls.STREAM_UNARY
-        return cls.UNARY_STREAM if server_streaming else cls.UNARY_UNARY
-
-
 @dataclass(frozen=True, slots=True)
 class MethodInfo:
-    kind: CallKind
     idempotent: bool = False
     known: bool = True
 
 
-STREAMING_UNKNOWN = MethodInfo(CallKind.STREAM_STREAM, idempotent=False, known=False)
+UNKNOWN_METHOD = MethodInfo(idempotent=False, known=False)
 
 _IDEMPOTENT_LEVELS = (
     descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
@@ -63,7 +47,7 @@ class MethodCatalog:
 
     def get(self, path: str) -> MethodInfo:
         found = self._overrides.get(path) or self._methods.get(path)
-        return found if found is not None else STREAMING_UNKNOWN
+        return found if found is not None else UNKNOWN_METHOD
 
     def knows_service(self, service: str) -> bool:
         return service in self._services
@@ -73,9 +57,9 @@ class MethodCatalog:
         return frozenset(self._services)
 
     def snapshot(self) -> dict[str, str]:
-        """``path`` → kind (with ``+idempotent``), for the admin page."""
+        """``path`` → ``idempotent`` or ``not idempotent``, for the admin page."""
         merged = {**self._methods, **self._overrides}
-        return {p: i.kind.value + ("+idempotent" if i.idempotent else "") for p, i in sorted(merged.items())}
+        return {p: "idempotent" if i.idempotent else "not idempotent" for p, i in sorted(merged.items())}
 
     def add(self, path: str, info: MethodInfo) -> None:
         self._methods[path] = info
@@ -87,7 +71,7 @@ class MethodCatalog:
             level = m.GetOptions().idempotency_level
             self.add(
                 f"/{service.full_name}/{m.name}",
-                MethodInfo(CallKind.of(m.client_streaming, m.server_streaming), level in _IDEMPOTENT_LEVELS),
+                MethodInfo(level in _IDEMPOTENT_LEVELS),
             )
 
     def learn_file(self, fdp: descriptor_pb2.FileDescriptorProto, only: Iterable[str] = ()) -> None:
@@ -101,10 +85,7 @@ class MethodCatalog:
             for m in svc.method:
                 self.add(
                     f"/{full}/{m.name}",
-                    MethodInfo(
-                        CallKind.of(m.client_streaming, m.server_streaming),
-                        m.options.idempotency_level in _IDEMPOTENT_LEVELS,
-                    ),
+                    MethodInfo(m.options.idempotency_level in _IDEMPOTENT_LEVELS),
                 )
 
 
@@ -135,7 +116,7 @@ async def fetch_reflection(
     """Fills ``catalog`` from the server reflection behind ``channel``; returns the services found.
 
     ``services=None`` lists every service first. Errors are logged and yield an
-    empty result: a missing reflection service only costs the unary fast path.
+    empty result: a missing reflection service only means no retries of app-level errors.
     """
     try:
         if services is None:

@@ -3,7 +3,7 @@
 Adds what every mesh service needs and nobody should write twice: the
 grpc.health.v1 service (SERVING after start, NOT_SERVING while draining so load
 balancers stop sending before the listener closes), reflection (the sidecar
-learns method kinds and service names from it), and a graceful stop on SIGTERM
+learns idempotent methods and service names from it), and a graceful stop on SIGTERM
 that lets in-flight calls finish within a grace period. Every call runs inside
 :class:`~grpcmesh.sdk.interceptors.ServerContextInterceptor` (request id, trace
 span, incoming deadline, access log), so handlers and the calls they make

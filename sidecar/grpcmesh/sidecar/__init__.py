@@ -1,1 +1,1 @@
-"""grpcmesh.sidecar: the per-service proxy process and the ``grpcmesh`` command line."""
+"""grpcmesh.sidecar: the per-service proxy process (the command line is grpcmesh.cli)."""

@@ -20,9 +20,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import ClusterConfig, ClusterManager
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolver, resolver_from_url
+from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodCatalog
 from grpcmesh.sdk.registration import Registration
 from grpcmesh.sdk.retry import RetryConfig
@@ -30,7 +30,7 @@ from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
 from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.sidecar.admin import AdminServer, json_route
 from grpcmesh.sidecar.config import SidecarConfig, masked
-from grpcmesh.sidecar.inbound import Inbound
+from grpcmesh.sidecar.inbound import NEVER_TRIPS, Inbound
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
@@ -59,8 +59,7 @@ def build_resolver(cfg: SidecarConfig) -> Resolver:
 
 
 def _endpoint(target: str) -> Endpoint:
-    host, _, port = target.rpartition(":")
-    return Endpoint(host.strip("[]"), int(port))
+    return Endpoint(*split_host_port(target, min_port=0))
 
 
 async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: int) -> Deregister:
@@ -76,8 +75,9 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
 
     if not cfg.consul:
         return nothing
-    host = (cfg.advertise or cfg.inbound).rpartition(":")[0]
-    port = int((cfg.advertise or f":{inbound_port}").rpartition(":")[2])
+    host, port = split_host_port(cfg.advertise or cfg.inbound, min_port=0)
+    if not cfg.advertise:
+        port = inbound_port
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     reg = Registration(
@@ -122,7 +122,7 @@ def _bare(cfg: ClusterConfig) -> ClusterConfig:
         cfg,
         balancer="round_robin",
         retry=RetryConfig(max_attempts=1),
-        breaker=BreakerConfig(consecutive_failures=1 << 30, min_requests=1 << 30),
+        breaker=NEVER_TRIPS,
     )
 
 
@@ -196,24 +196,22 @@ class Sidecar:
     async def _listen(
         self, side: Listener, listen: str, name: str, tls: ssl.SSLContext | None = None
     ) -> None:
-        host, _, port = listen.rpartition(":")
+        host, port = split_host_port(listen, min_port=0)
         try:
-            self.ports[name] = await side.server.listen(
-                host, int(port), reuse_port=self.cfg.reuse_port, tls=tls
-            )
+            self.ports[name] = await side.server.listen(host, port, reuse_port=self.cfg.reuse_port, tls=tls)
         except OSError as err:
             raise OSError(f"{name}: cannot listen on {listen}: {err.strerror or err}") from err
 
     async def start(self) -> None:
         cfg = self.cfg
-        host, _, port = cfg.admin.rpartition(":")
+        host, port = split_host_port(cfg.admin, min_port=0)
         store = (
             cfg.tracing.endpoint or default_trace_db()
             if self.provider and cfg.tracing.exporter == "store"
             else None
         )
         pages, prefixes = trace_routes(store)
-        self._admin = AdminServer(host, int(port), {**self._routes(), **pages}, prefixes)
+        self._admin = AdminServer(host, port, {**self._routes(), **pages}, prefixes)
         await self._admin.start()
         self.ports["admin"] = self._admin.port
         await self._listen(self.outbound, cfg.outbound, "outbound")

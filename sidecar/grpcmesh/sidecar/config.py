@@ -13,7 +13,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     max_message_bytes = 16777216  max_concurrency = 1000  drain_timeout_s = 10
     [endpoints]  payments = ["127.0.0.1:5001"]       # static discovery
     [routes]     "shop.v1.Payments" = "payments"      # proto service → mesh service
-    [methods."/shop.v1.Orders/Get"]  kind = "unary_unary"  idempotent = true
+    [methods."/shop.v1.Orders/Get"]  idempotent = true
     [tracing]    sample_ratio = 0.01  exporter = "otlp"  endpoint = "..."
     [tls]        cert_file = "orders.pem"  key_file = "orders.key"  ca_file = "mesh-ca.pem"
     [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
@@ -35,7 +35,8 @@ from typing import Any
 import grpc
 
 from grpcmesh.sdk.cluster import ClusterConfig
-from grpcmesh.sdk.idempotency import CallKind, MethodInfo
+from grpcmesh.sdk.hostport import split_host_port
+from grpcmesh.sdk.idempotency import MethodInfo
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
 from grpcmesh.sdk.tracing import EXPORTERS
 
@@ -139,9 +140,10 @@ class SidecarConfig:
 
 
 def _check_hostport(key: str, value: str) -> None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{key}: expected host:port, got {value!r}")
+    try:
+        split_host_port(value, min_port=0)
+    except ValueError as err:
+        raise ValueError(f"{key}: expected host:port, got {value!r} ({err})") from None
 
 
 def parse_endpoints(spec: str) -> dict[str, tuple[str, ...]]:
@@ -178,11 +180,7 @@ def _special(cls: type[Any], key: str, value: Any, full: str) -> Any:
     if key == "methods":
         out: dict[str, MethodInfo] = {}
         for path, spec in dict(value).items():
-            try:
-                kind = CallKind(spec.get("kind", "unary_unary"))
-            except ValueError:
-                raise ConfigError(f"methods.{path}.kind: one of {[k.value for k in CallKind]}") from None
-            out[path] = MethodInfo(kind, bool(spec.get("idempotent", False)))
+            out[path] = MethodInfo(bool(spec.get("idempotent", False)))
         return out
     return None
 
@@ -253,8 +251,6 @@ def masked(cfg: SidecarConfig) -> dict[str, Any]:
             return [conv(v) for v in obj]
         if isinstance(obj, grpc.StatusCode):
             return obj.name
-        if isinstance(obj, CallKind):
-            return obj.value
         if isinstance(obj, str) and "://" in obj and "@" in obj:  # credentials in a URL
             scheme, rest = obj.split("://", 1)
             return f"{scheme}://***@{rest.split('@', 1)[1]}"

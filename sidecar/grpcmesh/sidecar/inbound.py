@@ -21,13 +21,14 @@ from grpcmesh.sdk.breaker import BreakerConfig
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sdk.headers import MESH_SOURCE
+from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
 
-__all__ = ["HEALTH_CHECK", "Inbound", "app_cluster_config"]
+__all__ = ["HEALTH_CHECK", "NEVER_TRIPS", "Inbound", "app_cluster_config"]
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_TIMEOUT_S = 2.0
@@ -39,11 +40,15 @@ _NO_DROP: frozenset[str] = frozenset()
 _SOURCE = frozenset({MESH_SOURCE})
 
 
+NEVER_TRIPS = BreakerConfig(consecutive_failures=1 << 30, min_requests=1 << 30)
+"""A breaker that never opens: for the local app (the only endpoint) and for ``--bare``."""
+
+
 def app_cluster_config(max_message_bytes: int) -> ClusterConfig:
     """The local app is the only endpoint: never eject it, retry only undelivered calls."""
     return ClusterConfig(
         balancer="round_robin",
-        breaker=BreakerConfig(consecutive_failures=1 << 30, min_requests=1 << 30),
+        breaker=NEVER_TRIPS,
         retry=RetryConfig(max_attempts=2, retry_codes=frozenset(), budget_min_per_s=10.0),
         max_message_bytes=max_message_bytes,
     )
@@ -64,13 +69,13 @@ class Inbound(Listener):
     ) -> None:
         pools = Pools()  # to the app: loopback, plaintext
         super().__init__(telemetry, pools, max_message_bytes=max_message_bytes, replay_limit=1 << 20)
-        host, _, port = app.rpartition(":")
+        host, port = split_host_port(app, min_port=0)
         self.service = service
         self.app = app
         self.catalog = catalog
         self.cluster = Cluster(
             service,
-            MemoryResolver({service: [Endpoint(host.strip("[]"), int(port), id="app")]}),
+            MemoryResolver({service: [Endpoint(host, port, id="app")]}),
             app_cluster_config(max_message_bytes),
             on_drain=pools.drain,
         )

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace, list_traces
+from grpcmesh.sdk.waterfall import rows
 from grpcmesh.sidecar.admin import PrefixRoute, Route
-from grpcmesh.sidecar.traceview import rows
 
 __all__ = ["trace_routes"]
 

@@ -6,7 +6,8 @@ import sqlite3
 
 import pytest
 
-from grpcmesh.services.saga.store.base import SagaStore, make_store
+from grpcmesh.services.saga.store.base import SagaStore
+from grpcmesh.services.saga.store.factory import make_store
 from grpcmesh.services.saga.store.sqlite import SQLiteSagaStore
 from tests.contract.saga.contract import SagaStoreContract, record
 

@@ -12,9 +12,9 @@ import pytest
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.sdk import AsyncMeshClient, Server
+from grpcmesh.services.cqrs.queries import Projection
 from grpcmesh.services.eventstore.service import EventStoreService
 from grpcmesh.services.eventstore.storage.sqlite import SQLiteStorage
-from grpcmesh.services.querybus.model import Projection
 from grpcmesh.services.querybus.projector import Projector, ProjectorConfig, reached
 from grpcmesh.services.querybus.readstore import ReadStore
 

@@ -20,7 +20,7 @@ def behind_sidecar(procs: ProcessGroup, name: str, eventstore_inbound: int, *arg
     sidecar = start_sidecar(
         procs, name, f"127.0.0.1:{port}", "--endpoints", f"eventstore=127.0.0.1:{eventstore_inbound}"
     )
-    argv = [sys.executable, "-m", "grpcmesh.sidecar.cli", name, "--port", str(port), *args]
+    argv = [sys.executable, "-m", "grpcmesh.cli", name, "--port", str(port), *args]
     proc = procs.start(argv, name, env={"GRPCMESH_SIDECAR": f"127.0.0.1:{sidecar.outbound}"})
     proc.wait_output(f"listening on 127.0.0.1:{port}", timeout=30)
     return port

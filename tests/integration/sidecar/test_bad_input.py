@@ -110,18 +110,19 @@ async def test_admin_endpoints(pair: Pair) -> None:
     assert "s3cret-token" not in config
     assert json.loads(config)["consul_token"] == "***"
     assert admin_get(port, "/nope")[0] == 404
-    # the server-side sidecar learned its app's services and method kinds from reflection ...
+    # the server-side sidecar learned its app's services and which methods are idempotent ...
     inbound = json.loads(admin_get(pair.server.admin, "/clusters")[1])["inbound"]
     assert inbound["grpc_services"] == ["echo.v1.Echo"]
-    assert inbound["methods"]["/echo.v1.Echo/Bidi"] == "stream_stream"
-    # ... and the client side learned them through the pair, so unary calls take the fast path
-    await wait_for_async(lambda: _learned(pair), 10, what="outbound to learn method kinds")
+    assert inbound["methods"]["/echo.v1.Echo/Bidi"] == "not idempotent"
+    assert inbound["methods"]["/echo.v1.Echo/Unary"] == "idempotent"
+    # ... and the client side learned them through the pair, so idempotent calls may be retried
+    await wait_for_async(lambda: _learned(pair), 10, what="outbound to learn idempotent methods")
 
 
 async def _learned(pair: Pair) -> bool:
     methods = json.loads(admin_get(pair.client.admin, "/clusters")[1])["methods"]
     return bool(
-        methods.get("/echo.v1.Echo/Unary") == "unary_unary+idempotent"
-        and methods.get("/echo.v1.Echo/ServerStream") == "unary_stream+idempotent"
-        and methods.get("/echo.v1.Echo/Create") == "unary_unary"
+        methods.get("/echo.v1.Echo/Unary") == "idempotent"
+        and methods.get("/echo.v1.Echo/ServerStream") == "idempotent"
+        and methods.get("/echo.v1.Echo/Create") == "not idempotent"
     )

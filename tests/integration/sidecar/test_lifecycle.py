@@ -43,7 +43,7 @@ async def _not_ready(admin: int) -> bool:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "grpcmesh.sidecar.cli", "sidecar", *args],
+        [sys.executable, "-m", "grpcmesh.cli", "sidecar", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -81,7 +81,7 @@ async def test_method_idempotency_is_learned_over_mtls(mesh: Mesh) -> None:
 
     async def learned() -> bool:
         methods = json.loads(admin_get(client.admin, "/clusters")[1])["methods"]
-        return bool(methods.get("/echo.v1.Echo/Unary") == "unary_unary+idempotent")
+        return bool(methods.get("/echo.v1.Echo/Unary") == "idempotent")
 
     await wait_for_async(learned, 10, what="the outbound to learn Echo's idempotency over mTLS")
 

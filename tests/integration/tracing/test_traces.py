@@ -30,7 +30,7 @@ FAST_BATCH = {"OTEL_BSP_SCHEDULE_DELAY": "100"}  # the batch processor flushes e
 
 def grpcmesh(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "grpcmesh.sidecar.cli", *args],
+        [sys.executable, "-m", "grpcmesh.cli", *args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -11,11 +11,11 @@ import pytest
 
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import eventstore_pb2 as es
+from grpcmesh.services.common.headwatch import HeadWatch
+from grpcmesh.services.cqrs.queries import Projection
 from grpcmesh.services.cqrs.rejection import Rejected
-from grpcmesh.services.eventstore.storage.base import HeadWatch
 from grpcmesh.services.examples.orders import projections, query_handlers
 from grpcmesh.services.examples.orders.aggregate import CODEC
-from grpcmesh.services.querybus.model import Projection
 from grpcmesh.services.querybus.projector import reached
 from grpcmesh.services.querybus.readstore import ReadStore
 

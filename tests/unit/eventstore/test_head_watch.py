@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from grpcmesh.services.eventstore.storage.base import HeadWatch
+from grpcmesh.services.common.headwatch import HeadWatch
 
 
 @pytest.mark.parametrize("turns", range(6))

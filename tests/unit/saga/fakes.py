@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grpcmesh.services.saga.definitions import Call, RetryPolicy, SagaDefinition, Step
+from grpcmesh.services.saga.definitions import Call, SagaDefinition, Step, StepRetry
 from grpcmesh.services.saga.domain import SagaRecord
 from grpcmesh.services.saga.engine import Orchestrator
 from grpcmesh.services.saga.store.sqlite import SQLiteSagaStore
 
-FAST = RetryPolicy(attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
+FAST = StepRetry(attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
 Outcome = dict[str, Any] | Exception
 
 

@@ -11,7 +11,7 @@ from google.protobuf import struct_pb2, wrappers_pb2
 from grpcmesh.api.v1 import saga_pb2 as pb
 from grpcmesh.services.saga import definitions
 from grpcmesh.services.saga.caller import decode_result, encode_request
-from grpcmesh.services.saga.definitions import Call, RetryPolicy, SagaDefinition, Step, load_definitions
+from grpcmesh.services.saga.definitions import Call, SagaDefinition, Step, StepRetry, load_definitions
 from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepRecord, StepStatus
 from grpcmesh.services.saga.wire import to_proto
 
@@ -39,8 +39,8 @@ def test_call_needs_a_service() -> None:
     "kwargs", [{"attempts": 0}, {"initial": -1.0}, {"initial": 2.0, "maximum": 1.0}, {"jitter": -0.1}]
 )
 def test_retry_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="RetryPolicy"):
-        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="StepRetry"):
+        StepRetry(**kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("names", [("a", "a"), ("",), ("a/b",)])

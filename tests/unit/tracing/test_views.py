@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from grpcmesh.cli.main import main
+from grpcmesh.cli.traceview import render_waterfall
 from grpcmesh.sdk.spanstore import SpanRecord
-from grpcmesh.sidecar.cli import main
+from grpcmesh.sdk.waterfall import rows, waterfall
 from grpcmesh.sidecar.trace_pages import trace_routes
-from grpcmesh.sidecar.traceview import render_waterfall, rows, waterfall
 
 T = "ab" * 16
 MS = 1_000_000

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from grpcmesh.api.v1 import commandbus_pb2 as cb
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.sdk import Aborted, AlreadyExists
-from grpcmesh.services.commandbus.locks import KeyedLocks
 from grpcmesh.services.commandbus.registry import HandlerRegistry
 from grpcmesh.services.commandbus.store import EventStreams
+from grpcmesh.services.common.locks import KeyedLocks
 from grpcmesh.services.cqrs.aggregate import DomainError
 from grpcmesh.services.cqrs.codec import CONTENT_TYPE
 from grpcmesh.services.cqrs.envelope import check_id, check_metadata, check_uuid, unpack

@@ -6,9 +6,7 @@ example) exposing ``command_handlers() -> list[CommandHandler]``.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from grpcmesh.api.v1 import commandbus_pb2_grpc as cb_grpc
@@ -17,14 +15,14 @@ from grpcmesh.services.commandbus.cache import CachedStreams
 from grpcmesh.services.commandbus.dispatcher import DispatchConfig, Dispatcher
 from grpcmesh.services.commandbus.registry import HandlerRegistry
 from grpcmesh.services.commandbus.service import SERVICE_NAME, CommandBusService
-from grpcmesh.services.commandbus.store import RemoteStreams, eventstore_client
+from grpcmesh.services.commandbus.store import RemoteStreams
+from grpcmesh.services.common.app import DEFAULT_APP, load_app
+from grpcmesh.services.common.eventstore import eventstore_client
 from grpcmesh.services.cqrs.handlers import CommandHandler
 
-__all__ = ["DEFAULT_APP", "CommandBusConfig", "run"]
+__all__ = ["CommandBusConfig", "run"]
 
 log = logging.getLogger("grpcmesh.commandbus")
-
-DEFAULT_APP = "grpcmesh.services.examples.orders"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +32,6 @@ class CommandBusConfig:
     host: str = "127.0.0.1"
     port: int = 50071
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
-
-
-def load_app(name: str, attribute: str) -> Callable[[], Iterable[object]]:
-    module = importlib.import_module(name)
-    factory = getattr(module, attribute, None)
-    if factory is None:
-        raise ValueError(f"application module {name!r} has no {attribute}()")
-    built: Callable[[], Iterable[object]] = factory
-    return built
 
 
 async def run(config: CommandBusConfig) -> int:

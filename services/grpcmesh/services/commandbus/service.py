@@ -15,7 +15,7 @@ from grpcmesh.api.v1 import commandbus_pb2 as cb
 from grpcmesh.api.v1 import commandbus_pb2_grpc as cb_grpc
 from grpcmesh.sdk import MeshError
 from grpcmesh.services.commandbus.dispatcher import Dispatcher
-from grpcmesh.services.commandbus.status import abort
+from grpcmesh.services.common.status import abort
 from grpcmesh.services.cqrs.rejection import Rejected
 
 __all__ = ["SERVICE_NAME", "CommandBusService"]

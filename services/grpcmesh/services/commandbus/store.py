@@ -14,23 +14,11 @@ from typing import Protocol
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.sdk import AsyncMeshClient, NotFound
+from grpcmesh.services.common.eventstore import EVENTSTORE
 
-__all__ = ["EVENTSTORE", "EventStreams", "RemoteStreams", "eventstore_client"]
+__all__ = ["EventStreams", "RemoteStreams"]
 
-EVENTSTORE = "eventstore"  # the service name the event store is resolved by
 _PAGE = 10_000
-
-
-def eventstore_client(service: str, eventstore: str | None) -> AsyncMeshClient:
-    """A client that reaches the event store directly (``host:port[,host:port]``) or via the sidecar.
-
-    No default deadline: subscriptions are long-lived and dispatches inherit the
-    deadline of the call being served.
-    """
-    if eventstore:
-        addresses = [a.strip() for a in eventstore.split(",") if a.strip()]
-        return AsyncMeshClient(service, discovery={EVENTSTORE: addresses}, timeout=None)
-    return AsyncMeshClient(service, timeout=None)
 
 
 class EventStreams(Protocol):

@@ -8,5 +8,14 @@ decides by recording new events, and the command bus persists them.
 from grpcmesh.services.cqrs.aggregate import Aggregate, DomainError
 from grpcmesh.services.cqrs.codec import EventCodec
 from grpcmesh.services.cqrs.handlers import CommandHandler, Violations
+from grpcmesh.services.cqrs.queries import Projection, QueryHandler
 
-__all__ = ["Aggregate", "CommandHandler", "DomainError", "EventCodec", "Violations"]
+__all__ = [
+    "Aggregate",
+    "CommandHandler",
+    "DomainError",
+    "EventCodec",
+    "Projection",
+    "QueryHandler",
+    "Violations",
+]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from grpcmesh.api.v1 import querybus_pb2_grpc as qb_grpc
 from grpcmesh.sdk import Server
-from grpcmesh.services.commandbus.main import DEFAULT_APP, load_app
-from grpcmesh.services.commandbus.store import eventstore_client
-from grpcmesh.services.querybus.model import Projection, QueryHandler
+from grpcmesh.services.common.app import DEFAULT_APP, load_app
+from grpcmesh.services.common.eventstore import eventstore_client
+from grpcmesh.services.cqrs.queries import Projection, QueryHandler
 from grpcmesh.services.querybus.projector import Projector, ProjectorConfig
 from grpcmesh.services.querybus.readstore import ReadStore
 from grpcmesh.services.querybus.service import SERVICE_NAME, QueryBusService

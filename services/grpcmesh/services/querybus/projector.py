@@ -19,8 +19,8 @@ from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
 from grpcmesh.sdk import AsyncMeshClient, MeshError
 from grpcmesh.sdk.waiting import cancel_and_wait
-from grpcmesh.services.eventstore.storage.base import HeadWatch
-from grpcmesh.services.querybus.model import Projection
+from grpcmesh.services.common.headwatch import HeadWatch
+from grpcmesh.services.cqrs.queries import Projection
 from grpcmesh.services.querybus.readstore import ReadStore
 
 __all__ = ["Projector", "ProjectorConfig", "reached"]

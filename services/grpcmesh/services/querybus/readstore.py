@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from grpcmesh.api.v1 import eventstore_pb2 as es
-from grpcmesh.services.querybus.model import Projection
+from grpcmesh.services.cqrs.queries import Projection
 
 __all__ = ["ReadStore"]
 

@@ -16,10 +16,10 @@ from google.protobuf import any_pb2
 
 from grpcmesh.api.v1 import querybus_pb2 as qb
 from grpcmesh.api.v1 import querybus_pb2_grpc as qb_grpc
-from grpcmesh.services.commandbus.status import abort
+from grpcmesh.services.common.status import abort
 from grpcmesh.services.cqrs.envelope import unpack
+from grpcmesh.services.cqrs.queries import QueryHandler
 from grpcmesh.services.cqrs.rejection import Rejected, invalid
-from grpcmesh.services.querybus.model import QueryHandler
 from grpcmesh.services.querybus.projector import Projector, reached
 from grpcmesh.services.querybus.readstore import ReadStore
 

@@ -5,6 +5,6 @@ the engine (:mod:`.engine`) persists every transition in a :class:`.store.base.S
 before it makes the next call, and resumes unfinished sagas after a restart.
 """
 
-from grpcmesh.services.saga.definitions import Call, RetryPolicy, SagaDefinition, Step, StepContext
+from grpcmesh.services.saga.definitions import Call, SagaDefinition, Step, StepContext, StepRetry
 
-__all__ = ["Call", "RetryPolicy", "SagaDefinition", "Step", "StepContext"]
+__all__ = ["Call", "SagaDefinition", "Step", "StepContext", "StepRetry"]

@@ -1,13 +1,13 @@
 """The Python API to declare a saga: ordered steps, each a gRPC call through the mesh.
 
->>> from grpcmesh.services.saga import Call, RetryPolicy, SagaDefinition, Step
+>>> from grpcmesh.services.saga import Call, StepRetry, SagaDefinition, Step
 >>> order = SagaDefinition("order", steps=(
 ...     Step("reserve",
 ...          action=Call("inventory", "/shop.Inventory/Reserve",
 ...                      lambda ctx: {"sku": ctx.input["sku"], "order": ctx.saga_id}),
 ...          compensate=Call("inventory", "/shop.Inventory/Release",
 ...                          lambda ctx: {"reservation": ctx.result["id"]}),
-...          retry=RetryPolicy(attempts=5, initial=0.1, maximum=2.0)),
+...          retry=StepRetry(attempts=5, initial=0.1, maximum=2.0)),
 ... ), required_input=("sku",))
 >>> order.step_names()
 ('reserve',)
@@ -29,10 +29,10 @@ import grpc
 
 __all__ = [
     "Call",
-    "RetryPolicy",
     "SagaDefinition",
     "Step",
     "StepContext",
+    "StepRetry",
     "definitions_by_name",
     "load_definitions",
 ]
@@ -55,7 +55,7 @@ class StepContext:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class StepRetry:
     """Attempts of one call: exponential backoff from ``initial`` to ``maximum`` seconds plus jitter."""
 
     attempts: int = 3
@@ -66,9 +66,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
+            raise ValueError(f"StepRetry.attempts must be >= 1, got {self.attempts}")
         if self.initial < 0 or self.maximum < self.initial or self.jitter < 0:
-            raise ValueError("RetryPolicy needs 0 <= initial <= maximum and jitter >= 0")
+            raise ValueError("StepRetry needs 0 <= initial <= maximum and jitter >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +97,12 @@ class Step:
     name: str
     action: Call
     compensate: Call | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    compensation_retry: RetryPolicy | None = None
+    retry: StepRetry = field(default_factory=StepRetry)
+    compensation_retry: StepRetry | None = None
     """Defaults to ``retry``."""
 
     @property
-    def undo_retry(self) -> RetryPolicy:
+    def undo_retry(self) -> StepRetry:
         return self.compensation_retry or self.retry
 
 

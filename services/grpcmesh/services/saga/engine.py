@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from grpcmesh.services.commandbus.locks import KeyedLocks
+from grpcmesh.services.common.locks import KeyedLocks
 from grpcmesh.services.saga.caller import StepCaller
 from grpcmesh.services.saga.definitions import SagaDefinition
 from grpcmesh.services.saga.domain import (

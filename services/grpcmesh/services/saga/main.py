@@ -23,7 +23,7 @@ from grpcmesh.services.saga.engine import Orchestrator
 from grpcmesh.services.saga.leader import Leadership, make_leadership
 from grpcmesh.services.saga.service import SagaService
 from grpcmesh.services.saga.standby import StandbyGate
-from grpcmesh.services.saga.store.base import make_store
+from grpcmesh.services.saga.store.factory import make_store
 
 __all__ = ["SERVICE_NAME", "SagaConfig", "run"]
 

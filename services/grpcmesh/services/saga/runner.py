@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from grpcmesh.sdk.errors import MeshError
 from grpcmesh.sdk.waiting import wait_set
 from grpcmesh.services.saga.caller import StepCaller
-from grpcmesh.services.saga.definitions import Call, RetryPolicy, SagaDefinition, StepContext
+from grpcmesh.services.saga.definitions import Call, SagaDefinition, StepContext, StepRetry
 from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepStatus, step_key
 
 __all__ = ["AbortRequested", "Commit", "SagaRunner"]
@@ -133,7 +133,7 @@ class SagaRunner:
         saga_id: str,
         call: Call,
         ctx: StepContext,
-        policy: RetryPolicy,
+        policy: StepRetry,
         key: str,
         started: Callable[[SagaRecord], SagaRecord],
         abort: asyncio.Event | None,

@@ -2,13 +2,12 @@
 
 The rules live here once so SQLite and PostgreSQL cannot drift apart: how an
 append is judged (idempotent retry first, then the expected-revision check),
-how a stored row becomes a :class:`RecordedEvent`, and the in-process
-:class:`HeadWatch` that wakes live subscribers after a commit.
+how a stored row becomes a :class:`RecordedEvent`. Each adapter keeps a
+:class:`~grpcmesh.services.common.headwatch.HeadWatch` that wakes live subscribers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import uuid
@@ -17,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from grpcmesh.sdk.waiting import wait_set
+from grpcmesh.services.common.headwatch import HeadWatch
 from grpcmesh.services.eventstore.domain import (
     AppendResult,
     DuplicateEventId,
@@ -61,26 +60,6 @@ class ExistingEvent:
     stream_id: str
     revision: int
     position: int
-
-
-class HeadWatch:
-    """The highest committed position known in this process; wakes waiters when it moves."""
-
-    def __init__(self) -> None:
-        self.head = 0
-        self._moved = asyncio.Event()
-
-    def publish(self, head: int) -> None:
-        if head > self.head:
-            self.head = head
-            moved, self._moved = self._moved, asyncio.Event()
-            moved.set()
-
-    async def wait_beyond(self, position: int, poll_after: float) -> None:
-        """Returns when the head passes ``position``, or after ``poll_after`` s (the polling fallback)."""
-        if self.head > position:
-            return
-        await wait_set(self._moved, poll_after)
 
 
 @runtime_checkable

@@ -10,8 +10,8 @@ import sqlite3
 
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.api.v1 import eventstore_pb2 as es
+from grpcmesh.services.cqrs.queries import Projection
 from grpcmesh.services.examples.orders.aggregate import CATEGORY, CODEC, NEW, SUBMITTED
-from grpcmesh.services.querybus.model import Projection
 
 __all__ = ["NAME", "projections"]
 

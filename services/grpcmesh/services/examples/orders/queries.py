@@ -6,10 +6,10 @@ import sqlite3
 
 from grpcmesh.api.examples.orders.v1 import orders_pb2 as o
 from grpcmesh.services.cqrs.handlers import Violations
+from grpcmesh.services.cqrs.queries import QueryHandler
 from grpcmesh.services.cqrs.rejection import Rejected
 from grpcmesh.services.examples.orders.aggregate import NEW, SUBMITTED
 from grpcmesh.services.examples.orders.projection import NAME
-from grpcmesh.services.querybus.model import QueryHandler
 
 __all__ = ["query_handlers"]
 

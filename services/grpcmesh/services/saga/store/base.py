@@ -1,4 +1,4 @@
-"""The durable store port of the orchestrator, and the URL → adapter factory.
+"""The durable store port of the orchestrator (adapters import it; :mod:`.factory` picks one).
 
 Every transition is written with :meth:`SagaStore.save`, a compare-and-set on
 ``version`` that commits (fsync under SQLite ``synchronous=FULL``) before it
@@ -11,7 +11,7 @@ from typing import Protocol
 
 from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus
 
-__all__ = ["SagaStore", "VersionConflict", "make_store"]
+__all__ = ["SagaStore", "VersionConflict"]
 
 
 class VersionConflict(Exception):
@@ -46,19 +46,3 @@ class SagaStore(Protocol):
     async def unfinished(self) -> list[SagaRecord]:
         """Every RUNNING or COMPENSATING saga, oldest first (resumed on startup)."""
         ...
-
-
-def make_store(url: str) -> SagaStore:
-    """``sqlite:///abs/path.db``, ``sqlite://rel/path.db`` or ``postgresql://user@host:port/db``."""
-    if url.startswith("sqlite://"):
-        from grpcmesh.services.saga.store.sqlite import SQLiteSagaStore
-
-        path = url[len("sqlite://") :]
-        if not path:
-            raise ValueError(f"bad SQLite URL {url!r}: want sqlite:///path")
-        return SQLiteSagaStore(path)
-    if url.startswith(("postgresql://", "postgres://")):
-        from grpcmesh.services.saga.store.postgres import PostgresSagaStore
-
-        return PostgresSagaStore(url)
-    raise ValueError(f"unsupported saga database URL {url!r}: use sqlite:///path or postgresql://...")

@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from grpcmesh.sdk.scaffold import ScaffoldError, scaffold
-    from grpcmesh.sidecar.cli import CommandError
+    from grpcmesh.cli.errors import CommandError
+    from grpcmesh.cli.scaffold import ScaffoldError, scaffold
 
     try:
         for path in scaffold(args.name, args.out):
@@ -40,8 +40,8 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _gen(args: argparse.Namespace) -> int:
-    from grpcmesh.sdk.protogen import ProtoGenError, generate
-    from grpcmesh.sidecar.cli import CommandError
+    from grpcmesh.cli.errors import CommandError
+    from grpcmesh.cli.protogen import ProtoGenError, generate
 
     try:
         result = generate(args.src, args.out, extra_includes=args.include)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from grpcmesh.services.commandbus.cmd import add_service_arguments
+from grpcmesh.cli.service_args import add_service_arguments
 
 __all__ = ["add_parser"]
 

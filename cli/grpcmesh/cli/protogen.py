@@ -81,23 +81,3 @@ def _outputs(out: Path, src: Path, protos: list[Path]) -> set[Path]:
             if candidate.exists():
                 names.add(candidate)
     return names
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m grpcmesh.sdk.protogen SRC OUT`` (used by ``make protos``)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m grpcmesh.sdk.protogen SRC_DIR OUT_DIR", file=sys.stderr)
-        return 2
-    try:
-        result = generate(Path(args[0]), Path(args[1]))
-    except ProtoGenError as err:
-        print(f"protoc failed:\n{err}", file=sys.stderr)
-        return 1
-    for path in result.files:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,6 @@ Problems a user can cause (no file, unknown id) print one line and exit 1.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 __all__ = ["add_parser"]
@@ -30,36 +29,23 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=_run)
 
 
-class _Fail(Exception):
-    """A user-facing failure (printed as one line; exit status 1)."""
-
-
 def _run(args: argparse.Namespace) -> int:
-    # Handled here rather than via cli._Fail: under ``python -m grpcmesh.sidecar.cli``
-    # the CLI module is ``__main__`` and a _Fail imported here would be another class.
-    try:
-        return _show(args)
-    except _Fail as err:
-        print(f"grpcmesh traces: {err}", file=sys.stderr)
-        return 1
-
-
-def _show(args: argparse.Namespace) -> int:
     import sqlite3
     from pathlib import Path
 
+    from grpcmesh.cli.errors import CommandError
+    from grpcmesh.cli.traceview import render_table, render_waterfall
     from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace, list_traces
     from grpcmesh.sdk.tracing import default_trace_db
-    from grpcmesh.sidecar.traceview import render_table, render_waterfall
 
     db = args.db or default_trace_db()
     if not Path(db).is_file():
-        raise _Fail(
+        raise CommandError(
             f"no span store at {db} (start sidecars with --trace-exporter store, "
             "or point --db / GRPCMESH_TRACE_DB at the file)"
         )
     if args.limit < 1:
-        raise _Fail("--limit: must be >= 1")
+        raise CommandError("--limit: must be >= 1")
     try:
         if args.trace is None:
             traces = list_traces(
@@ -69,10 +55,10 @@ def _show(args: argparse.Namespace) -> int:
             return 0
         trace_id = find_trace(db, args.trace)
         if trace_id is None:
-            raise _Fail(f"no trace {args.trace!r} in {db} (not a trace id, request id or prefix)")
+            raise CommandError(f"no trace {args.trace!r} in {db} (not a trace id, request id or prefix)")
         print(render_waterfall(get_trace(db, trace_id)))
         return 0
     except AmbiguousTrace as err:
-        raise _Fail(str(err)) from err
+        raise CommandError(str(err)) from err
     except sqlite3.DatabaseError as err:
-        raise _Fail(f"cannot read span store {db}: {err}") from err
+        raise CommandError(f"cannot read span store {db}: {err}") from err

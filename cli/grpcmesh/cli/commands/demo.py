@@ -16,6 +16,6 @@ def add_parser(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from grpcmesh.sidecar.demo import run_demo
+    from grpcmesh.cli.demo import run_demo
 
     return asyncio.run(run_demo())

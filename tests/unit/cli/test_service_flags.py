@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grpcmesh.sidecar.cli import build_parser
+from grpcmesh.cli.main import build_parser
 
 
 def test_commandbus_flags() -> None:

@@ -5,23 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_parser", "add_service_arguments"]
+from grpcmesh.cli.service_args import add_service_arguments
 
-
-def add_service_arguments(p: argparse.ArgumentParser, port: int, needs: str) -> None:
-    """The flags both buses share: the application module, the event store, where to listen."""
-    p.add_argument(
-        "--app",
-        default="grpcmesh.services.examples.orders",
-        help=f"module exposing {needs} (default: the orders example)",
-    )
-    p.add_argument(
-        "--eventstore",
-        default=None,
-        help="event store host:port[,host:port] to call directly; default: through the local sidecar",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=port, help=f"port to listen on (default {port}; 0 picks one)")
+__all__ = ["add_parser"]
 
 
 def add_parser(sub: Any) -> None:

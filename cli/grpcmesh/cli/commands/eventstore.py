@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from grpcmesh.cli.service_args import add_listen_arguments
+
 __all__ = ["add_parser"]
 
 
@@ -18,8 +20,7 @@ def add_parser(sub: Any) -> None:
             "or postgresql://user@host:port/db (default: sqlite://eventstore.db)"
         ),
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50061, help="port to listen on; 0 picks a free one")
+    add_listen_arguments(p, 50061)
     p.add_argument("--max-event-bytes", type=int, default=1024 * 1024, help="size limit of one event")
     p.add_argument("--max-batch", type=int, default=1000, help="most events in one append")
     p.add_argument(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from grpcmesh.cli.service_args import add_listen_arguments
+
 __all__ = ["add_parser"]
 
 
@@ -20,8 +22,7 @@ def add_parser(sub: Any) -> None:
         default="sqlite://saga.db",
         help="sqlite:///abs/path.db or sqlite://rel/path.db (default: saga.db)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50091, help="port to listen on; 0 picks a free one")
+    add_listen_arguments(p, 50091)
     p.add_argument(
         "--discovery",
         default=None,
@@ -38,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from grpcmesh.services.saga.definitions import load_definitions
     from grpcmesh.services.saga.main import SagaConfig, run
-    from grpcmesh.services.saga.store.base import make_store
+    from grpcmesh.services.saga.store.factory import make_store
 
     try:  # fail fast, with one line, on a bad --definitions or --db
         load_definitions(args.definitions)

@@ -26,12 +26,12 @@ from typing import IO, Any
 
 from grpcmesh.api.v1 import eventstore_pb2 as es
 from grpcmesh.api.v1 import eventstore_pb2_grpc as es_grpc
+from grpcmesh.cli.protogen import generate
+from grpcmesh.cli.scaffold import scaffold
+from grpcmesh.cli.traceview import render_waterfall
 from grpcmesh.sdk import AsyncMeshClient, MeshError
 from grpcmesh.sdk.headers import REQUEST_ID
-from grpcmesh.sdk.protogen import generate
-from grpcmesh.sdk.scaffold import scaffold
 from grpcmesh.sdk.spanstore import find_trace, get_trace
-from grpcmesh.sidecar.traceview import render_waterfall
 
 __all__ = ["run_demo"]
 
@@ -105,7 +105,7 @@ class Mesh:
     async def sidecar(
         self, service: str, app_port: int, grpc_service: str = "", *flags: str
     ) -> tuple[int, int, int]:
-        cli = [sys.executable, "-m", "grpcmesh.sidecar.cli", "sidecar", "--service", service, *flags]
+        cli = [sys.executable, "-m", "grpcmesh.cli", "sidecar", "--service", service, *flags]
         cli += ["--trace-exporter", "store", "--trace-endpoint", str(self.traces), "--sample-ratio", "1.0"]
         child = self.start(
             f"sidecar-{service}-{len(self.children)}",
@@ -257,7 +257,7 @@ async def run_demo() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "grpcmesh.sidecar.cli",
+                    "grpcmesh.cli",
                     "eventstore",
                     "--db",
                     f"sqlite:///{workdir / 'events.db'}",

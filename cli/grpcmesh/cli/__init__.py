@@ -1,0 +1,1 @@
+"""The ``grpcmesh`` command line: the composition root over sdk, sidecar and services."""

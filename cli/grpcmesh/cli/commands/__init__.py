@@ -1,0 +1,1 @@
+"""The built-in subcommands, one module each, declared as ``grpcmesh.commands`` entry points."""
