@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "grpcmesh.sidecar.cmd_demo",
     "grpcmesh.sidecar.cmd_sidecar",
     "grpcmesh.sidecar.cmd_traces",
+    "grpcmesh.sidecar.cmd_ca",
     "grpcmesh.services.eventstore.cmd",
     "grpcmesh.services.gateway.cmd",
     "grpcmesh.services.saga.cmd",
