@@ -39,3 +39,23 @@ class MeshCA:
     ) -> Identity:
         files = pki.issue(self.dir, service, self.base / f"{self.name}-{service}", hours=hours, now=now)
         return Identity(files.cert, files.key, files.bundle)
+
+
+def ca_cli(*args: str | Path) -> None:
+    """``grpcmesh ca ...`` through the real command-line parser (in-process: fast)."""
+    from grpcmesh.sidecar.cli import main
+
+    assert main(["ca", *map(str, args)]) == 0, f"grpcmesh ca {args} failed"
+
+
+def cli_identity(ca_dir: Path, service: str, out: Path) -> Identity:
+    """Issues ``service``'s leaf into ``out`` with ``grpcmesh ca issue``."""
+    ca_cli("issue", service, "--dir", ca_dir, "--out", out)
+    return Identity(out / f"{service}.pem", out / f"{service}.key", out / "bundle.pem")
+
+
+def serial_of(cert: Path) -> str:
+    """The serial (hex) of the first certificate in ``cert``, as /metrics shows it."""
+    from cryptography import x509
+
+    return f"{x509.load_pem_x509_certificate(cert.read_bytes()).serial_number:x}"

@@ -103,10 +103,14 @@ def _signature(cfg: TlsConfig) -> Signature:
     return tuple(out)
 
 
-def _validity(cert_file: str) -> tuple[float, float]:
-    """(notBefore, notAfter) of the first certificate in the file, as Unix times."""
+def _validity(cert_file: str) -> tuple[float, float, str]:
+    """(notBefore, notAfter, serial in hex) of the first certificate in the file."""
     cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
-    return cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
+    return (
+        cert.not_valid_before_utc.timestamp(),
+        cert.not_valid_after_utc.timestamp(),
+        f"{cert.serial_number:x}",
+    )
 
 
 class ReloadingTls:
@@ -125,7 +129,10 @@ class ReloadingTls:
         self.client = client_context(cfg)
         self.on_client: Callable[[ssl.SSLContext], None] | None = None
         self._sig = _signature(cfg)
-        self.not_before, self.not_after = _validity(_files(cfg)[0])
+        self.info = Gauge(
+            "grpcmesh_tls_cert_info", "The certificate in use (value 1)", ["serial"], registry=registry
+        )
+        self._set_validity(_validity(_files(cfg)[0]))
         self._warned: tuple[float, bool] | None = None
         self._failing = False
         self.reloads = Counter(
@@ -148,6 +155,11 @@ class ReloadingTls:
         remaining.set_function(lambda: self.not_after - time.time())
         self.check_expiry()
 
+    def _set_validity(self, validity: tuple[float, float, str]) -> None:
+        self.not_before, self.not_after, serial = validity
+        self.info.clear()
+        self.info.labels(serial).set(1)
+
     def _pick(self, sslobj: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
         if self.server is not self.front:
             sslobj.context = self.server
@@ -169,7 +181,7 @@ class ReloadingTls:
         self._failing = False
         self._sig = sig
         self.server, self.client = server, client
-        self.not_before, self.not_after = validity
+        self._set_validity(validity)
         self.reloads.labels("ok").inc()
         when = datetime.datetime.fromtimestamp(self.not_after, datetime.UTC)
         log.info("tls: reloaded certificate, key and bundle (certificate valid until %s)", when)

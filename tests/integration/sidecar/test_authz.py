@@ -1,0 +1,246 @@
+"""Authorization between sidecars: a default-deny mesh from `grpcmesh ca` certificates and a policy file.
+
+Three services: ``orders`` and ``billing`` behind real sidecars (mTLS inbound +
+policy), ``web`` a real client sidecar; ``orders``/``billing`` also call each
+other with their own certificates straight at the inbound listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from grpcmesh.sdk import pki
+from tests.support.certs import Identity, ca_cli, cli_identity
+from tests.support.mesh import EchoProc, SidecarProc, admin_get, start_echo_proc, start_sidecar
+from tests.support.procs import ProcessGroup, wait_for_async
+
+E = "/echo.v1.Echo/"
+
+POLICY = """
+default = "deny"
+
+[services.orders]
+default = "deny"
+[[services.orders.rules]]
+name = "web-all-echo"
+sources = ["web"]
+methods = ["/echo.v1.Echo/*"]
+
+[services.billing]
+default = "deny"
+[[services.billing.rules]]
+name = "orders-unary"
+sources = ["spiffe://grpcmesh.local/service/ord*"]
+methods = ["/echo.v1.Echo/Unary"]
+"""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Mesh:
+    group: ProcessGroup
+    tmp: Path
+    ca: Path
+    policy: Path
+    ids: dict[str, Identity]
+    apps: dict[str, EchoProc]
+    sidecars: dict[str, SidecarProc]
+
+    async def direct(
+        self, source: str, target: str, method: str = "Unary", ident: Identity | None = None
+    ) -> bytes:
+        """``source`` calls ``target``'s inbound with its own certificate (no client sidecar)."""
+        ident = ident or self.ids[source]
+        creds = grpc.ssl_channel_credentials(
+            ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
+        )
+        options = [("grpc.ssl_target_name_override", target)]
+        address = f"127.0.0.1:{self.sidecars[target].inbound}"
+        async with grpc.aio.secure_channel(address, creds, options=options) as ch:
+            reply: bytes = await ch.unary_unary(E + method)(source.encode(), timeout=10)
+            return reply
+
+    async def via_web(self, target: str, method: str = "Unary") -> bytes:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.sidecars['web'].outbound}") as ch:
+            md = (("x-mesh-service", target),)
+            reply: bytes = await ch.unary_unary(E + method)(b"web", metadata=md, timeout=10)
+            return reply
+
+    async def app_calls(self, target: str) -> dict[str, int]:
+        """What the app behind ``target`` served (asked on its plaintext port, not through the policy)."""
+        async with grpc.aio.insecure_channel(self.apps[target].target) as ch:
+            calls: dict[str, int] = json.loads(await ch.unary_unary(E + "Stats")(b"", timeout=10))["calls"]
+            return calls
+
+    def metrics(self, target: str) -> str:
+        return admin_get(self.sidecars[target].admin, "/metrics")[1]
+
+
+def denied_count(metrics: str, source: str, method: str, mode: str = "enforce") -> float:
+    pattern = (
+        rf'grpcmesh_authz_denied_total\{{method="{re.escape(method)}",mode="{mode}",'
+        rf'source="spiffe://grpcmesh.local/service/{source}"\}} ([0-9.]+)'
+    )
+    found = re.search(pattern, metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    tmp = Path(tmp_path_factory.mktemp("authz"))
+    group = ProcessGroup(tmp)
+    try:
+        ca = tmp / "mesh-ca"
+        ca_cli("init", "--dir", ca)
+        ids = {name: cli_identity(ca, name, tmp / name) for name in ("web", "orders", "billing")}
+        policy = tmp / "policy.toml"
+        policy.write_text(POLICY)
+        apps = {name: start_echo_proc(group, name) for name in ("orders", "billing")}
+        sidecars = {
+            name: start_sidecar(
+                group,
+                name,
+                apps[name].target,
+                *ids[name].flags(),
+                "--require-tls",
+                "--authz-policy",
+                str(policy),
+            )
+            for name in ("orders", "billing")
+        }
+        endpoints = [f"--endpoints={n}=127.0.0.1:{sidecars[n].inbound}" for n in ("orders", "billing")]
+        sidecars["web"] = start_sidecar(group, "web", "127.0.0.1:1", *ids["web"].flags(), *endpoints)
+        yield Mesh(group, tmp, ca, policy, ids, apps, sidecars)
+    finally:
+        group.stop_all()
+
+
+async def expect_denied(call: object, ruleset: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED, info.value.details()
+    assert f"[{ruleset}]" in (info.value.details() or "")
+
+
+async def test_allow_deny_matrix_with_wildcard_exact_and_default_deny(mesh: Mesh) -> None:
+    before = {t: await mesh.app_calls(t) for t in ("orders", "billing")}
+    # allowed: a service wildcard (web -> orders, any Echo method) and an exact method with a source glob
+    assert await mesh.via_web("orders") == b"web"
+    assert json.loads(await mesh.via_web("orders", "Stats"))["name"] == "orders"
+    assert await mesh.direct("orders", "billing") == b"orders"
+    # denied by default: no rule names the source, or the method is not the exact one allowed
+    await expect_denied(mesh.via_web("billing"), "services.billing")
+    await expect_denied(mesh.direct("orders", "billing", "Create"), "services.billing")
+    await expect_denied(mesh.direct("billing", "orders"), "services.orders")
+    await expect_denied(mesh.direct("billing", "billing"), "services.billing")  # not even itself
+    after = {t: await mesh.app_calls(t) for t in ("orders", "billing")}
+    assert after["orders"].get("Unary", 0) - before["orders"].get("Unary", 0) == 1  # web's only
+    assert after["billing"].get("Unary", 0) - before["billing"].get("Unary", 0) == 1  # orders' only
+    assert after["billing"].get("Create", 0) == before["billing"].get("Create", 0)
+    assert denied_count(mesh.metrics("billing"), "web", E + "Unary") >= 1
+    assert denied_count(mesh.metrics("billing"), "orders", E + "Create") >= 1
+    assert denied_count(mesh.metrics("orders"), "billing", E + "Unary") >= 1
+
+
+async def test_health_checks_are_always_allowed(mesh: Mesh) -> None:
+    ident = mesh.ids["billing"]  # no rule lets billing call orders
+    creds = grpc.ssl_channel_credentials(
+        ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
+    )
+    options = [("grpc.ssl_target_name_override", "orders")]
+    async with grpc.aio.secure_channel(
+        f"127.0.0.1:{mesh.sidecars['orders'].inbound}", creds, options=options
+    ) as ch:
+        reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_an_expired_certificate_is_refused(mesh: Mesh) -> None:
+    """Issued by the mesh CA for an allowed identity, but two days old with a one-hour life."""
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
+    files = pki.issue(mesh.ca, "web", mesh.tmp / "expired", hours=1, now=past)
+    expired = Identity(files.cert, files.key, files.bundle)
+    before = await mesh.app_calls("orders")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await mesh.direct("web", "orders", ident=expired)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails
+    assert await mesh.app_calls("orders") == before
+
+
+async def test_policy_reload_under_load_and_audit_mode(mesh: Mesh) -> None:
+    """Edits land while web calls orders nonstop: no allowed call fails; audit lets a denial through."""
+    stop = asyncio.Event()
+    counts = {"ok": 0, "failed": 0}
+
+    async def load() -> None:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{mesh.sidecars['web'].outbound}") as ch:
+            call = ch.unary_unary(E + "Unary")
+            while not stop.is_set():
+                try:
+                    await call(b"x", metadata=(("x-mesh-service", "orders"),), timeout=10)
+                    counts["ok"] += 1
+                except grpc.aio.AioRpcError:
+                    counts["failed"] += 1
+
+    async def served_more(than: int) -> bool:
+        return counts["ok"] > than + 20
+
+    async def reload_failed() -> bool:
+        return 'grpcmesh_authz_policy_reloads_total{result="error"} 1.0' in mesh.metrics("orders")
+
+    workers = [asyncio.create_task(load()) for _ in range(4)]
+    try:
+        await wait_for_async(lambda: served_more(0), 30, what="load to start")
+        # 1: orders audits instead of enforcing; billing -> orders now passes but is counted
+        write_atomic(
+            mesh.policy,
+            POLICY.replace(
+                '[services.orders]\ndefault = "deny"', '[services.orders]\ndefault = "deny"\nmode = "audit"'
+            ),
+        )
+
+        async def billing_passes() -> bool:
+            try:
+                return await mesh.direct("billing", "orders") == b"billing"
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+                return False
+
+        await wait_for_async(billing_passes, 30, what="the audit-mode policy to load")
+        assert denied_count(mesh.metrics("orders"), "billing", E + "Unary", "audit") >= 1
+        # 2: a broken edit keeps the last good policy (audit), 3: back to enforcing
+        write_atomic(mesh.policy, POLICY + '\n[services.web]\ndefault = "maybe"\n')
+        await wait_for_async(reload_failed, 30, what="the broken policy to be rejected")
+        assert await mesh.direct("billing", "orders") == b"billing"  # still the audit policy
+        write_atomic(mesh.policy, POLICY)
+
+        async def billing_denied() -> bool:
+            try:
+                await mesh.direct("billing", "orders")
+            except grpc.aio.AioRpcError as err:
+                return err.code() == grpc.StatusCode.PERMISSION_DENIED
+            return False
+
+        await wait_for_async(billing_denied, 30, what="the enforcing policy to load again")
+        done = counts["ok"]
+        await wait_for_async(lambda: served_more(done), 30, what="calls after the reloads")
+    finally:
+        stop.set()
+        await asyncio.gather(*workers)
+    assert counts["failed"] == 0, counts
