@@ -219,7 +219,8 @@ async def test_policy_reload_under_load_and_audit_mode(mesh: Mesh) -> None:
             try:
                 return await mesh.direct("billing", "orders") == b"billing"
             except grpc.aio.AioRpcError as err:
-                assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+                if err.code() != grpc.StatusCode.PERMISSION_DENIED:
+                    raise
                 return False
 
         await wait_for_async(billing_passes, 30, what="the audit-mode policy to load")
