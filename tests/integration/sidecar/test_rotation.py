@@ -1,0 +1,181 @@
+"""Certificate rotation without downtime: leaves, then the root (a two-root bundle), under load.
+
+``web``'s sidecar calls ``orders``' sidecar (mTLS, default-deny policy that
+allows web) nonstop from 4 workers while `grpcmesh ca` reissues certificates
+into the files the sidecars watch. Not one call may fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import re
+import shutil
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+
+from grpcmesh.sdk import pki
+from tests.support.certs import ca_cli, cli_identity, serial_of
+from tests.support.mesh import SidecarProc, admin_get, start_echo_proc, start_sidecar
+from tests.support.procs import ProcessGroup, wait_for_async
+
+E = "/echo.v1.Echo/"
+POLICY = """
+[services.orders]
+default = "deny"
+[[services.orders.rules]]
+sources = ["web"]
+methods = ["/echo.v1.Echo/Unary"]
+"""
+
+
+def reloads(sidecar: SidecarProc) -> float:
+    found = re.search(
+        r'grpcmesh_tls_reloads_total\{result="ok"\} ([0-9.]+)', admin_get(sidecar.admin, "/metrics")[1]
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def serving(sidecar: SidecarProc, serial: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return f'grpcmesh_tls_cert_info{{serial="{serial}"}} 1.0' in admin_get(sidecar.admin, "/metrics")[1]
+
+    return check
+
+
+async def presented_serial(port: int, ident_dir: Path, name: str) -> str:
+    """The serial of the certificate a NEW connection to the inbound is shown."""
+    ctx = ssl.create_default_context(cafile=str(ident_dir / "bundle.pem"))
+    ctx.load_cert_chain(ident_dir / f"{name}.pem", ident_dir / f"{name}.key")
+    ctx.set_alpn_protocols(["h2"])
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="orders")
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    return f"{x509.load_der_x509_certificate(der).serial_number:x}"
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) -> None:
+    group = ProcessGroup(tmp_path)
+    ca = tmp_path / "mesh-ca"
+    ca_cli("init", "--dir", ca)
+    web_dir, orders_dir = tmp_path / "web", tmp_path / "orders"
+    web = cli_identity(ca, "web", web_dir)
+    # orders starts on a leaf in the last third of its life: the sidecar warns
+    aging = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=20)
+    pki.issue(ca, "orders", orders_dir, hours=24, now=aging)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    stop = asyncio.Event()
+    counts = {"ok": 0, "failed": 0}
+    errors: list[str] = []
+    try:
+        app = start_echo_proc(group, "orders")
+        orders_flags = [
+            "--tls-cert",
+            str(orders_dir / "orders.pem"),
+            "--tls-key",
+            str(orders_dir / "orders.key"),
+        ]
+        orders = start_sidecar(
+            group,
+            "orders",
+            app.target,
+            *orders_flags,
+            "--tls-ca",
+            str(orders_dir / "bundle.pem"),
+            "--authz-policy",
+            str(policy),
+        )
+        orders.proc.wait_output("certificate expires in", timeout=10)
+        client = start_sidecar(
+            group, "web", "127.0.0.1:1", *web.flags(), f"--endpoints=orders=127.0.0.1:{orders.inbound}"
+        )
+
+        async def load() -> None:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{client.outbound}") as ch:
+                call = ch.unary_unary(E + "Unary")
+                while not stop.is_set():
+                    try:
+                        await call(b"x", metadata=(("x-mesh-service", "orders"),), timeout=10)
+                        counts["ok"] += 1
+                    except grpc.aio.AioRpcError as err:
+                        counts["failed"] += 1
+                        errors.append(f"{err.code().name}: {err.details()}")
+
+        async def progress(than: int) -> bool:
+            return counts["ok"] > than + 30
+
+        async def step_done() -> None:
+            """Calls keep succeeding after a step (so they ran on the new files)."""
+            done = counts["ok"]
+            await wait_for_async(lambda: progress(done), 30, what="calls after the step")
+
+        async def issue_both() -> None:
+            for name, where, sidecar in (("web", web_dir, client), ("orders", orders_dir, orders)):
+                cli_identity(ca, name, where)
+                await wait_for_async(
+                    serving(sidecar, serial_of(where / f"{name}.pem")), 30, what=f"{name} reload"
+                )
+
+        workers = [asyncio.create_task(load()) for _ in range(4)]
+        await step_done()
+
+        # 1. leaf rotation: new certificates from the same CA
+        old_orders = serial_of(orders_dir / "orders.pem")
+        await issue_both()
+        assert (
+            await presented_serial(orders.inbound, web_dir, "web")
+            == serial_of(orders_dir / "orders.pem")
+            != old_orders
+        )
+        await step_done()
+
+        # 2a. root rotation starts: every sidecar first trusts both roots
+        ca_cli("init", "--dir", ca, "--rotate")
+        retired = next((ca / "retired").iterdir())
+        for where, sidecar in ((web_dir, client), (orders_dir, orders)):
+            before = reloads(sidecar)
+            copy_atomic(ca / "bundle.pem", where / "bundle.pem")
+
+            async def reloaded(sidecar: SidecarProc = sidecar, before: float = before) -> bool:
+                return reloads(sidecar) > before
+
+            await wait_for_async(reloaded, 30, what="the two-root bundle to load")
+        await step_done()
+        # 2b. leaves from the new root; 2c. the old root leaves every bundle
+        await issue_both()
+        await step_done()
+        ca_cli("finish-rotation", "--dir", ca)
+        await issue_both()
+        await step_done()
+        stop.set()
+        await asyncio.gather(*workers)
+        assert counts["failed"] == 0, errors[:5]
+
+        # the old root is no longer trusted: a fresh leaf from the retired CA is refused
+        old = pki.issue(retired, "web", tmp_path / "old-root")
+        # the client trusts the new root, so only the server side can refuse
+        creds = grpc.ssl_channel_credentials(
+            (ca / "bundle.pem").read_bytes(), old.key.read_bytes(), old.cert.read_bytes()
+        )
+        options = [("grpc.ssl_target_name_override", "orders")]
+        async with grpc.aio.secure_channel(f"127.0.0.1:{orders.inbound}", creds, options=options) as ch:
+            try:
+                await ch.unary_unary(E + "Unary")(b"x", timeout=10)
+                raise AssertionError("a leaf of the retired root was accepted")
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        stop.set()
+        group.stop_all()
