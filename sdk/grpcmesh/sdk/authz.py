@@ -25,6 +25,7 @@ per (identity, path), so the hot path is one dict lookup.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -222,3 +223,43 @@ def load_policy(path: str | Path, service: str) -> Policy:
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"policy: {path} is not valid TOML: {err}") from None
     return parse_policy(data, service, str(path))
+
+
+def file_signature(path: str | Path) -> tuple[int, int, int] | None:
+    """Changes whenever the file is rewritten or replaced (mtime, size, inode); None: missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class PolicyFile:
+    """A policy file re-read when it changes; a broken edit keeps the last good policy.
+
+    Why keep it: a typo must neither open the service nor lock every caller out.
+    """
+
+    def __init__(self, path: str | Path, service: str) -> None:
+        self.path = str(path)
+        self.service = service
+        self._sig = file_signature(path)
+        self.policy = load_policy(path, service)  # a bad file at startup is fatal
+        self.error: str | None = None
+
+    def poll(self) -> bool | None:
+        """True: a new policy is in force; False: unchanged; None: changed but invalid (see ``error``),
+        reported once per bad state (later polls of the same bad file return False)."""
+        sig = file_signature(self.path)
+        if sig == self._sig:
+            return False
+        try:
+            policy = load_policy(self.path, self.service)
+        except PolicyError as err:
+            first = self.error is None
+            self.error = str(err)
+            return None if first else False
+        self.error = None
+        self._sig = sig
+        self.policy = policy
+        return True

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from grpcmesh.sdk.authz import Policy, PolicyError, load_policy
+from grpcmesh.sdk.authz import Policy, PolicyFile
 
 __all__ = ["NO_SPIFFE_ID", "InboundAuthz", "spiffe_of"]
 
@@ -36,25 +35,13 @@ def spiffe_of(peercert: Any) -> str:
     return NO_SPIFFE_ID
 
 
-def _signature(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
 class InboundAuthz:
     """Decides per request from the current policy; counts denials per source and method."""
 
     def __init__(self, path: str, service: str, registry: CollectorRegistry | None = None) -> None:
-        self.path = path
-        self.service = service
-        self._sig = _signature(path)
-        self.policy: Policy = load_policy(path, service)  # a bad file at startup is fatal
+        self.file = PolicyFile(path, service)  # a bad file at startup is fatal
         self._ids: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._labels: set[tuple[str, str]] = set()
-        self._failing = False
         self.denied = Counter(
             "grpcmesh_authz_denied",
             "Calls no rule allowed, by source identity and method (mode=audit: let through)",
@@ -65,6 +52,10 @@ class InboundAuthz:
             "grpcmesh_authz_policy_reloads", "Policy file reloads by result", ["result"], registry=registry
         )
         log.info("authz: policy %s loaded (rule set [%s])", path, self.policy.ruleset.name)
+
+    @property
+    def policy(self) -> Policy:
+        return self.file.policy
 
     def identity(self, conn: Any) -> str:
         ident = self._ids.get(conn)
@@ -98,23 +89,14 @@ class InboundAuthz:
 
     def poll(self) -> bool:
         """Reloads the policy if its file changed; True when a new policy is in force."""
-        sig = _signature(self.path)
-        if sig == self._sig:
-            return False
-        try:
-            policy = load_policy(self.path, self.service)
-        except PolicyError as err:
-            if not self._failing:
-                log.error("authz: %s; keeping the previous policy", err)
-                self.reloads.labels("error").inc()
-            self._failing = True
-            return False
-        self._failing = False
-        self._sig = sig
-        self.policy = policy
-        self.reloads.labels("ok").inc()
-        log.info("authz: policy %s reloaded (rule set [%s])", self.path, policy.ruleset.name)
-        return True
+        result = self.file.poll()
+        if result is None:
+            log.error("authz: %s; keeping the previous policy", self.file.error)
+            self.reloads.labels("error").inc()
+        elif result:
+            self.reloads.labels("ok").inc()
+            log.info("authz: policy %s reloaded (rule set [%s])", self.file.path, self.policy.ruleset.name)
+        return bool(result)
 
     async def watch(self, interval: float = 1.0) -> None:
         while True:

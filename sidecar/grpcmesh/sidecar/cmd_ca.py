@@ -64,7 +64,8 @@ def _issue(args: argparse.Namespace) -> int:
     from grpcmesh.sidecar.cli import CommandError
 
     try:
-        files = pki.issue(args.dir, args.service, args.out, hours=args.hours or pki.DEFAULT_LEAF_HOURS)
+        hours = pki.DEFAULT_LEAF_HOURS if args.hours is None else args.hours
+        files = pki.issue(args.dir, args.service, args.out, hours=hours)
     except pki.CaError as err:
         raise CommandError(str(err)) from None
     print(f"issued {files.identity}: {files.cert} {files.key} {files.bundle}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import grpc
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from grpcmesh.sdk.authz import file_signature
 from grpcmesh.sidecar.config import TlsConfig
 
 __all__ = [
@@ -92,15 +92,7 @@ Signature = tuple[tuple[int, int, int] | None, ...]
 
 
 def _signature(cfg: TlsConfig) -> Signature:
-    out: list[tuple[int, int, int] | None] = []
-    for path in _files(cfg):
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append(None)
-        else:
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-    return tuple(out)
+    return tuple(file_signature(p) for p in _files(cfg))
 
 
 def _validity(cert_file: str) -> tuple[float, float, str]:

@@ -7,7 +7,6 @@ other with their own certificates straight at the inbound listeners.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import os
@@ -21,7 +20,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpcmesh.sdk import pki
+from grpcmesh.sidecar.config import ConfigError, load_config
 from tests.support.certs import Identity, ca_cli, cli_identity
+from tests.support.load import Load
 from tests.support.mesh import EchoProc, SidecarProc, admin_get, start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for_async
 
@@ -185,28 +186,13 @@ async def test_an_expired_certificate_is_refused(mesh: Mesh) -> None:
 
 async def test_policy_reload_under_load_and_audit_mode(mesh: Mesh) -> None:
     """Edits land while web calls orders nonstop: no allowed call fails; audit lets a denial through."""
-    stop = asyncio.Event()
-    counts = {"ok": 0, "failed": 0}
-
-    async def load() -> None:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{mesh.sidecars['web'].outbound}") as ch:
-            call = ch.unary_unary(E + "Unary")
-            while not stop.is_set():
-                try:
-                    await call(b"x", metadata=(("x-mesh-service", "orders"),), timeout=10)
-                    counts["ok"] += 1
-                except grpc.aio.AioRpcError:
-                    counts["failed"] += 1
-
-    async def served_more(than: int) -> bool:
-        return counts["ok"] > than + 20
 
     async def reload_failed() -> bool:
         return 'grpcmesh_authz_policy_reloads_total{result="error"} 1.0' in mesh.metrics("orders")
 
-    workers = [asyncio.create_task(load()) for _ in range(4)]
-    try:
-        await wait_for_async(lambda: served_more(0), 30, what="load to start")
+    target = f"127.0.0.1:{mesh.sidecars['web'].outbound}"
+    async with Load(target, E + "Unary", (("x-mesh-service", "orders"),)) as load:
+        await load.progressed()
         # 1: orders audits instead of enforcing; billing -> orders now passes but is counted
         write_atomic(
             mesh.policy,
@@ -239,9 +225,24 @@ async def test_policy_reload_under_load_and_audit_mode(mesh: Mesh) -> None:
             return False
 
         await wait_for_async(billing_denied, 30, what="the enforcing policy to load again")
-        done = counts["ok"]
-        await wait_for_async(lambda: served_more(done), 30, what="calls after the reloads")
+        await load.progressed()
+    assert load.errors == []
+
+
+def test_safe_defaults_refuse_policy_without_tls_and_require_tls(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    base = {"service": "orders", "app": "127.0.0.1:1"}
+    with pytest.raises(ConfigError, match="authz_policy: needs tls"):
+        load_config(overrides={**base, "authz_policy": str(policy)}, environ={})
+    with pytest.raises(ConfigError, match=r"tls\.require"):
+        load_config(overrides={**base, "tls": {"require": True}}, environ={})
+
+
+def test_a_plaintext_inbound_warns_that_the_source_is_unauthenticated(tmp_path: Path) -> None:
+    group = ProcessGroup(tmp_path)
+    try:
+        sidecar = start_sidecar(group, "orders", "127.0.0.1:1")
+        sidecar.proc.wait_output("x-mesh-source is UNAUTHENTICATED", timeout=10)
     finally:
-        stop.set()
-        await asyncio.gather(*workers)
-    assert counts["failed"] == 0, counts
+        group.stop_all()

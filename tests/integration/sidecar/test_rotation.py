@@ -22,6 +22,7 @@ from cryptography import x509
 
 from grpcmesh.sdk import pki
 from tests.support.certs import ca_cli, cli_identity, serial_of
+from tests.support.load import Load
 from tests.support.mesh import SidecarProc, admin_get, start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for_async
 
@@ -77,9 +78,7 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
     pki.issue(ca, "orders", orders_dir, hours=24, now=aging)
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
-    stop = asyncio.Event()
-    counts = {"ok": 0, "failed": 0}
-    errors: list[str] = []
+    load: Load | None = None
     try:
         app = start_echo_proc(group, "orders")
         orders_flags = [
@@ -103,25 +102,6 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
             group, "web", "127.0.0.1:1", *web.flags(), f"--endpoints=orders=127.0.0.1:{orders.inbound}"
         )
 
-        async def load() -> None:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{client.outbound}") as ch:
-                call = ch.unary_unary(E + "Unary")
-                while not stop.is_set():
-                    try:
-                        await call(b"x", metadata=(("x-mesh-service", "orders"),), timeout=10)
-                        counts["ok"] += 1
-                    except grpc.aio.AioRpcError as err:
-                        counts["failed"] += 1
-                        errors.append(f"{err.code().name}: {err.details()}")
-
-        async def progress(than: int) -> bool:
-            return counts["ok"] > than + 30
-
-        async def step_done() -> None:
-            """Calls keep succeeding after a step (so they ran on the new files)."""
-            done = counts["ok"]
-            await wait_for_async(lambda: progress(done), 30, what="calls after the step")
-
         async def issue_both() -> None:
             for name, where, sidecar in (("web", web_dir, client), ("orders", orders_dir, orders)):
                 cli_identity(ca, name, where)
@@ -129,8 +109,9 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
                     serving(sidecar, serial_of(where / f"{name}.pem")), 30, what=f"{name} reload"
                 )
 
-        workers = [asyncio.create_task(load()) for _ in range(4)]
-        await step_done()
+        load = Load(f"127.0.0.1:{client.outbound}", E + "Unary", (("x-mesh-service", "orders"),))
+        await load.__aenter__()
+        await load.progressed()
 
         # 1. leaf rotation: new certificates from the same CA
         old_orders = serial_of(orders_dir / "orders.pem")
@@ -140,7 +121,7 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
             == serial_of(orders_dir / "orders.pem")
             != old_orders
         )
-        await step_done()
+        await load.progressed()
 
         # 2a. root rotation starts: every sidecar first trusts both roots
         ca_cli("init", "--dir", ca, "--rotate")
@@ -153,16 +134,15 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
                 return reloads(sidecar) > before
 
             await wait_for_async(reloaded, 30, what="the two-root bundle to load")
-        await step_done()
+        await load.progressed()
         # 2b. leaves from the new root; 2c. the old root leaves every bundle
         await issue_both()
-        await step_done()
+        await load.progressed()
         ca_cli("finish-rotation", "--dir", ca)
         await issue_both()
-        await step_done()
-        stop.set()
-        await asyncio.gather(*workers)
-        assert counts["failed"] == 0, errors[:5]
+        await load.progressed()
+        await load.stop()
+        assert load.errors == []
 
         # the old root is no longer trusted: a fresh leaf from the retired CA is refused
         old = pki.issue(retired, "web", tmp_path / "old-root")
@@ -176,5 +156,6 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
                 await ch.unary_unary(E + "Unary")(b"x", timeout=10)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
-        stop.set()
+        if load is not None:
+            await load.stop()
         group.stop_all()
