@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,14 @@ def test_policy_file_reloads_and_keeps_the_last_good_policy(tmp_path: Path) -> N
     path.write_text("x =")
     with pytest.raises(PolicyError, match="not valid TOML"):
         PolicyFile(path, "o")  # at startup a bad file is fatal
+
+
+def test_the_readme_policy_example_parses_and_means_what_it_says() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("cat > policy.toml <<'TOML'\n", 1)[1].split("    TOML\n", 1)[0]
+    doc = tomllib.loads("\n".join(line.removeprefix("    ") for line in block.splitlines()))
+    p = parse_policy(doc, "orders")
+    assert p.decide(TD + "web", "/shop.v1.Orders/Get").allowed
+    assert p.decide(TD + "batch-1", "/shop.v1.Billing/Charge").allowed
+    assert not p.decide(TD + "web", "/shop.v1.Orders/Delete").allowed
+    assert not parse_policy(doc, "billing").decide(TD + "web", "/shop.v1.Billing/Charge").allowed
