@@ -143,6 +143,12 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
         await load.progressed()
         await load.stop()
         assert load.errors == []
+        leaf = x509.load_pem_x509_certificate((orders_dir / "orders.pem").read_bytes())
+        expiry = re.search(
+            r"grpcmesh_tls_cert_expiry_timestamp_seconds ([0-9.e+]+)", admin_get(orders.admin, "/metrics")[1]
+        )
+        assert expiry is not None
+        assert float(expiry.group(1)) == leaf.not_valid_after_utc.timestamp()
 
         # the old root is no longer trusted: a fresh leaf from the retired CA is refused
         old = pki.issue(retired, "web", tmp_path / "old-root")
