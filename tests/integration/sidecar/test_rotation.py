@@ -32,7 +32,7 @@ POLICY = """
 default = "deny"
 [[services.orders.rules]]
 sources = ["web"]
-methods = ["/echo.v1.Echo/Unary"]
+methods = ["/echo.v1.Echo/Unary", "/echo.v1.Echo/Bidi"]
 """
 
 
@@ -79,6 +79,7 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     load: Load | None = None
+    channel: grpc.aio.Channel | None = None
     try:
         app = start_echo_proc(group, "orders")
         orders_flags = [
@@ -112,6 +113,11 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
         load = Load(f"127.0.0.1:{client.outbound}", E + "Unary", (("x-mesh-service", "orders"),))
         await load.__aenter__()
         await load.progressed()
+        # a call that stays open through every rotation below, on the connections of the first certificates
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{client.outbound}")
+        long_call = channel.stream_stream(E + "Bidi")(metadata=(("x-mesh-service", "orders"),), timeout=120)
+        await long_call.write(b"before")
+        assert await long_call.read() == b"before"
 
         # 1. leaf rotation: new certificates from the same CA
         old_orders = serial_of(orders_dir / "orders.pem")
@@ -143,6 +149,10 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
         await load.progressed()
         await load.stop()
         assert load.errors == []
+        await long_call.write(b"after")  # existing calls finish on their connections
+        assert await long_call.read() == b"after"
+        await long_call.done_writing()
+        assert await long_call.code() == grpc.StatusCode.OK
         leaf = x509.load_pem_x509_certificate((orders_dir / "orders.pem").read_bytes())
         expiry = re.search(
             r"grpcmesh_tls_cert_expiry_timestamp_seconds ([0-9.e+]+)", admin_get(orders.admin, "/metrics")[1]
@@ -162,6 +172,8 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
                 await ch.unary_unary(E + "Unary")(b"x", timeout=10)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
+        if channel is not None:
+            await channel.close()
         if load is not None:
             await load.stop()
         group.stop_all()
