@@ -96,9 +96,11 @@ class RuleSet:
     rules: tuple[Rule, ...] = ()
 
     def decide(self, identity: str, path: str) -> Decision:
-        for rule in self.rules:
-            if rule.matches(identity, path):
-                return Decision(True, False, rule.name, self.name)
+        """``identity`` is a spiffe:// id; anything else (no certificate) matches no rule, not even "*"."""
+        if identity.startswith("spiffe://"):
+            for rule in self.rules:
+                if rule.matches(identity, path):
+                    return Decision(True, False, rule.name, self.name)
         if self.default_allow:
             return Decision(True, False, "default", self.name)
         return Decision(self.audit, True, "default", self.name)
@@ -111,6 +113,7 @@ class Policy:
     ruleset: RuleSet
     source: str = "<inline>"  # the file it came from, for messages
     allow_reflection: bool = True
+    trust_domain: str = DEFAULT_TRUST_DOMAIN  # what bare source names expand to
     _cache: dict[tuple[str, str], Decision] = field(default_factory=dict, compare=False, repr=False)
 
     def decide(self, identity: str, path: str) -> Decision:
@@ -133,6 +136,11 @@ class Policy:
             f"authorization: {identity} may not call {path} "
             f"(rule set [{self.ruleset.name}] in {self.source}: no rule allows it, default deny)"
         )
+
+    def foreign_to(self, identity: str) -> bool:
+        """True when ``identity`` (this service's own) lies outside the policy's trust domain, so
+        bare names in the rules can never match a peer of the same CA."""
+        return not identity.startswith(f"spiffe://{self.trust_domain}/")
 
 
 def _choice(where: str, value: Any, options: tuple[str, ...]) -> str:
@@ -195,7 +203,7 @@ def parse_policy(data: Mapping[str, Any], service: str, source: str = "<inline>"
         raise PolicyError("services: must be a table of service names")
     fallback = RuleSet("default", top_default == "allow", top_mode == "audit")
     sets = {name: _ruleset(name, raw, td, top_default, top_mode) for name, raw in services.items()}
-    return Policy(sets.get(service, fallback), source, reflection)  # all validated, one used
+    return Policy(sets.get(service, fallback), source, reflection, td)  # all validated, one used
 
 
 def _ruleset(service: str, raw: Any, td: str, top_default: str, top_mode: str) -> RuleSet:

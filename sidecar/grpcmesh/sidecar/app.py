@@ -184,7 +184,14 @@ class Sidecar:
             max_message_bytes=cfg.max_message_bytes,
             catalog=MethodCatalog(cfg.methods),
         )
-        self.authz = InboundAuthz(cfg.authz_policy, cfg.service, self.registry) if cfg.authz_policy else None
+        certs = self.certs
+        self.authz = (
+            InboundAuthz(
+                cfg.authz_policy, cfg.service, self.registry, lambda: certs.identity if certs else ""
+            )
+            if cfg.authz_policy
+            else None
+        )
         if self.authz is not None:
             self.inbound.authorize = self.authz.check
         self.registry.register(

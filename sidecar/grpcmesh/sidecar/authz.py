@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -38,8 +39,15 @@ def spiffe_of(peercert: Any) -> str:
 class InboundAuthz:
     """Decides per request from the current policy; counts denials per source and method."""
 
-    def __init__(self, path: str, service: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        service: str,
+        registry: CollectorRegistry | None = None,
+        own_identity: Callable[[], str] | None = None,
+    ) -> None:
         self.file = PolicyFile(path, service)  # a bad file at startup is fatal
+        self._own = own_identity
         self._ids: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._labels: set[tuple[str, str]] = set()
         self.denied = Counter(
@@ -52,6 +60,7 @@ class InboundAuthz:
             "grpcmesh_authz_policy_reloads", "Policy file reloads by result", ["result"], registry=registry
         )
         log.info("authz: policy %s loaded (rule set [%s])", path, self.policy.ruleset.name)
+        self._check_trust_domain()
 
     @property
     def policy(self) -> Policy:
@@ -87,6 +96,18 @@ class InboundAuthz:
         self.denied.labels(label[0], label[1], mode).inc()
         return None if decision.allowed else policy.denial(identity, path)
 
+    def _check_trust_domain(self) -> None:
+        """A policy for another trust domain than our certificate's silently denies every peer."""
+        own = self._own() if self._own is not None else ""
+        if own and self.policy.foreign_to(own):
+            log.warning(
+                "authz: policy trust_domain %r does not match this sidecar's certificate (%s): "
+                "bare source names will match no peer; set trust_domain in %s",
+                self.policy.trust_domain,
+                own,
+                self.file.path,
+            )
+
     def poll(self) -> bool:
         """Reloads the policy if its file changed; True when a new policy is in force."""
         result = self.file.poll()
@@ -96,6 +117,7 @@ class InboundAuthz:
         elif result:
             self.reloads.labels("ok").inc()
             log.info("authz: policy %s reloaded (rule set [%s])", self.file.path, self.policy.ruleset.name)
+            self._check_trust_domain()
         return bool(result)
 
     async def watch(self, interval: float = 1.0) -> None:

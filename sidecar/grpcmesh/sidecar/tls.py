@@ -95,14 +95,18 @@ def _signature(cfg: TlsConfig) -> Signature:
     return tuple(file_signature(p) for p in _files(cfg))
 
 
-def _validity(cert_file: str) -> tuple[float, float, str]:
-    """(notBefore, notAfter, serial in hex) of the first certificate in the file."""
+def _validity(cert_file: str) -> tuple[float, float, str, str]:
+    """(notBefore, notAfter, serial in hex, spiffe id or "") of the first certificate in the file."""
     cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
-    return (
-        cert.not_valid_before_utc.timestamp(),
-        cert.not_valid_after_utc.timestamp(),
-        f"{cert.serial_number:x}",
-    )
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = [
+            u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith("spiffe://")
+        ]
+    except x509.ExtensionNotFound:
+        uris = []
+    valid = cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
+    return *valid, f"{cert.serial_number:x}", uris[0] if uris else ""
 
 
 class ReloadingTls:
@@ -147,8 +151,8 @@ class ReloadingTls:
         remaining.set_function(lambda: self.not_after - time.time())
         self.check_expiry()
 
-    def _set_validity(self, validity: tuple[float, float, str]) -> None:
-        self.not_before, self.not_after, serial = validity
+    def _set_validity(self, validity: tuple[float, float, str, str]) -> None:
+        self.not_before, self.not_after, serial, self.identity = validity
         self.info.clear()
         self.info.labels(serial).set(1)
 

@@ -239,10 +239,20 @@ def test_safe_defaults_refuse_policy_without_tls_and_require_tls(tmp_path: Path)
         load_config(overrides={**base, "tls": {"require": True}}, environ={})
 
 
-def test_a_plaintext_inbound_warns_that_the_source_is_unauthenticated(tmp_path: Path) -> None:
+def test_startup_warnings_a_plaintext_inbound_and_a_policy_for_another_trust_domain(tmp_path: Path) -> None:
     group = ProcessGroup(tmp_path)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)  # bare names: spiffe://grpcmesh.local/service/...
+    ca_cli("init", "--dir", tmp_path / "ca", "--trust-domain", "example.org")
+    ident = cli_identity(tmp_path / "ca", "orders", tmp_path / "orders")
     try:
-        sidecar = start_sidecar(group, "orders", "127.0.0.1:1")
-        sidecar.proc.wait_output("x-mesh-source is UNAUTHENTICATED", timeout=10)
+        plain = start_sidecar(group, "orders", "127.0.0.1:1", wait=False)
+        foreign = start_sidecar(
+            group, "orders", "127.0.0.1:1", *ident.flags(), "--authz-policy", str(policy), wait=False
+        )
+        plain.proc.wait_output("x-mesh-source is UNAUTHENTICATED", timeout=20)
+        foreign.proc.wait_output(
+            "does not match this sidecar's certificate (spiffe://example.org/", timeout=20
+        )
     finally:
         group.stop_all()

@@ -124,3 +124,12 @@ def test_the_readme_policy_example_parses_and_means_what_it_says() -> None:
     assert p.decide(TD + "batch-1", "/shop.v1.Billing/Charge").allowed
     assert not p.decide(TD + "web", "/shop.v1.Orders/Delete").allowed
     assert not parse_policy(doc, "billing").decide(TD + "web", "/shop.v1.Billing/Charge").allowed
+
+
+def test_a_caller_without_a_spiffe_id_matches_no_rule_not_even_a_star() -> None:
+    p = parse_policy({"services": {"o": {"rules": [{"sources": ["*"], "methods": ["*"]}]}}}, "o")
+    assert p.decide(TD + "anyone", "/a.B/C").allowed
+    assert not p.decide("", "/a.B/C").allowed
+    assert not p.decide("(no spiffe id)", "/a.B/C").allowed
+    assert p.foreign_to("spiffe://example.org/service/o")
+    assert not p.foreign_to(TD + "o")
