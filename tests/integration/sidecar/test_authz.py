@@ -11,7 +11,7 @@ import datetime
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,9 +122,12 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
                 "--require-tls",
                 "--authz-policy",
                 str(policy),
+                wait=False,
             )
             for name in ("orders", "billing")
         }
+        for sidecar in sidecars.values():
+            sidecar.proc.wait_output("sidecar ready", timeout=30)
         endpoints = [f"--endpoints={n}=127.0.0.1:{sidecars[n].inbound}" for n in ("orders", "billing")]
         sidecars["web"] = start_sidecar(group, "web", "127.0.0.1:1", *ids["web"].flags(), *endpoints)
         yield Mesh(group, tmp, ca, policy, ids, apps, sidecars)
@@ -256,3 +259,25 @@ def test_startup_warnings_a_plaintext_inbound_and_a_policy_for_another_trust_dom
         )
     finally:
         group.stop_all()
+
+
+async def test_a_denied_stream_still_sending_is_cut_off_alone(mesh: Mesh) -> None:
+    """A client stream that keeps sending after its denial: PERMISSION_DENIED, and the same
+    connection goes on serving the caller's allowed calls."""
+    ident = mesh.ids["orders"]  # may call billing's Unary only
+    creds = grpc.ssl_channel_credentials(
+        ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
+    )
+    options = [("grpc.ssl_target_name_override", "billing")]
+    async with grpc.aio.secure_channel(
+        f"127.0.0.1:{mesh.sidecars['billing'].inbound}", creds, options=options
+    ) as ch:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                yield b"x" * 65536
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await ch.stream_unary(E + "ClientStream")(chunks(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert await ch.unary_unary(E + "Unary")(b"still here", timeout=10) == b"still here"
