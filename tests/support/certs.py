@@ -10,6 +10,8 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from grpcmesh.sdk import pki
 
 
@@ -21,6 +23,14 @@ class Identity:
 
     def flags(self) -> list[str]:
         return ["--tls-cert", str(self.cert), "--tls-key", str(self.key), "--tls-ca", str(self.ca)]
+
+    def channel(self, port: int, server_name: str, roots: Path | None = None) -> grpc.aio.Channel:
+        """An mTLS channel to 127.0.0.1:``port`` as this identity; the server must prove ``server_name``."""
+        creds = grpc.ssl_channel_credentials(
+            (roots or self.ca).read_bytes(), self.key.read_bytes(), self.cert.read_bytes()
+        )
+        options = [("grpc.ssl_target_name_override", server_name)]
+        return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=options)
 
 
 class MeshCA:
@@ -59,3 +69,19 @@ def serial_of(cert: Path) -> str:
     from cryptography import x509
 
     return f"{x509.load_pem_x509_certificate(cert.read_bytes()).serial_number:x}"
+
+
+async def presented_serial(port: int, client: Identity, server_name: str) -> str:
+    """The serial of the certificate a NEW TLS connection to 127.0.0.1:``port`` is shown."""
+    import asyncio
+    import ssl
+
+    from cryptography import x509
+
+    ctx = ssl.create_default_context(cafile=str(client.ca))
+    ctx.load_cert_chain(client.cert, client.key)
+    ctx.set_alpn_protocols(["h2"])
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=server_name)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    return f"{x509.load_der_x509_certificate(der).serial_number:x}"

@@ -68,12 +68,7 @@ class Mesh:
     ) -> bytes:
         """``source`` calls ``target``'s inbound with its own certificate (no client sidecar)."""
         ident = ident or self.ids[source]
-        creds = grpc.ssl_channel_credentials(
-            ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
-        )
-        options = [("grpc.ssl_target_name_override", target)]
-        address = f"127.0.0.1:{self.sidecars[target].inbound}"
-        async with grpc.aio.secure_channel(address, creds, options=options) as ch:
+        async with ident.channel(self.sidecars[target].inbound, target) as ch:
             reply: bytes = await ch.unary_unary(E + method)(source.encode(), timeout=10)
             return reply
 
@@ -163,14 +158,8 @@ async def test_allow_deny_matrix_with_wildcard_exact_and_default_deny(mesh: Mesh
 
 
 async def test_health_checks_are_always_allowed(mesh: Mesh) -> None:
-    ident = mesh.ids["billing"]  # no rule lets billing call orders
-    creds = grpc.ssl_channel_credentials(
-        ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
-    )
-    options = [("grpc.ssl_target_name_override", "orders")]
-    async with grpc.aio.secure_channel(
-        f"127.0.0.1:{mesh.sidecars['orders'].inbound}", creds, options=options
-    ) as ch:
+    # no rule lets billing call orders
+    async with mesh.ids["billing"].channel(mesh.sidecars["orders"].inbound, "orders") as ch:
         reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -264,14 +253,8 @@ def test_startup_warnings_a_plaintext_inbound_and_a_policy_for_another_trust_dom
 async def test_a_denied_stream_still_sending_is_cut_off_alone(mesh: Mesh) -> None:
     """A client stream that keeps sending after its denial: PERMISSION_DENIED, and the same
     connection goes on serving the caller's allowed calls."""
-    ident = mesh.ids["orders"]  # may call billing's Unary only
-    creds = grpc.ssl_channel_credentials(
-        ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
-    )
-    options = [("grpc.ssl_target_name_override", "billing")]
-    async with grpc.aio.secure_channel(
-        f"127.0.0.1:{mesh.sidecars['billing'].inbound}", creds, options=options
-    ) as ch:
+    # orders may call billing's Unary only
+    async with mesh.ids["orders"].channel(mesh.sidecars["billing"].inbound, "billing") as ch:
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(64):

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpcmesh.sdk import Server
 from grpcmesh.sdk.interceptors.authz import AuthzInterceptor, mtls_server_credentials
-from tests.support.certs import Identity, ca_cli, cli_identity
+from tests.support.certs import Identity, ca_cli, cli_identity, presented_serial, serial_of
 from tests.support.echo import SERVICE, Echo
 
 E = "/echo.v1.Echo/"
@@ -23,12 +23,6 @@ name = "web-unary"
 sources = ["web"]
 methods = ["/echo.v1.Echo/Unary", "/echo.v1.Echo/ServerStream"]
 """
-
-
-def creds(ident: Identity) -> grpc.ChannelCredentials:
-    return grpc.ssl_channel_credentials(
-        ident.ca.read_bytes(), ident.key.read_bytes(), ident.cert.read_bytes()
-    )
 
 
 @pytest.fixture
@@ -56,15 +50,14 @@ async def test_sdk_server_enforces_the_policy_on_verified_identities(
     server: tuple[Server, AuthzInterceptor, dict[str, Identity]],
 ) -> None:
     srv, authz, ids = server
-    options = [("grpc.ssl_target_name_override", "orders")]
-    async with grpc.aio.secure_channel(srv.address, creds(ids["web"]), options=options) as ch:
+    async with ids["web"].channel(srv.port, "orders") as ch:
         assert await ch.unary_unary(E + "Unary")(b"hi", timeout=10) == b"hi"
         replies = [r async for r in ch.unary_stream(E + "ServerStream")(b"ab", timeout=10)]
         assert replies
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await ch.unary_unary(E + "Stats")(b"", timeout=10)  # exact rule: Stats is not listed
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    async with grpc.aio.secure_channel(srv.address, creds(ids["billing"]), options=options) as ch:
+    async with ids["billing"].channel(srv.port, "orders") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await ch.unary_unary(E + "Unary")(b"hi", timeout=10)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -78,3 +71,17 @@ async def test_sdk_server_enforces_the_policy_on_verified_identities(
     assert authz.denied[billing, E + "Unary", "enforce"] == 1
     assert authz.denied[billing, E + "ServerStream", "enforce"] == 1
     assert authz.denied["spiffe://grpcmesh.local/service/web", E + "Stats", "enforce"] == 1
+
+
+async def test_sdk_server_picks_up_a_reissued_certificate_on_new_connections(
+    server: tuple[Server, AuthzInterceptor, dict[str, Identity]],
+) -> None:
+    srv, _, ids = server
+    web = ids["web"]
+
+    before = await presented_serial(srv.port, web, "orders")
+    orders = ids["orders"]
+    reissued = cli_identity(orders.cert.parent.parent / "mesh-ca", "orders", orders.cert.parent)
+    assert await presented_serial(srv.port, web, "orders") == serial_of(reissued.cert) != before
+    async with web.channel(srv.port, "orders") as ch:
+        assert await ch.unary_unary(E + "Unary")(b"after", timeout=10) == b"after"

@@ -7,12 +7,10 @@ into the files the sidecars watch. Not one call may fail.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import os
 import re
 import shutil
-import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 from cryptography import x509
 
 from grpcmesh.sdk import pki
-from tests.support.certs import ca_cli, cli_identity, serial_of
+from tests.support.certs import Identity, ca_cli, cli_identity, presented_serial, serial_of
 from tests.support.load import Load
 from tests.support.mesh import SidecarProc, admin_get, start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for_async
@@ -48,17 +46,6 @@ def serving(sidecar: SidecarProc, serial: str) -> Callable[[], Awaitable[bool]]:
         return f'grpcmesh_tls_cert_info{{serial="{serial}"}} 1.0' in admin_get(sidecar.admin, "/metrics")[1]
 
     return check
-
-
-async def presented_serial(port: int, ident_dir: Path, name: str) -> str:
-    """The serial of the certificate a NEW connection to the inbound is shown."""
-    ctx = ssl.create_default_context(cafile=str(ident_dir / "bundle.pem"))
-    ctx.load_cert_chain(ident_dir / f"{name}.pem", ident_dir / f"{name}.key")
-    ctx.set_alpn_protocols(["h2"])
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="orders")
-    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    writer.close()
-    return f"{x509.load_der_x509_certificate(der).serial_number:x}"
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
@@ -123,7 +110,7 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
         old_orders = serial_of(orders_dir / "orders.pem")
         await issue_both()
         assert (
-            await presented_serial(orders.inbound, web_dir, "web")
+            await presented_serial(orders.inbound, web, "orders")
             == serial_of(orders_dir / "orders.pem")
             != old_orders
         )
@@ -161,13 +148,10 @@ async def test_leaf_then_root_rotation_under_load_fails_no_call(tmp_path: Path) 
         assert float(expiry.group(1)) == leaf.not_valid_after_utc.timestamp()
 
         # the old root is no longer trusted: a fresh leaf from the retired CA is refused
-        old = pki.issue(retired, "web", tmp_path / "old-root")
+        files = pki.issue(retired, "web", tmp_path / "old-root")
+        old = Identity(files.cert, files.key, files.bundle)
         # the client trusts the new root, so only the server side can refuse
-        creds = grpc.ssl_channel_credentials(
-            (ca / "bundle.pem").read_bytes(), old.key.read_bytes(), old.cert.read_bytes()
-        )
-        options = [("grpc.ssl_target_name_override", "orders")]
-        async with grpc.aio.secure_channel(f"127.0.0.1:{orders.inbound}", creds, options=options) as ch:
+        async with old.channel(orders.inbound, "orders", roots=ca / "bundle.pem") as ch:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await ch.unary_unary(E + "Unary")(b"x", timeout=10)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
