@@ -7,15 +7,22 @@ other with their own certificates straight at the inbound listeners.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+import socket
+import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -250,17 +257,68 @@ def test_startup_warnings_a_plaintext_inbound_and_a_policy_for_another_trust_dom
         group.stop_all()
 
 
+def h2_exchange(mesh: Mesh, source: str, target: str) -> list[h2.events.Event]:
+    """Over one raw HTTP/2 connection as ``source``: a client stream to a denied method that
+    keeps sending (never half-closed), then an allowed unary call; every event seen."""
+    ident = mesh.ids[source]
+    ctx = ssl.create_default_context(cafile=str(ident.ca))
+    ctx.load_cert_chain(ident.cert, ident.key)
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", mesh.sidecars[target].inbound), timeout=10)
+    events: list[h2.events.Event] = []
+    with ctx.wrap_socket(raw, server_hostname=target) as sock:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        message = b"\x00" + (5).to_bytes(4, "big") + b"hello"
+
+        def call(sid: int, method: str, end: bool) -> None:
+            conn.send_headers(
+                sid,
+                [
+                    (":method", "POST"),
+                    (":scheme", "https"),
+                    (":path", E + method),
+                    (":authority", target),
+                    ("content-type", "application/grpc"),
+                    ("te", "trailers"),
+                ],
+            )
+            conn.send_data(sid, message, end_stream=end)
+
+        def read() -> list[h2.events.Event]:
+            data = sock.recv(65536)  # the socket's 10 s timeout bounds every wait
+            assert data, "the sidecar closed the connection"
+            return conn.receive_data(data)
+
+        call(1, "ClientStream", end=False)
+        sock.sendall(conn.data_to_send())
+        while not any(isinstance(e, h2.events.StreamReset) and e.stream_id == 1 for e in events):
+            events += read()
+        call(3, "Unary", end=True)
+        sock.sendall(conn.data_to_send())
+        while not any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 3 for e in events):
+            events += read()
+            sock.sendall(conn.data_to_send())
+    return events
+
+
 async def test_a_denied_stream_still_sending_is_cut_off_alone(mesh: Mesh) -> None:
-    """A client stream that keeps sending after its denial: PERMISSION_DENIED, and the same
-    connection goes on serving the caller's allowed calls."""
-    # orders may call billing's Unary only
-    async with mesh.ids["orders"].channel(mesh.sidecars["billing"].inbound, "billing") as ch:
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for _ in range(64):
-                yield b"x" * 65536
-
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await ch.stream_unary(E + "ClientStream")(chunks(), timeout=10)
-        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert await ch.unary_unary(E + "Unary")(b"still here", timeout=10) == b"still here"
+    """Trailers-only PERMISSION_DENIED, then RST_STREAM(NO_ERROR) so the caller stops sending
+    (RFC 9113 8.1); the same connection goes on serving the caller's allowed calls."""
+    events = await asyncio.to_thread(h2_exchange, mesh, "orders", "billing")  # orders: billing's Unary only
+    headers = {
+        sid: dict(e.headers)
+        for e in events
+        if isinstance(e, h2.events.ResponseReceived)
+        for sid in [e.stream_id]
+    }
+    assert headers[1][b"grpc-status"] == b"7"
+    assert b"[services.billing]" in headers[1][b"grpc-message"]
+    resets = [e.error_code for e in events if isinstance(e, h2.events.StreamReset)]
+    assert resets == [h2.errors.ErrorCodes.NO_ERROR]
+    trailers = [
+        dict(e.headers) for e in events if isinstance(e, h2.events.TrailersReceived) and e.stream_id == 3
+    ]
+    assert trailers[0][b"grpc-status"] == b"0"
+    data = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived) and e.stream_id == 3)
+    assert data.endswith(b"hello")
