@@ -1,7 +1,8 @@
 """Sidecar overhead: the same grpc-python echo server called directly, through one
 sidecar, through a client+server sidecar pair, and through nginx grpc_pass (when
 `nginx` is on PATH), plus the cost of the policies (bare proxy vs all policies on,
-tracing sampled at 100% and 1%) and of mutual TLS between the pair.
+tracing sampled at 100% and 1%), of mutual TLS between the pair and of an
+authorization policy on top of it (default deny, one wildcard rule allowing the caller).
 
 Per row: closed-loop throughput at 64 calls in flight, latency percentiles at an
 open-loop 300 req/s (latency measured from the scheduled send time, so a stall
@@ -157,6 +158,16 @@ async def measure_open(rows: list[Row], rounds: int, seconds: float) -> None:
         row.p50, row.p90, row.p99 = best[row.name]
 
 
+def write_policy(workdir: Path) -> Path:
+    """Default deny for echo; the caller c6 may call every Echo method (a wildcard rule)."""
+    path = workdir / "policy.toml"
+    path.write_text(
+        '[services.echo]\ndefault = "deny"\n'
+        '[[services.echo.rules]]\nsources = ["c6"]\nmethods = ["/echo.v1.Echo/*"]\n'
+    )
+    return path
+
+
 def start_nginx(group: ProcessGroup, echo_port: int, workdir: Path) -> tuple[ManagedProcess, int] | None:
     nginx = shutil.which("nginx")
     if nginx is None:
@@ -193,6 +204,17 @@ async def run(quick: bool) -> dict[str, object]:
             "tls_server": start_sidecar(
                 group, "echo", echo.target, "--sample-ratio", "0.01", *ca.issue("echo").flags(), wait=False
             ),
+            "authz_server": start_sidecar(
+                group,
+                "echo",
+                echo.target,
+                "--sample-ratio",
+                "0.01",
+                *ca.issue("echo").flags(),
+                "--authz-policy",
+                str(write_policy(workdir)),
+                wait=False,
+            ),
         }
         for sc in starting.values():
             sc.proc.wait_output("sidecar ready", timeout=60)
@@ -210,6 +232,17 @@ async def run(quick: bool) -> dict[str, object]:
             "--sample-ratio",
             "0.01",
             *ca.issue("c5").flags(),
+        )
+        authz_server = starting["authz_server"]
+        authz_client = start_sidecar(
+            group,
+            "c6",
+            app,
+            "--endpoints",
+            f"echo=127.0.0.1:{authz_server.inbound}",
+            "--sample-ratio",
+            "0.01",
+            *ca.issue("c6").flags(),
         )
         rows = [
             Row("direct", echo.target),
@@ -237,6 +270,11 @@ async def run(quick: bool) -> dict[str, object]:
                 "sidecar pair, mTLS, trace 1%",
                 f"127.0.0.1:{tls_client.outbound}",
                 [tls_client.proc.pid, tls_server.proc.pid],
+            ),
+            Row(
+                "sidecar pair, mTLS + authz, trace 1%",
+                f"127.0.0.1:{authz_client.outbound}",
+                [authz_client.proc.pid, authz_server.proc.pid],
             ),
         ]
         nginx = start_nginx(group, echo.port, workdir)
@@ -273,6 +311,7 @@ def report(rows: list[Row], quick: bool) -> dict[str, object]:
     bare, t100 = by["one sidecar, bare proxy"], by["one sidecar, policies, trace 100%"]
     ngx = by["nginx grpc_pass"]
     mtls = by["sidecar pair, mTLS, trace 1%"]
+    authz = by["sidecar pair, mTLS + authz, trace 1%"]
 
     def r3(x: float | None) -> float | None:
         return None if x is None else round(x, 3)
@@ -291,6 +330,10 @@ def report(rows: list[Row], quick: bool) -> dict[str, object]:
         "pair_mtls_added_p50_ms": r3(mtls.p50 - direct.p50),
         "pair_mtls_added_p99_ms": r3(mtls.p99 - direct.p99),
         "pair_mtls_cpu_s_per_1k": r3(mtls.proxy_cpu_per_1k),
+        "pair_mtls_authz_rps": round(authz.rps),
+        "pair_mtls_authz_vs_mtls": r3(authz.rps / mtls.rps),
+        "pair_mtls_authz_added_p99_ms": r3(authz.p99 - mtls.p99),
+        "pair_mtls_authz_cpu_s_per_1k": r3(authz.proxy_cpu_per_1k),
         "one_vs_direct": r3(one.rps / direct.rps),
         "one_bare_vs_direct": r3(bare.rps / direct.rps),
         "pair_vs_direct": r3(pair.rps / direct.rps),
@@ -320,7 +363,8 @@ def report(rows: list[Row], quick: bool) -> dict[str, object]:
         f"\nratios: one sidecar {result['one_vs_direct']}x direct (target >= 0.6), pair {result['pair_vs_direct']}x; "
         f"sidecar CPU/call {result['sidecar_cpu_vs_echo']}x the echo server's (target <= 1.2); "
         f"pair adds p50 {result['pair_added_p50_ms']} ms (<= 1.5), p99 {result['pair_added_p99_ms']} ms (<= 3); "
-        f"policies on {result['policies_trace1_vs_bare']}x bare at trace 1%, {result['policies_trace100_vs_bare']}x at 100% (>= 0.85)"
+        f"policies on {result['policies_trace1_vs_bare']}x bare at trace 1%, {result['policies_trace100_vs_bare']}x at 100% (>= 0.85); "
+        f"mTLS + authz policy {result['pair_mtls_authz_vs_mtls']}x the mTLS pair (>= 0.97)"
     )
     print(json.dumps(result, sort_keys=True))
     return result

@@ -61,8 +61,12 @@ class Server:
         context: bool = True,
         register: str | None = None,
         advertise: str | None = None,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         """``interceptors`` run after the context interceptor (disable it with ``context=False``).
+
+        ``credentials``: serve TLS itself (no sidecar), e.g. ``mtls_server_credentials`` with an
+        ``AuthzInterceptor`` in ``interceptors`` (grpcmesh.sdk.interceptors.authz).
 
         ``register`` is a Consul URL to self-register in (needs ``name``); ``advertise``
         is the host other services dial (default: ``host``).
@@ -79,6 +83,7 @@ class Server:
         self._host = host
         self._requested_port = port
         self._servicers = list(servicers)
+        self._credentials = credentials
         chain = [ServerContextInterceptor(tracer_provider=tracer_provider)] if context else []
         self._server = grpc.aio.server(
             interceptors=[*chain, *interceptors], options=[*_DEFAULT_OPTIONS, *options]
@@ -105,7 +110,11 @@ class Server:
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        self.port = self._server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        address = f"{self._host}:{self._requested_port}"
+        if self._credentials is not None:
+            self.port = self._server.add_secure_port(address, self._credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot bind {self._host}:{self._requested_port}")
         await self._server.start()

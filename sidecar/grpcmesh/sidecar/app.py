@@ -29,13 +29,14 @@ from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
 from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.sidecar.admin import AdminServer, json_route
+from grpcmesh.sidecar.authz import InboundAuthz
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import NEVER_TRIPS, Inbound
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
-from grpcmesh.sidecar.tls import channel_credentials, client_context, server_context, server_name_option
+from grpcmesh.sidecar.tls import ReloadingTls, channel_credentials, server_name_option
 from grpcmesh.sidecar.trace_pages import trace_routes
 
 __all__ = ["Sidecar", "build_resolver", "register", "run"]
@@ -153,8 +154,11 @@ class Sidecar:
                 c = dataclasses.replace(c, channel_options=(*c.channel_options, server_name_option(service)))
             return c if cfg.policies else _bare(c)
 
-        self.tls = server_context(cfg.tls) if cfg.tls.enabled else None
-        self.pools = Pools(client_context(cfg.tls) if cfg.tls.enabled else None)
+        self.certs = ReloadingTls(cfg.tls, self.registry) if cfg.tls.enabled else None
+        self.tls = self.certs.front if self.certs else None
+        self.pools = Pools(self.certs.client if self.certs else None)
+        if self.certs is not None:
+            self.certs.on_client = self.pools.retls  # rotated certificate: upstream pools redial
         self.clusters = ClusterManager(
             self.resolver,
             cluster_config,
@@ -180,6 +184,16 @@ class Sidecar:
             max_message_bytes=cfg.max_message_bytes,
             catalog=MethodCatalog(cfg.methods),
         )
+        certs = self.certs
+        self.authz = (
+            InboundAuthz(
+                cfg.authz_policy, cfg.service, self.registry, lambda: certs.identity if certs else ""
+            )
+            if cfg.authz_policy
+            else None
+        )
+        if self.authz is not None:
+            self.inbound.authorize = self.authz.check
         self.registry.register(
             ClusterCollector(
                 lambda: [*self.clusters, self.inbound.cluster],
@@ -216,6 +230,7 @@ class Sidecar:
         self.ports["admin"] = self._admin.port
         await self._listen(self.outbound, cfg.outbound, "outbound")
         await self._listen(self.inbound, cfg.inbound, "inbound", self.tls)
+        self._watch_security()
         self.grpc_services = await self.inbound.start()
         if not self.grpc_services:
             self._spawn(self._learn_later())
@@ -230,6 +245,19 @@ class Sidecar:
             cfg.app,
             ",".join(self.grpc_services),
         )
+
+    def _watch_security(self) -> None:
+        """Reload rotated certificates and policy edits; say so when the inbound is unauthenticated."""
+        if self.certs is not None:
+            self._spawn(self.certs.watch())
+        else:
+            log.warning(
+                "inbound %s has no mTLS: x-mesh-source is UNAUTHENTICATED (any caller can claim any "
+                "identity); use --tls-cert/--tls-key/--tls-ca, and --require-tls to make this fatal",
+                self.cfg.inbound,
+            )
+        if self.authz is not None:
+            self._spawn(self.authz.watch())
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -15,7 +15,8 @@ TOML layout (every key optional except ``service`` and ``app``)::
     [routes]     "shop.v1.Payments" = "payments"      # proto service → mesh service
     [methods."/shop.v1.Orders/Get"]  idempotent = true
     [tracing]    sample_ratio = 0.01  exporter = "otlp"  endpoint = "..."
-    [tls]        cert_file = "orders.pem"  key_file = "orders.key"  ca_file = "mesh-ca.pem"
+    [tls]        cert_file = "orders.pem"  key_file = "orders.key"  ca_file = "bundle.pem"  require = true
+    authz_policy = "policy.toml"  # inbound authorization (needs tls), reloaded on change
     [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
     [services.payments]  balancer = "round_robin"   # per-service cluster overrides
     [client]     ...                                   # read by the SDK, ignored here
@@ -82,9 +83,12 @@ class TlsConfig:
     cert_file: str | None = None
     key_file: str | None = None
     ca_file: str | None = None
+    require: bool = False  # refuse to start without TLS (no plaintext, unauthenticated inbound)
 
     def __post_init__(self) -> None:
         given = {k: getattr(self, k) for k in ("cert_file", "key_file", "ca_file")}
+        if self.require and not any(given.values()):
+            raise ValueError("require: TLS is required but cert_file, key_file and ca_file are not set")
         if any(given.values()):
             for key, value in given.items():
                 if not value:
@@ -120,6 +124,7 @@ class SidecarConfig:
     reuse_port: bool = False
     tracing: TracingConfig = field(default_factory=TracingConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    authz_policy: str | None = None
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     services: Mapping[str, ClusterConfig] = field(default_factory=dict)
 
@@ -134,6 +139,12 @@ class SidecarConfig:
             raise ValueError("max_concurrency: must be >= 1")
         if self.drain_timeout_s < 0:
             raise ValueError("drain_timeout_s: must be >= 0")
+        if self.authz_policy and not self.tls.enabled:
+            raise ValueError(
+                "authz_policy: needs tls (without client certificates no caller identity is proven)"
+            )
+        if self.authz_policy and not os.path.isfile(self.authz_policy):
+            raise ValueError(f"authz_policy: no such file {self.authz_policy!r}")
 
     def cluster_for(self, service: str) -> ClusterConfig:
         return self.services.get(service, self.cluster)

@@ -14,6 +14,8 @@ even non-idempotent methods.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from grpc_health.v1 import health_pb2
 
@@ -24,7 +26,7 @@ from grpcmesh.sdk.headers import MESH_SOURCE
 from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
 from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
-from grpcmesh.sidecar.h2.connection import Headers, Stream
+from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
 
@@ -82,6 +84,8 @@ class Inbound(Listener):
         self._limit = max_concurrency
         self.draining = False
         self.rejected = 0
+        # authorization (sidecar.authz): (caller connection, :path) -> PERMISSION_DENIED message or None
+        self.authorize: Callable[[Connection, str], str | None] | None = None
 
     async def start(self) -> list[str]:
         """Connects to the app and learns its services and method kinds from reflection."""
@@ -93,8 +97,10 @@ class Inbound(Listener):
 
     def handle(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
         health = False
+        path = ""
         for k, v in headers:
             if k == ":path":
+                path = v
                 health = v == HEALTH_CHECK
                 break
         relay = self._relay(stream, headers, end_stream, HEALTH_TIMEOUT_S if health else None)
@@ -104,6 +110,9 @@ class Inbound(Listener):
             if self.draining:
                 relay.answer(_NOT_SERVING)
                 return
+        elif self.authorize is not None and (denied := self.authorize(stream.conn, path)) is not None:
+            relay.fail(grpc.StatusCode.PERMISSION_DENIED, denied)  # never reaches the app
+            return
         elif self.in_flight >= self._limit:
             self.rejected += 1
             relay.fail(

@@ -64,6 +64,13 @@ class Pools:
             pool = self._pools[key] = Pool(ep.address, ep.port, tls=self._tls, server_name=service)
         return pool
 
+    def retls(self, tls: ssl.SSLContext) -> None:
+        """A reloaded certificate: new connections use ``tls``, open ones finish their calls."""
+        self._tls = tls
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.drain()
+
     def drain(self, state: EndpointState) -> None:
         ep = state.endpoint
         for key in [k for k in self._pools if k[1:] == (ep.address, ep.port)]:

@@ -42,7 +42,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--tls-cert", help="mTLS between sidecars: this service's certificate (PEM)")
     p.add_argument("--tls-key", help="mTLS: its private key (PEM)")
-    p.add_argument("--tls-ca", help="mTLS: the mesh CA that signs every sidecar's certificate (PEM)")
+    p.add_argument("--tls-ca", help="mTLS: the trust bundle, the mesh root(s) (PEM)")
+    p.add_argument("--require-tls", action="store_true", help="refuse to start without mTLS")
+    p.add_argument(
+        "--authz-policy", help="inbound authorization policy (TOML, needs mTLS; reloaded on change)"
+    )
     p.set_defaults(func=_run)
 
 
@@ -61,7 +65,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         tracing["endpoint"] = args.trace_endpoint
     if args.no_tracing:
         tracing["enabled"] = False
-    tls = {"cert_file": args.tls_cert, "key_file": args.tls_key, "ca_file": args.tls_ca}
+    tls = {
+        "cert_file": args.tls_cert,
+        "key_file": args.tls_key,
+        "ca_file": args.tls_ca,
+        "require": args.require_tls,
+    }
     out: dict[str, Any] = {
         "service": args.service,
         "app": args.app,
@@ -77,6 +86,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "endpoints": endpoints or None,
         "tracing": tracing or None,
         "tls": {k: v for k, v in tls.items() if v} or None,
+        "authz_policy": args.authz_policy,
         "cluster": {"balancer": args.balancer} if args.balancer else None,
         "policies": False if args.bare else None,
         "access_log": True if args.access_log else None,
