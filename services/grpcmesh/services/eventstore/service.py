@@ -9,7 +9,9 @@
 * ALREADY_EXISTS when some event ids of an append were already written and the
   append is not a retry of that write (ErrorInfo reason DUPLICATE_EVENT_ID).
 * NOT_FOUND for ReadStream of a stream with no events, or soft-deleted (DeleteStream).
-* RESOURCE_EXHAUSTED when a live subscriber falls more than the buffer behind.
+* RESOURCE_EXHAUSTED when a live subscriber falls more than its buffer (bytes) behind, and
+  for a Subscribe beyond the server-wide limit of concurrent subscriptions (ErrorInfo
+  reason TOO_MANY_SUBSCRIPTIONS).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         self.storage = storage
         self.limits = limits or Limits()
         self.subscriptions = subscriptions or SubscriptionConfig()
+        self.active_subscriptions = 0
 
     async def Append(
         self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -175,6 +178,20 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         await _checked(context, lambda: validate_subscribe(request, self.limits))
+        limit = self.subscriptions.max_subscriptions
+        if self.active_subscriptions >= limit:
+            info = error_info("TOO_MANY_SUBSCRIPTIONS", DOMAIN, {"limit": str(limit)})
+            message = f"too many concurrent subscriptions: the limit is {limit}; retry later"
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message, [info])
+        self.active_subscriptions += 1
+        try:
+            await self._subscribe(request, context)
+        finally:
+            self.active_subscriptions -= 1
+
+    async def _subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         guard = _WriteGuard()
         sub = Subscription(
             self.storage,
@@ -198,7 +215,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             if not guard.interrupted:
                 raise
             failure = SubscriberTooSlow(
-                f"subscriber fell more than {self.subscriptions.buffer} events behind"
+                f"subscriber fell more than {self.subscriptions.buffer_bytes} bytes behind"
             )
         finally:
             await sub.aclose()
