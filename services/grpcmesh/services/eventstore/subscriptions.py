@@ -63,7 +63,9 @@ class _End:
 def event_bytes(event: RecordedEvent) -> int:
     """What holding ``event`` in memory costs, roughly."""
     meta = sum(len(k) + len(v) for k, v in event.metadata.items()) if event.metadata else 0
-    return len(event.data) + len(event.type) + len(event.stream_id) + len(event.content_type) + meta + _OVERHEAD
+    return (
+        len(event.data) + len(event.type) + len(event.stream_id) + len(event.content_type) + meta + _OVERHEAD
+    )
 
 
 class _ByteQueue:
