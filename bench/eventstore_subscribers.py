@@ -80,6 +80,8 @@ async def main(subscribers: int, events: int, size: int) -> dict[str, object]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 subscribers on 20,000 events")
+    parser.add_argument("--subscribers", type=int, default=None, help="override the number of subscribers")
+    parser.add_argument("--events", type=int, default=None, help="override the number of events")
     args = parser.parse_args()
     n, e = (200, 20_000) if args.quick else (1000, 100_000)
-    asyncio.run(main(n, e, 1024))
+    asyncio.run(main(args.subscribers or n, args.events or e, 1024))

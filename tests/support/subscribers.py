@@ -24,7 +24,8 @@ from grpcmesh.api.v1 import eventstore_pb2_grpc as pb_grpc
 
 __all__ = ["LoadResult", "fill_log", "rss", "subscriber_load"]
 
-_PER_CHANNEL = 100  # subscriptions per HTTP/2 connection
+_PER_CHANNEL = 10  # subscriptions per HTTP/2 connection (readers and stalled ones apart, as separate
+# clients would be: a connection whose stalled streams hold its window would stall its readers too)
 
 
 def rss(pid: int) -> int:
@@ -140,10 +141,19 @@ async def _sample_peak(pid: int, peak: list[int], stop: asyncio.Event) -> None:
 
 
 async def subscriber_load(
-    address: str, pid: int, subscribers: int, *, probes: int = 200, open_timeout: float = 300.0
+    address: str,
+    pid: int,
+    subscribers: int,
+    *,
+    probes: int = 200,
+    open_timeout: float = 300.0,
+    readers: int | None = None,
 ) -> LoadResult:
     """Opens ``subscribers`` subscriptions (the server's limit), measures, then one more."""
-    options = [("grpc.use_local_subchannel_pool", 1)]  # one connection per channel, not one shared
+    # One connection per channel, not one shared; no BDP probing: with it, this one client
+    # process buffering for hundreds of stalled streams comes under memory pressure and
+    # grpc cancels its own calls (CANCELLED after ~30 s), which says nothing about the server.
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
     channels = [
         grpc.aio.insecure_channel(address, options=options) for _ in range(subscribers // _PER_CHANNEL + 2)
     ]
@@ -159,7 +169,8 @@ async def subscriber_load(
         started: list[asyncio.Future[None]] = [loop.create_future() for _ in range(subscribers)]
         for i in range(subscribers):
             stub = pb_grpc.EventStoreStub(channels[i // _PER_CHANNEL])
-            tasks.append(asyncio.create_task(_subscriber(stub, i % 2 == 0, started[i])))
+            reading = i < (subscribers // 2 if readers is None else readers)
+            tasks.append(asyncio.create_task(_subscriber(stub, reading, started[i])))
         async with asyncio.timeout(open_timeout):
             for opened in started:
                 await opened

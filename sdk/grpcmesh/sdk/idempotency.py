@@ -121,7 +121,13 @@ async def _reflect(
             yield r
 
     call = stub.ServerReflectionInfo(gen(), timeout=timeout, metadata=metadata)
-    return [resp async for resp in call]
+    answers: list[reflection_pb2.ServerReflectionResponse] = []
+    async for resp in call:  # one answer per request; a server sending more is not heard
+        answers.append(resp)
+        if len(answers) == len(requests):
+            call.cancel()
+            break
+    return answers
 
 
 async def fetch_reflection(
@@ -134,8 +140,10 @@ async def fetch_reflection(
 ) -> list[str]:
     """Fills ``catalog`` from the server reflection behind ``channel``; returns the services found.
 
-    ``services=None`` lists every service first. Errors are logged and yield an
-    empty result: a missing reflection service only costs the unary fast path.
+    ``services=None`` lists every service first. Errors of any kind (no reflection
+    service, an answer that does not decode, a descriptor that does not make sense)
+    are logged and yield an empty result: reflection only buys the unary fast path,
+    so a broken one must never stop the caller.
     """
     try:
         if services is None:
@@ -155,4 +163,7 @@ async def fetch_reflection(
         return names
     except grpc.aio.AioRpcError as err:
         log.debug("reflection unavailable: %s %s", err.code().name, err.details())
+        return []
+    except Exception as err:  # a corrupt answer: DecodeError, TypeError, AttributeError...
+        log.warning("reflection answer unusable, going on without it: %s: %s", type(err).__name__, err)
         return []

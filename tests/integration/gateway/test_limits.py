@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.integration.gateway.conftest import StartGateway
 from tests.support.gateway import GatewayProc, make_token
+from tests.support.procs import wait_for_async
 
 TOKEN = make_token("alice")
 WAIT = 20.0  # bound on every wait below (the limits under test are 1 s)
@@ -92,10 +93,11 @@ async def test_connections_beyond_the_cap_are_refused_alone(gateway_for: StartGa
         r0, w0 = held[0]
         w0.write(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
         assert (await closed(r0)).startswith(b"HTTP/1.1 200")
-        async with asyncio.timeout(WAIT):
-            while (reply := await raw_request(gateway.port, get("/healthz")))[0] != 200:
-                await asyncio.sleep(0.05)  # the freed slot is released when the server sees the close
-        assert reply[0] == 200
+
+        async def served() -> bool:  # the freed slot is released once the server sees the close
+            return (await raw_request(gateway.port, get("/healthz")))[0] == 200
+
+        await wait_for_async(served, WAIT, what="a new connection served after one closed")
     finally:
         for _, w in held:
             w.close()

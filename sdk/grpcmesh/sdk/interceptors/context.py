@@ -30,6 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from grpcmesh.sdk.errors import MeshError
 from grpcmesh.sdk.headers import REQUEST_ID, ensure_request_id, request_id_var
 from grpcmesh.sdk.interceptors.deadline import deadline_var
+from grpcmesh.sdk.interceptors.handlers import rebuild
 from grpcmesh.sdk.interceptors.trace import rpc_attributes
 
 if TYPE_CHECKING:
@@ -165,29 +166,15 @@ Scope = Callable[[Any], contextlib.AbstractContextManager[_Rpc]]
 
 def _wrap(handler: grpc.RpcMethodHandler[Any, Any], scope: Scope) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with its async behaviour run inside ``scope``; sync handlers are kept."""
-    kinds = (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    )
-    for attr, make in kinds:
-        behavior = getattr(handler, attr)
-        if behavior is None:
-            continue
+
+    def wrap(behavior: Callable[..., Any]) -> Callable[..., Any] | None:
         if inspect.isasyncgenfunction(behavior):
-            wrapped: Any = _wrap_gen(behavior, scope)
-        elif inspect.iscoroutinefunction(behavior):
-            wrapped = _wrap_coro(behavior, scope)
-        else:
-            return handler
-        new: grpc.RpcMethodHandler[Any, Any] = make(  # type: ignore[operator]
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        return new
-    return handler
+            return _wrap_gen(behavior, scope)
+        if inspect.iscoroutinefunction(behavior):
+            return _wrap_coro(behavior, scope)
+        return None
+
+    return rebuild(handler, wrap)
 
 
 def _wrap_coro(behavior: Callable[..., Awaitable[Any]], scope: Scope) -> Callable[..., Awaitable[Any]]:

@@ -19,17 +19,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from grpcmesh.sdk.errors import abort, bad_request
+from grpcmesh.sdk.interceptors.handlers import Handler as _Handler
+from grpcmesh.sdk.interceptors.handlers import rebuild
 
 if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
 else:
     _ServerInterceptor = grpc.aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
 
 __all__ = ["INT64_MAX", "DecodeGuardInterceptor", "out_of_range"]
 
@@ -46,7 +46,7 @@ class _Undecodable:
     reason: str
 
 
-def _wide(descriptor: Descriptor, seen: dict[str, bool]) -> bool:
+def _wide(descriptor: Any, seen: dict[str, bool]) -> bool:
     """Whether messages of this type can hold an unsigned 64-bit field (memoised in ``seen``)."""
     name = descriptor.full_name
     if name not in seen:
@@ -80,8 +80,9 @@ def out_of_range(message: Message, limit: int = INT64_MAX, prefix: str = "") -> 
 
 
 def _nested(field: FieldDescriptor, value: Any, limit: int, path: str) -> tuple[str, int] | None:
-    if field.message_type.GetOptions().map_entry:
-        value_field = field.message_type.fields_by_name["value"]
+    entry: Any = field.message_type
+    if entry.GetOptions().map_entry:
+        value_field = entry.fields_by_name["value"]
         for key, item in value.items():
             if value_field.type in _UNSIGNED and item > limit:
                 return f"{path}[{key!r}]", item
@@ -159,26 +160,10 @@ def _guard_behavior(behavior: Callable[..., Any], streaming_request: bool) -> Ca
 
 def guard(handler: _Handler, limit: int | None) -> _Handler:
     """``handler`` with a safe deserializer and a behaviour that answers bad requests."""
-    kinds = (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    )
-    for attr, make in kinds:
-        behavior = getattr(handler, attr)
-        if behavior is None:
-            continue
-        wrapped = _guard_behavior(behavior, handler.request_streaming)
-        if wrapped is None or handler.request_deserializer is None:
-            return handler
-        new: _Handler = make(  # type: ignore[operator]
-            wrapped,
-            request_deserializer=_safe_deserializer(handler.request_deserializer, limit),
-            response_serializer=handler.response_serializer,
-        )
-        return new
-    return handler
+    if handler.request_deserializer is None:
+        return handler
+    safe = _safe_deserializer(handler.request_deserializer, limit)
+    return rebuild(handler, lambda behavior: _guard_behavior(behavior, handler.request_streaming), safe)
 
 
 class DecodeGuardInterceptor(_ServerInterceptor):
@@ -190,13 +175,13 @@ class DecodeGuardInterceptor(_ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> _Handler | None:
-        """The guarded handler (built once per handler object)."""
+    ) -> _Handler:
+        """The guarded handler (built once per handler object); None (no such method) passes."""
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+        if handler is None:  # grpc-stubs says it cannot be; it is for an unknown method
+            return handler  # type: ignore[unreachable]
         cached = self._guarded.get(id(handler))
         if cached is None or cached[0] is not handler:
             if len(self._guarded) >= _CACHE:  # handlers rebuilt per call by another interceptor
