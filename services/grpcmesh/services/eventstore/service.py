@@ -32,7 +32,12 @@ from grpcmesh.services.eventstore.domain import (
     WrongExpectedRevision,
 )
 from grpcmesh.services.eventstore.storage.base import Storage
-from grpcmesh.services.eventstore.subscriptions import SubscriberTooSlow, Subscription, SubscriptionConfig
+from grpcmesh.services.eventstore.subscriptions import (
+    SubscriberTooSlow,
+    Subscription,
+    SubscriptionConfig,
+    event_bytes,
+)
 from grpcmesh.services.eventstore.validation import (
     Invalid,
     Limits,
@@ -56,7 +61,12 @@ log = logging.getLogger("grpcmesh.eventstore")
 T = TypeVar("T")
 
 DOMAIN = "eventstore.grpcmesh"
-_PAGE = 256  # rows fetched per storage read while streaming a response
+_PAGE = 256  # most rows fetched per storage read while streaming a response
+
+
+def _page_count(largest: int, page_bytes: int) -> int:
+    """Rows for the next storage read: about ``page_bytes`` given the largest event seen so far."""
+    return max(1, min(_PAGE, page_bytes // max(largest, 1)))
 
 
 async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
@@ -117,19 +127,21 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         backwards = request.direction == pb.DIRECTION_BACKWARDS
         remaining = read_count(request.max_count, self.limits)
         cursor = request.from_revision if request.HasField("from_revision") else None
-        sent = 0
+        sent, largest = 0, self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
+            count = min(remaining, _page_count(largest, self.subscriptions.page_bytes))
             page = await self.storage.read_stream(
-                request.stream_id, backwards=backwards, from_revision=cursor, max_count=min(remaining, _PAGE)
+                request.stream_id, backwards=backwards, from_revision=cursor, max_count=count
             )
             if not page:
                 break
+            largest = max(event_bytes(e) for e in page)
             for event in page:
                 yield to_proto(event)
             sent += len(page)
             remaining -= len(page)
             cursor = page[-1].revision + (-1 if backwards else 1)
-            if len(page) < _PAGE or cursor < 0:
+            if len(page) < count or cursor < 0:
                 break
         if sent == 0:
             last = await self.storage.stream_revision(request.stream_id)
@@ -165,12 +177,15 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     ) -> AsyncIterator[pb.RecordedEvent]:
         after = max(request.from_position, 1) - 1
         remaining = read_count(request.max_count, self.limits)
+        largest = self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
-            page = await self.storage.read_all(after, min(remaining, _PAGE))
+            count = min(remaining, _page_count(largest, self.subscriptions.page_bytes))
+            page = await self.storage.read_all(after, count)
+            largest = max((event_bytes(e) for e in page), default=largest)
             for event in page:
                 yield to_proto(event)
             remaining -= len(page)
-            if len(page) < _PAGE:
+            if len(page) < count:
                 break
             after = page[-1].position
 
