@@ -140,10 +140,8 @@ async def fetch_reflection(
 ) -> list[str]:
     """Fills ``catalog`` from the server reflection behind ``channel``; returns the services found.
 
-    ``services=None`` lists every service first. Errors of any kind (no reflection
-    service, an answer that does not decode, a descriptor that does not make sense)
-    are logged and yield an empty result: reflection only buys the unary fast path,
-    so a broken one must never stop the caller.
+    ``services=None`` lists every service first. Errors are logged and yield an
+    empty result: a missing reflection service only costs the unary fast path.
     """
     try:
         if services is None:
@@ -164,6 +162,6 @@ async def fetch_reflection(
     except grpc.aio.AioRpcError as err:
         log.debug("reflection unavailable: %s %s", err.code().name, err.details())
         return []
-    except Exception as err:  # a corrupt answer: DecodeError, TypeError, AttributeError...
+    except Exception as err:  # any failure, e.g. a corrupt answer: reflection must never stop the caller
         log.warning("reflection answer unusable, going on without it: %s: %s", type(err).__name__, err)
         return []

@@ -262,6 +262,8 @@ def masked(cfg: SidecarConfig) -> dict[str, Any]:
     """The effective config as JSON-able data with secrets replaced by ``***``."""
 
     def conv(obj: Any, key: str = "") -> Any:
+        if isinstance(obj, str) and "://" in obj:
+            obj = mask_url(obj)
         if any(s in key.lower() for s in SECRET_KEYS) and obj:
             return "***"
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -276,8 +278,9 @@ def masked(cfg: SidecarConfig) -> dict[str, Any]:
             return obj.name
         if isinstance(obj, CallKind):
             return obj.value
-        if isinstance(obj, str) and "://" in obj:
-            return mask_url(obj)
+        if isinstance(obj, str) and "://" in obj and "@" in obj:  # credentials in a URL
+            scheme, rest = obj.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
         return obj
 
     out: dict[str, Any] = conv(cfg)
