@@ -194,15 +194,17 @@ class Gateway:
         self, request: web.Request, public: bool, scopes: tuple[str, ...]
     ) -> Principal | None:
         """The caller; failed authentications are counted per client address, and an address
-        over ``auth_failure_limit`` gets 429 (before its token is even checked) until it may retry."""
+        over ``auth_failure_limit`` gets 429 for any credentials (before they are even checked)
+        until it may retry."""
         assert self.auth is not None
         address = self._address_key(request)
+        authorization = request.headers.get("Authorization")
         now = time.monotonic()
         until = self._blocked.get(address, 0.0)
-        if until > now:
+        if authorization and until > now:
             raise _too_many_failures(until - now)
         try:
-            return self.auth.authenticate(request.headers.get("Authorization"), public=public, scopes=scopes)
+            return self.auth.authenticate(authorization, public=public, scopes=scopes)
         except GatewayError as err:
             if err.status != 401:
                 raise
