@@ -37,6 +37,7 @@ from grpcmesh.services.eventstore.subscriptions import (
     Subscription,
     SubscriptionConfig,
     event_bytes,
+    page_count,
 )
 from grpcmesh.services.eventstore.validation import (
     Invalid,
@@ -62,11 +63,6 @@ T = TypeVar("T")
 
 DOMAIN = "eventstore.grpcmesh"
 _PAGE = 256  # most rows fetched per storage read while streaming a response
-
-
-def _page_count(largest: int, page_bytes: int) -> int:
-    """Rows for the next storage read: about ``page_bytes`` given the largest event seen so far."""
-    return max(1, min(_PAGE, page_bytes // max(largest, 1)))
 
 
 async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
@@ -129,7 +125,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         cursor = request.from_revision if request.HasField("from_revision") else None
         sent, largest = 0, self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
-            count = min(remaining, _page_count(largest, self.subscriptions.page_bytes))
+            count = min(remaining, page_count(largest, self.subscriptions.page_bytes, _PAGE))
             page = await self.storage.read_stream(
                 request.stream_id, backwards=backwards, from_revision=cursor, max_count=count
             )
@@ -179,7 +175,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         remaining = read_count(request.max_count, self.limits)
         largest = self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
-            count = min(remaining, _page_count(largest, self.subscriptions.page_bytes))
+            count = min(remaining, page_count(largest, self.subscriptions.page_bytes, _PAGE))
             page = await self.storage.read_all(after, count)
             largest = max((event_bytes(e) for e in page), default=largest)
             for event in page:

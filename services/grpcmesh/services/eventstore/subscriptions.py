@@ -35,7 +35,7 @@ from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.services.eventstore.domain import CaughtUp, EventStoreError, RecordedEvent
 from grpcmesh.services.eventstore.storage.base import Storage
 
-__all__ = ["Item", "SubscriberTooSlow", "Subscription", "SubscriptionConfig", "event_bytes"]
+__all__ = ["Item", "SubscriberTooSlow", "Subscription", "SubscriptionConfig", "event_bytes", "page_count"]
 
 Item: TypeAlias = RecordedEvent | CaughtUp
 
@@ -66,6 +66,11 @@ def event_bytes(event: RecordedEvent) -> int:
     return (
         len(event.data) + len(event.type) + len(event.stream_id) + len(event.content_type) + meta + _OVERHEAD
     )
+
+
+def page_count(largest: int, page_bytes: int, most: int) -> int:
+    """Rows for the next storage read: about ``page_bytes`` given the largest event seen lately."""
+    return max(1, min(most, page_bytes // max(largest, 1)))
 
 
 class _ByteQueue:
@@ -194,7 +199,7 @@ class Subscription:
         while self._position < head:
             if not live:  # replay: read the next page only when the consumer took the last one
                 await self._queue.wait_room(1)
-            size = max(1, min(cfg.page_size, cfg.page_bytes // max(self._largest, 1)))
+            size = page_count(self._largest, cfg.page_bytes, cfg.page_size)
             page = await self._storage.read_all(
                 self._position, size, upto=head, stream_prefixes=self._prefixes, event_types=self._types
             )
