@@ -102,7 +102,13 @@ async def _reflect(
             yield r
 
     call = stub.ServerReflectionInfo(gen(), timeout=timeout, metadata=metadata)
-    return [resp async for resp in call]
+    answers: list[reflection_pb2.ServerReflectionResponse] = []
+    async for resp in call:  # one answer per request; a server sending more is not heard
+        answers.append(resp)
+        if len(answers) == len(requests):
+            call.cancel()
+            break
+    return answers
 
 
 async def fetch_reflection(
@@ -136,4 +142,7 @@ async def fetch_reflection(
         return names
     except grpc.aio.AioRpcError as err:
         log.debug("reflection unavailable: %s %s", err.code().name, err.details())
+        return []
+    except Exception as err:  # any failure, e.g. a corrupt answer: reflection must never stop the caller
+        log.warning("reflection answer unusable, going on without it: %s: %s", type(err).__name__, err)
         return []

@@ -7,7 +7,8 @@ learns idempotent methods and service names from it), and a graceful stop on SIG
 that lets in-flight calls finish within a grace period. Every call runs inside
 :class:`~grpcmesh.sdk.interceptors.ServerContextInterceptor` (request id, trace
 span, incoming deadline, access log), so handlers and the calls they make
-through ``MeshClient`` carry the request's context without extra code. Without
+through ``MeshClient`` carry the request's context without extra code; a request
+that does not decode is INVALID_ARGUMENT, never UNKNOWN (:mod:`.interceptors.decoding`). Without
 a sidecar, ``register="http://consul:8500"`` registers the instance in Consul
 (with a gRPC health check) after start and deregisters it before draining.
 """
@@ -27,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
 from grpcmesh.sdk.interceptors.context import ServerContextInterceptor
+from grpcmesh.sdk.interceptors.decoding import INT64_MAX, DecodeGuardInterceptor
 from grpcmesh.sdk.logging import configure_logging
 from grpcmesh.sdk.registration import Registration
 
@@ -62,11 +64,15 @@ class Server:
         register: str | None = None,
         advertise: str | None = None,
         credentials: grpc.ServerCredentials | None = None,
+        max_unsigned: int | None = INT64_MAX,
     ) -> None:
         """``interceptors`` run after the context interceptor (disable it with ``context=False``).
 
         ``credentials``: serve TLS itself (no sidecar), e.g. ``mtls_server_credentials`` with an
         ``AuthzInterceptor`` in ``interceptors`` (grpcmesh.sdk.interceptors.authz).
+
+        Every request that does not decode, or has an unsigned 64-bit field above
+        ``max_unsigned`` (None: no limit), is answered INVALID_ARGUMENT naming the field.
 
         ``register`` is a Consul URL to self-register in (needs ``name``); ``advertise``
         is the host other services dial (default: ``host``).
@@ -84,7 +90,10 @@ class Server:
         self._requested_port = port
         self._servicers = list(servicers)
         self._credentials = credentials
-        chain = [ServerContextInterceptor(tracer_provider=tracer_provider)] if context else []
+        chain: list[grpc.aio.ServerInterceptor[Any, Any]] = (
+            [ServerContextInterceptor(tracer_provider=tracer_provider)] if context else []
+        )
+        chain.append(DecodeGuardInterceptor(max_unsigned))
         self._server = grpc.aio.server(
             interceptors=[*chain, *interceptors], options=[*_DEFAULT_OPTIONS, *options]
         )

@@ -47,12 +47,15 @@ __all__ = [
     "TlsConfig",
     "TracingConfig",
     "load_config",
+    "mask_url",
     "masked",
     "parse_endpoints",
 ]
 
 ENV_PREFIX = "GRPCMESH_"
 SECRET_KEYS = ("token", "password", "secret")
+# Query parameters whose values are credentials (``?token=``, ``?access_token=``, ``?api_key=``...).
+_SECRET_PARAMS = (*SECRET_KEYS, "key", "auth", "credential", "passwd", "pwd", "sig")
 # GRPCMESH_* variables that are not config keys: the file path, the span store default path.
 _NOT_CONFIG = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}TRACE_DB")
 
@@ -246,10 +249,30 @@ def load_config(
     return cfg
 
 
+def mask_url(url: str) -> str:
+    """``url`` with its user info and the values of credential-like query parameters as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    head, qmark, query = rest.partition("?")
+    query, hash_, fragment = query.partition("#")
+    authority = head.split("/", 1)[0]
+    if "@" in authority:  # user:password@host
+        head = "***@" + head[authority.rindex("@") + 1 :]
+    params = []
+    for pair in query.split("&") if query else ():
+        name, eq, _value = pair.partition("=")
+        secret = eq and any(s in name.lower() for s in _SECRET_PARAMS)
+        params.append(f"{name}=***" if secret else pair)
+    return f"{scheme}://{head}{qmark}{'&'.join(params)}{hash_}{fragment}"
+
+
 def masked(cfg: SidecarConfig) -> dict[str, Any]:
     """The effective config as JSON-able data with secrets replaced by ``***``."""
 
     def conv(obj: Any, key: str = "") -> Any:
+        if isinstance(obj, str) and "://" in obj:
+            obj = mask_url(obj)
         if any(s in key.lower() for s in SECRET_KEYS) and obj:
             return "***"
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -33,7 +33,7 @@ class SubscriptionContract:
             start,
             stream_prefixes=[prefix],
             event_types=["Seen"],
-            config=SubscriptionConfig(page_size=7, buffer=1000, poll_interval=0.2),
+            config=SubscriptionConfig(page_size=7, poll_interval=0.2),
         )
         got: list[RecordedEvent] = []
         marks: list[CaughtUp] = []
@@ -154,7 +154,7 @@ class SubscriptionContract:
             storage,
             await storage.head_position(),
             stream_prefixes=[sid],
-            config=SubscriptionConfig(buffer=5, poll_interval=0.1),
+            config=SubscriptionConfig(buffer_bytes=3000, poll_interval=0.1),
             on_overflow=overflowed.set,
         )
         try:

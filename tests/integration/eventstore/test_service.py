@@ -153,7 +153,7 @@ async def test_batched_subscription_delivers_everything_in_order(stub) -> None: 
 
 
 async def test_slow_subscriber_is_disconnected(start_eventstore, stub_for, sqlite_url) -> None:  # type: ignore[no-untyped-def]
-    server = start_eventstore(sqlite_url, "--subscriber-buffer", "20", "--poll-interval", "0.2")
+    server = start_eventstore(sqlite_url, "--subscriber-buffer-bytes", "1000000", "--poll-interval", "0.2")
     stub = stub_for(server)
     s = sid()
     call = stub.Subscribe(pb.SubscribeRequest(stream_prefixes=[s]))

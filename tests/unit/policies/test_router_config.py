@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
-from grpcmesh.sidecar.config import ConfigError, load_config, masked
+from grpcmesh.sidecar.config import ConfigError, SidecarConfig, load_config, mask_url, masked
 from grpcmesh.sidecar.router import RouteError, Router, candidates
 
 
@@ -67,3 +69,18 @@ def test_the_sdk_client_table_in_a_shared_file_is_ignored(tmp_path: object) -> N
     path = Path(str(tmp_path)) / "mesh.toml"
     path.write_text('service = "o"\napp = "127.0.0.1:1"\n[client]\ndirect = true\n')
     assert load_config(path, environ={}).service == "o"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8500?token=s3cr3t", "http://127.0.0.1:8500?token=***"),
+        ("http://consul:8500/?dc=a&ACCESS_TOKEN=s3cr3t", "http://consul:8500/?dc=a&ACCESS_TOKEN=***"),
+        ("postgresql://app:s3cr3t@db:5432/x?password=s3cr3t", "postgresql://***@db:5432/x?password=***"),
+        ("redis://:s3cr3t@cache/0?api_key=s3cr3t#f", "redis://***@cache/0?api_key=***#f"),
+        ("file:///etc/registry.toml", "file:///etc/registry.toml"),
+    ],
+)
+def test_config_page_masks_secrets_inside_urls(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    assert "s3cr3t" not in json.dumps(masked(SidecarConfig(service="a", app="127.0.0.1:1", consul=url)))

@@ -24,10 +24,22 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-event-bytes", type=int, default=1024 * 1024, help="size limit of one event")
     p.add_argument("--max-batch", type=int, default=1000, help="most events in one append")
     p.add_argument(
-        "--subscriber-buffer",
+        "--subscriber-buffer-bytes",
         type=int,
-        default=10_000,
-        help="events a live subscriber may lag before it is cut",
+        default=1024 * 1024,
+        help="bytes a live subscriber may lag before it is cut off (default: 1 MiB)",
+    )
+    p.add_argument(
+        "--subscription-page-bytes",
+        type=int,
+        default=64 * 1024,
+        help="bytes a catch-up subscription reads ahead of its client (default: 64 KiB)",
+    )
+    p.add_argument(
+        "--max-subscriptions",
+        type=int,
+        default=1000,
+        help="concurrent subscriptions; more get RESOURCE_EXHAUSTED (default: 1000)",
     )
     p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between subscription polls")
     p.set_defaults(func=_run)
@@ -45,6 +57,11 @@ def _run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         limits=Limits(max_event_bytes=args.max_event_bytes, max_batch_events=args.max_batch),
-        subscriptions=SubscriptionConfig(buffer=args.subscriber_buffer, poll_interval=args.poll_interval),
+        subscriptions=SubscriptionConfig(
+            page_bytes=args.subscription_page_bytes,
+            buffer_bytes=args.subscriber_buffer_bytes,
+            poll_interval=args.poll_interval,
+            max_subscriptions=args.max_subscriptions,
+        ),
     )
     return asyncio.run(run(config))

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from grpcmesh.sdk.authz import Policy, PolicyFile, file_signature
-from grpcmesh.sdk.interceptors.base import wrap_behavior
+from grpcmesh.sdk.interceptors.handlers import rebuild
 
 __all__ = ["AuthzInterceptor", "mtls_server_credentials", "spiffe_id_of"]
 
@@ -126,7 +126,7 @@ def _guard(handler: grpc.RpcMethodHandler[Any, Any], check: Check) -> grpc.RpcMe
         streaming = inspect.isasyncgenfunction(behavior) or inspect.isgeneratorfunction(behavior)
         return _gen(behavior, check) if streaming else _call(behavior, check)
 
-    return wrap_behavior(handler, wrap)
+    return rebuild(handler, wrap)
 
 
 def _call(behavior: Callable[..., Any], check: Check) -> Callable[..., Awaitable[Any]]:

@@ -8,12 +8,12 @@ real grpc.aio interceptor that also works on a plain ``grpc.aio`` channel.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 
-__all__ = ["RewritingInterceptor", "method_of", "replace_details", "with_metadata", "wrap_behavior"]
+__all__ = ["RewritingInterceptor", "method_of", "replace_details", "with_metadata"]
 
 
 def method_of(details: grpc.aio.ClientCallDetails) -> str:
@@ -83,31 +83,3 @@ class RewritingInterceptor(
     ) -> Any:
         """Rewrites, then continues."""
         return await continuation(self.rewrite(client_call_details), request_iterator)
-
-
-_KINDS = (
-    ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    ("stream_stream", grpc.stream_stream_rpc_method_handler),
-)
-
-
-def wrap_behavior(
-    handler: grpc.RpcMethodHandler[Any, Any], wrap: Callable[[Callable[..., Any]], Any]
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A server handler with its behaviour replaced by ``wrap(behaviour)`` (None: keep the handler)."""
-    for attr, make in _KINDS:
-        behavior = getattr(handler, attr)
-        if behavior is None:
-            continue
-        wrapped = wrap(behavior)
-        if wrapped is None:
-            return handler
-        new: grpc.RpcMethodHandler[Any, Any] = make(  # type: ignore[operator]
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        return new
-    return handler

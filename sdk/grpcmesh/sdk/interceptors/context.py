@@ -29,8 +29,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from grpcmesh.sdk.errors import MeshError
 from grpcmesh.sdk.headers import REQUEST_ID, ensure_request_id, request_id_var
-from grpcmesh.sdk.interceptors.base import wrap_behavior
 from grpcmesh.sdk.interceptors.deadline import deadline_var
+from grpcmesh.sdk.interceptors.handlers import rebuild
 from grpcmesh.sdk.interceptors.trace import rpc_attributes
 
 if TYPE_CHECKING:
@@ -167,14 +167,14 @@ Scope = Callable[[Any], contextlib.AbstractContextManager[_Rpc]]
 def _wrap(handler: grpc.RpcMethodHandler[Any, Any], scope: Scope) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with its async behaviour run inside ``scope``; sync handlers are kept."""
 
-    def wrap(behavior: Callable[..., Any]) -> Any:
+    def wrap(behavior: Callable[..., Any]) -> Callable[..., Any] | None:
         if inspect.isasyncgenfunction(behavior):
             return _wrap_gen(behavior, scope)
         if inspect.iscoroutinefunction(behavior):
             return _wrap_coro(behavior, scope)
         return None
 
-    return wrap_behavior(handler, wrap)
+    return rebuild(handler, wrap)
 
 
 def _wrap_coro(behavior: Callable[..., Awaitable[Any]], scope: Scope) -> Callable[..., Awaitable[Any]]:

@@ -9,7 +9,9 @@
 * ALREADY_EXISTS when some event ids of an append were already written and the
   append is not a retry of that write (ErrorInfo reason DUPLICATE_EVENT_ID).
 * NOT_FOUND for ReadStream of a stream with no events, or soft-deleted (DeleteStream).
-* RESOURCE_EXHAUSTED when a live subscriber falls more than the buffer behind.
+* RESOURCE_EXHAUSTED when a live subscriber falls more than its buffer (bytes) behind, and
+  for a Subscribe beyond the server-wide limit of concurrent subscriptions (ErrorInfo
+  reason TOO_MANY_SUBSCRIPTIONS).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from grpcmesh.services.eventstore.domain import (
     WrongExpectedRevision,
 )
 from grpcmesh.services.eventstore.storage.base import Storage
-from grpcmesh.services.eventstore.subscriptions import SubscriberTooSlow, Subscription, SubscriptionConfig
+from grpcmesh.services.eventstore.subscriptions import (
+    SubscriberTooSlow,
+    Subscription,
+    SubscriptionConfig,
+    event_bytes,
+    page_count,
+)
 from grpcmesh.services.eventstore.validation import (
     Invalid,
     Limits,
@@ -54,7 +62,7 @@ log = logging.getLogger("grpcmesh.eventstore")
 T = TypeVar("T")
 
 DOMAIN = "eventstore.grpcmesh"
-_PAGE = 256  # rows fetched per storage read while streaming a response
+_PAGE = 256  # most rows fetched per storage read while streaming a response
 
 
 async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
@@ -90,6 +98,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         self.storage = storage
         self.limits = limits or Limits()
         self.subscriptions = subscriptions or SubscriptionConfig()
+        self.active_subscriptions = 0
 
     async def Append(
         self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -114,19 +123,21 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         backwards = request.direction == pb.DIRECTION_BACKWARDS
         remaining = read_count(request.max_count, self.limits)
         cursor = request.from_revision if request.HasField("from_revision") else None
-        sent = 0
+        sent, largest = 0, self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
+            count = min(remaining, page_count(largest, self.subscriptions.page_bytes, _PAGE))
             page = await self.storage.read_stream(
-                request.stream_id, backwards=backwards, from_revision=cursor, max_count=min(remaining, _PAGE)
+                request.stream_id, backwards=backwards, from_revision=cursor, max_count=count
             )
             if not page:
                 break
+            largest = max(event_bytes(e) for e in page)
             for event in page:
                 yield to_proto(event)
             sent += len(page)
             remaining -= len(page)
             cursor = page[-1].revision + (-1 if backwards else 1)
-            if len(page) < _PAGE or cursor < 0:
+            if len(page) < count or cursor < 0:
                 break
         if sent == 0:
             last = await self.storage.stream_revision(request.stream_id)
@@ -162,12 +173,15 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     ) -> AsyncIterator[pb.RecordedEvent]:
         after = max(request.from_position, 1) - 1
         remaining = read_count(request.max_count, self.limits)
+        largest = self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
-            page = await self.storage.read_all(after, min(remaining, _PAGE))
+            count = min(remaining, page_count(largest, self.subscriptions.page_bytes, _PAGE))
+            page = await self.storage.read_all(after, count)
+            largest = max((event_bytes(e) for e in page), default=largest)
             for event in page:
                 yield to_proto(event)
             remaining -= len(page)
-            if len(page) < _PAGE:
+            if len(page) < count:
                 break
             after = page[-1].position
 
@@ -175,6 +189,20 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         await _checked(context, lambda: validate_subscribe(request, self.limits))
+        limit = self.subscriptions.max_subscriptions
+        if self.active_subscriptions >= limit:
+            info = error_info("TOO_MANY_SUBSCRIPTIONS", DOMAIN, {"limit": str(limit)})
+            message = f"too many concurrent subscriptions: the limit is {limit}; retry later"
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message, [info])
+        self.active_subscriptions += 1
+        try:
+            await self._subscribe(request, context)
+        finally:
+            self.active_subscriptions -= 1
+
+    async def _subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         guard = _WriteGuard()
         sub = Subscription(
             self.storage,
@@ -198,7 +226,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             if not guard.interrupted:
                 raise
             failure = SubscriberTooSlow(
-                f"subscriber fell more than {self.subscriptions.buffer} events behind"
+                f"subscriber fell more than {self.subscriptions.buffer_bytes} bytes behind"
             )
         finally:
             await sub.aclose()

@@ -10,10 +10,12 @@ final ``{"error": {...}}`` line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +29,7 @@ from grpcmesh.services.gateway.errors import GatewayError, error_body, from_mesh
 from grpcmesh.services.gateway.metrics import GatewayMetrics
 from grpcmesh.services.gateway.ratelimit import Limiter
 from grpcmesh.services.gateway.routes import Route, Router
-from grpcmesh.services.gateway.transcode import build_request, parse_body, to_json
+from grpcmesh.services.gateway.transcode import build_request, parse_body, strict_query, to_json
 from grpcmesh.services.gateway.upstream import Upstream, parse_timeout
 
 __all__ = ["Gateway"]
@@ -37,6 +39,13 @@ log = logging.getLogger("grpcmesh.gateway")
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 _REQUEST_ID_OK = re.compile(r"[\x21-\x7e]{1,200}")
+_BLOCKED_KEYS = 10_000  # client addresses remembered as blocked after failed authentications
+
+
+def _too_many_failures(retry_after: float) -> GatewayError:
+    seconds = str(max(1, int(retry_after + 0.999)))
+    message = "too many failed authentications from this address; retry later"
+    return GatewayError(429, "RESOURCE_EXHAUSTED", message, headers={"Retry-After": seconds})
 
 
 class Gateway:
@@ -61,6 +70,7 @@ class Gateway:
         self.cache = cache
         self.metrics = metrics or GatewayMetrics()
         self.auth = Authenticator(config.auth) if config.auth else None
+        self._blocked: OrderedDict[str, float] = OrderedDict()  # address -> blocked until (monotonic)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -83,6 +93,9 @@ class Gateway:
     def _client_key(self, request: web.Request, principal: Principal | None) -> str:
         if principal is not None:
             return f"sub:{principal.subject}"
+        return self._address_key(request)
+
+    def _address_key(self, request: web.Request) -> str:
         forwarded = request.headers.get("X-Forwarded-For") if self.config.trust_forwarded_for else None
         ip = forwarded.split(",")[0].strip() if forwarded else request.remote
         return f"ip:{ip or 'unknown'}"
@@ -129,12 +142,7 @@ class Gateway:
         self, request: web.Request, route: Route, bound: dict[str, str], rid: str
     ) -> web.StreamResponse:
         policy = self.config.policy(route.name)
-        authorization = request.headers.get("Authorization")
-        principal = (
-            self.auth.authenticate(authorization, public=policy.public, scopes=policy.scopes)
-            if self.auth
-            else None
-        )
+        principal = await self._authenticate(request, policy.public, policy.scopes) if self.auth else None
         limit = self.config.limit_for(route.name)
         if limit is not None:
             decision = await self.limiter.acquire(
@@ -147,7 +155,7 @@ class Gateway:
                     f"rate limit of {limit.rate:g}/s (burst {limit.burst}) exceeded for {route.name}",
                     headers={"Retry-After": decision.retry_after_header},
                 )
-        query = list(request.rel_url.query.items())
+        query = strict_query(request.rel_url.raw_query_string)
         ndjson = route.server_streaming and NDJSON in request.headers.get("Accept", "")
         ttl = self.config.cache_ttl_for(route.name)
         cacheable = route.verb == "GET" and route.no_side_effects and ttl > 0 and not ndjson
@@ -159,7 +167,7 @@ class Gateway:
             self.metrics.cache.labels("hit" if hit else "miss").inc()
             if hit is not None:
                 return self._answer(hit, rid, "HIT")
-        body = parse_body(await request.read()) if route.body else {}
+        body = parse_body(await self._read_body(request), self.config.max_json_depth) if route.body else {}
         message = build_request(route, bound, body, query)
         deadline = parse_timeout(
             request.headers.get("grpc-timeout"), self.config.timeout, self.config.max_timeout
@@ -181,6 +189,41 @@ class Gateway:
         if cacheable and "no-store" not in directives:
             self.cache.put(key, answer, ttl)
         return self._answer(answer, rid, ("BYPASS" if bypass else "MISS") if cacheable else None)
+
+    async def _authenticate(
+        self, request: web.Request, public: bool, scopes: tuple[str, ...]
+    ) -> Principal | None:
+        """The caller; failed authentications are counted per client address, and an address
+        over ``auth_failure_limit`` gets 429 for any credentials (before they are even checked)
+        until it may retry."""
+        assert self.auth is not None
+        address = self._address_key(request)
+        authorization = request.headers.get("Authorization")
+        now = time.monotonic()
+        until = self._blocked.get(address, 0.0)
+        if authorization and until > now:
+            raise _too_many_failures(until - now)
+        try:
+            return self.auth.authenticate(authorization, public=public, scopes=scopes)
+        except GatewayError as err:
+            if err.status != 401:
+                raise
+            decision = await self.limiter.acquire(f"authfail|{address}", self.config.auth_failure_limit)
+            if decision.allowed:
+                raise
+            self._blocked[address] = now + decision.retry_after
+            self._blocked.move_to_end(address)
+            if len(self._blocked) > _BLOCKED_KEYS:
+                self._blocked.popitem(last=False)
+            raise _too_many_failures(decision.retry_after) from None
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        try:
+            async with asyncio.timeout(self.config.body_timeout):
+                return await request.read()
+        except TimeoutError:
+            message = f"request body not received within {self.config.body_timeout:g}s"
+            raise GatewayError(408, "DEADLINE_EXCEEDED", message, headers={"Connection": "close"}) from None
 
     @staticmethod
     def _json(route: Route, message: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from grpcmesh.sdk.direct import Discovery
 from grpcmesh.services.gateway.auth import AuthConfig
+from grpcmesh.services.gateway.connections import ConnectionLimits
 from grpcmesh.services.gateway.ratelimit import Limit
 
 __all__ = ["DEFAULT_PROTOS", "GatewayConfig", "RoutePolicy", "load_config"]
@@ -26,6 +27,7 @@ DEFAULT_PROTOS: tuple[str, ...] = tuple(
 )
 
 DEFAULT_LIMIT = Limit(rate=50.0, burst=100)
+AUTH_FAILURE_LIMIT = Limit(rate=0.2, burst=20)  # failed authentications per client address
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,14 @@ class GatewayConfig:
     """Key anonymous callers by the first ``X-Forwarded-For`` address (only behind a trusted proxy)."""
     access_log: bool = False
     routes: Mapping[str, RoutePolicy] = field(default_factory=dict)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    """``[limits]`` header_timeout, idle_timeout, max_connections."""
+    body_timeout: float = 30.0
+    """Seconds to receive a request body (408 after)."""
+    max_json_depth: int = 64
+    """Deepest nesting of arrays/objects in a JSON body (400 beyond)."""
+    auth_failure_limit: Limit = AUTH_FAILURE_LIMIT
+    """Failed authentications per client address (``[limits] auth_failure_rate/burst``); 429 beyond."""
 
     def policy(self, route: str) -> RoutePolicy:
         return self.routes.get(route, _DEFAULT_POLICY)
@@ -154,8 +164,9 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
 
 def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     top = {"listen", "protos", "sidecar", "discovery", "services", "timeout", "max_timeout", "auth"}
-    top |= {"rate_limit", "cache", "routes", "trust_forwarded_for", "access_log"}
+    top |= {"rate_limit", "cache", "routes", "trust_forwarded_for", "access_log", "limits"}
     data = _take(data, "(top level)", top)
+    limits = _limits(data.get("limits", {}))
     rl = _take(data.get("rate_limit", {}), "[rate_limit]", {"rate", "burst", "backend", "enabled"})
     cache = _take(data.get("cache", {}), "[cache]", {"ttl", "max_entries"})
     limit = None if rl.get("enabled", True) is False else _limit(rl, DEFAULT_LIMIT)
@@ -175,4 +186,29 @@ def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         trust_forwarded_for=bool(data.get("trust_forwarded_for", False)),
         access_log=bool(data.get("access_log", False)),
         routes={name: _route(name, t) for name, t in _take(data.get("routes", {}), "[routes]", None).items()},
+        **limits,
     )
+
+
+def _limits(table: Any) -> dict[str, Any]:
+    """``[limits]``: connection, body and JSON limits, and the failed-authentication limit."""
+    keys = {"header_timeout", "idle_timeout", "max_connections", "body_timeout", "max_json_depth"}
+    t = _take(table, "[limits]", keys | {"auth_failure_rate", "auth_failure_burst"})
+    base = ConnectionLimits()
+    connections = ConnectionLimits(
+        header_timeout=float(t.get("header_timeout", base.header_timeout)),
+        idle_timeout=float(t.get("idle_timeout", base.idle_timeout)),
+        max_connections=int(t.get("max_connections", base.max_connections)),
+    )
+    numbers = (connections.header_timeout, connections.idle_timeout, connections.max_connections)
+    if min(numbers) <= 0 or int(t.get("max_json_depth", 1)) < 1 or float(t.get("body_timeout", 1)) <= 0:
+        raise ValueError("gateway config [limits]: timeouts, max_connections and max_json_depth must be > 0")
+    return {
+        "connections": connections,
+        "body_timeout": float(t.get("body_timeout", GatewayConfig.body_timeout)),
+        "max_json_depth": int(t.get("max_json_depth", GatewayConfig.max_json_depth)),
+        "auth_failure_limit": Limit(
+            rate=float(t.get("auth_failure_rate", AUTH_FAILURE_LIMIT.rate)),
+            burst=int(t.get("auth_failure_burst", AUTH_FAILURE_LIMIT.burst)),
+        ),
+    }

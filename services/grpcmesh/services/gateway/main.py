@@ -19,6 +19,7 @@ from grpcmesh.sdk import AsyncMeshClient
 from grpcmesh.services.gateway.app import Gateway
 from grpcmesh.services.gateway.cache import ResponseCache
 from grpcmesh.services.gateway.config import GatewayConfig
+from grpcmesh.services.gateway.connections import GuardedRunner
 from grpcmesh.services.gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from grpcmesh.services.gateway.routes import Router, load_routes
 from grpcmesh.services.gateway.upstream import Upstream
@@ -57,7 +58,7 @@ async def run(config: GatewayConfig) -> int:
     if config.auth is None:
         log.warning("no [auth] configured: every route is public")
     host, port = _split_listen(config.listen)
-    runner = web.AppRunner(gateway.application(), access_log=None)
+    runner = GuardedRunner(gateway.application(), config.connections, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -18,7 +18,7 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor, descriptor_pb2, message_factory
 
 from grpcmesh.services.gateway.errors import GatewayError
-from grpcmesh.services.gateway.template import PathTemplate
+from grpcmesh.services.gateway.template import BadPathValue, PathTemplate
 
 __all__ = ["Route", "Router", "load_routes"]
 
@@ -119,7 +119,10 @@ class Router:
     def match(self, verb: str, raw_path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for route in self.routes:
-            bound = route.template.match(raw_path)
+            try:
+                bound = route.template.match(raw_path)
+            except BadPathValue as err:
+                raise GatewayError.bad_request(err.field, "invalid percent-encoding or not UTF-8") from None
             if bound is None:
                 continue
             if route.verb == verb or (verb == "HEAD" and route.verb == "GET"):

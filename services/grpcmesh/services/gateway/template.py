@@ -12,14 +12,34 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["PathTemplate", "TemplateError"]
+__all__ = ["BadPathValue", "PathTemplate", "TemplateError"]
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _LITERAL = re.compile(r"[A-Za-z0-9._~!$&'()+,;=@-]+|%[0-9A-Fa-f]{2}")
 
 
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 class TemplateError(ValueError):
     """A path template that does not follow the google.api.http grammar."""
+
+
+class BadPathValue(ValueError):
+    """A path variable that is not valid percent-encoded UTF-8 (so two raw ids cannot alias)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: invalid percent-encoding or not UTF-8")
+        self.field = field
+
+
+def _decode(value: str, field: str) -> str:
+    if _BAD_PERCENT.search(value):
+        raise BadPathValue(field)
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise BadPathValue(field) from None
 
 
 def _segments(text: str, template: str) -> tuple[str, bool]:
@@ -93,14 +113,20 @@ class PathTemplate:
         return cls(template, re.compile(body), tuple(fields), frozenset(multi))
 
     def match(self, raw_path: str) -> dict[str, str] | None:
-        """Variables bound by ``raw_path`` (still percent-encoded), or ``None`` if it does not match."""
+        """Variables bound by ``raw_path`` (still percent-encoded), or ``None`` if it does not match;
+        :class:`BadPathValue` for a value that does not decode."""
         m = self.regex.fullmatch(raw_path)
         if m is None:
             return None
         out: dict[str, str] = {}
         for i, name in enumerate(self.fields):
             value = m.group(f"v{i}")
-            out[name] = value if name in self.multi else unquote(value)
+            if name in self.multi:
+                if _BAD_PERCENT.search(value):
+                    raise BadPathValue(name)
+                out[name] = value
+            else:
+                out[name] = _decode(value, name)
         return out
 
     @property

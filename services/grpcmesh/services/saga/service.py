@@ -4,6 +4,8 @@
   saga_id, status, page_size, page_token, reason).
 * NOT_FOUND for an unknown saga id.
 * FAILED_PRECONDITION for Retry/Abort in a state that does not allow it.
+* RESOURCE_EXHAUSTED for a Watch beyond the limit of concurrent watchers, or one whose
+  client fell too far behind (:mod:`.watch`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from grpcmesh.api.v1 import saga_pb2_grpc as pb_grpc
 from grpcmesh.sdk.errors import abort, bad_request
 from grpcmesh.services.saga.domain import InvalidRequest, SagaNotFound, WrongState
 from grpcmesh.services.saga.engine import Orchestrator
+from grpcmesh.services.saga.watch import TooManyWatchers, WatcherTooSlow
 from grpcmesh.services.saga.wire import history_to_proto, status_from_proto, to_proto
 
 __all__ = ["SagaService"]
@@ -101,8 +104,11 @@ class SagaService(pb_grpc.SagaOrchestratorServicer):
             await self._orchestrator.get(request.saga_id)
         except (InvalidRequest, SagaNotFound) as err:
             await _fail(context, err)
-        async for record in self._orchestrator.watch(request.saga_id):
-            yield to_proto(record)
+        try:
+            async for record in self._orchestrator.watch(request.saga_id):
+                yield to_proto(record)
+        except (TooManyWatchers, WatcherTooSlow) as err:
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
 
     async def Retry(self, request: pb.GetSagaRequest, context: Context) -> pb.Saga:
         try:
