@@ -16,7 +16,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace, list_traces
+from grpcmesh.sdk.spansearch import list_traces
+from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace
 from grpcmesh.sdk.waterfall import rows
 from grpcmesh.sidecar.admin import PrefixRoute, Route
 

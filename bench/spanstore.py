@@ -1,0 +1,175 @@
+"""Span store search: the same queries on stores of 10k, 100k and 1M spans.
+
+Every filter of ``grpcmesh traces`` / ``/traces.json`` is served by an index, so a
+query's cost follows what it finds, not the store's size. This bench measures
+it: synthetic mesh traffic (4-span traces web → orders → eventstore, payments
+failing 0.5 % of its calls, all in an early incident) is written through the
+exporter's own write path with its retention bounds, then each query runs on
+each store. The baseline is the smallest store: the ratio ``1M ÷ 10k`` of a
+query's time is near 1 when an index serves it (a full scan would be ~100).
+``errors_none`` is an ``--errors`` query that matches nothing (web never fails).
+
+    python bench/spanstore.py           # 10k, 100k, 1M spans (the 1M store is kept in .cache/bench)
+    python bench/spanstore.py --quick   # 1k, 10k, 100k
+
+Prints a table, the ratios, the file sizes against their bound and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from grpcmesh.sdk.spansearch import TraceQuery, search_traces  # noqa: E402
+from grpcmesh.sdk.spanstore import SpanStoreExporter  # noqa: E402
+
+MS = 1_000_000
+T0 = 1_700_000_000 * 10**9
+BYTES_PER_SPAN_BOUND = 1200  # the configured bound: max_bytes = spans x this
+CHAIN = (
+    ("web-sidecar", "shop.v1.Orders/Place", "orders"),
+    ("orders-sidecar", "shop.v1.Orders/Place", "orders"),
+    ("orders-sidecar", "shop.v1.Payments/Charge", "payments"),
+    ("payments-sidecar", "shop.v1.Payments/Charge", "payments"),
+)
+
+
+def spans(count: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
+    """``count`` spans in 4-span traces, 1 ms apart; payments fails in the first tenth only."""
+    rnd = random.Random(seed)
+    for n in range(count // 4):
+        trace = f"{rnd.getrandbits(128):032x}"
+        start = T0 + n * MS
+        request_id = f"req-{n}"
+        fails = n < count // 40 and rnd.random() < 0.005
+        parent = None
+        for depth, (service, method, upstream) in enumerate(CHAIN):
+            span_id = f"{rnd.getrandbits(64):016x}"
+            error = fails and depth >= 2
+            ms = rnd.choice((1, 2, 3, 5, 8)) if n % 1000 else 900  # one slow trace per thousand
+            attrs = {
+                "rpc.system": "grpc",
+                "mesh.service": upstream,
+                "mesh.endpoint": f"127.0.0.1:{7000 + rnd.randrange(4)}",
+                "mesh.attempts": 2 if error else 1,
+                "rpc.grpc.status_code": 14 if error else 0,
+                "mesh.request_id": request_id,
+            }
+            yield (
+                trace, span_id, parent, method, "CLIENT" if depth % 2 == 0 else "SERVER", service,
+                start + depth * 10_000, start + depth * 10_000 + ms * MS // (depth + 1),
+                "ERROR" if error else "UNSET", "UNAVAILABLE: upstream reset" if error else None,
+                json.dumps(attrs), request_id,
+            )  # fmt: skip
+            parent = span_id
+
+
+def build(path: Path, count: int) -> SpanStoreExporter:
+    """The store of ``count`` spans through the exporter's write path (reused if fully built)."""
+    done = path.with_suffix(".done")
+    if not done.exists():
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+    exporter = SpanStoreExporter(
+        path, max_spans=count, max_bytes=count * BYTES_PER_SPAN_BOUND, prune_every=10_000
+    )
+    if done.exists():
+        return exporter
+    batch: list[tuple[Any, ...]] = []
+    for row in spans(count):
+        batch.append(row)
+        if len(batch) == 5000:
+            exporter.write(batch)
+            batch = []
+    if batch:
+        exporter.write(batch)
+    exporter.prune()
+    done.touch()
+    return exporter
+
+
+def queries(count: int) -> dict[str, TraceQuery]:
+    middle = T0 + (count // 8) * MS
+    return {
+        "newest": TraceQuery(),
+        "service": TraceQuery(service="payments"),
+        "method": TraceQuery(method="shop.v1.Payments/Charge"),
+        "errors": TraceQuery(errors_only=True),
+        "errors_none": TraceQuery(errors_only=True, service="web"),
+        "min_duration": TraceQuery(min_duration_ms=800),
+        "duration_range": TraceQuery(min_duration_ms=2.9, max_duration_ms=3.1),
+        "time_range": TraceQuery(start_ns=middle, end_ns=middle + 100 * MS),
+        "request_id": TraceQuery(request_id=f"req-{count // 8}"),
+        "attribute": TraceQuery(attributes=(("mesh.endpoint", "127.0.0.1:7002"),)),
+        "attr_and_service": TraceQuery(attributes=(("mesh.attempts", "2"),), service="payments"),
+    }
+
+
+def timed(path: Path, query: TraceQuery, rounds: int) -> tuple[float, int]:
+    """Median milliseconds of ``rounds`` runs and how many traces the query found."""
+    found = len(search_traces(path, query))
+    samples = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        search_traces(path, query)
+        samples.append((time.perf_counter() - began) * 1000)
+    return statistics.median(samples), found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1k, 10k and 100k spans")
+    parser.add_argument("--dir", type=Path, default=ROOT / ".cache" / "bench", help="where stores are kept")
+    args = parser.parse_args()
+    sizes = (1_000, 10_000, 100_000) if args.quick else (10_000, 100_000, 1_000_000)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    line: dict[str, Any] = {
+        "bench": "spanstore",
+        "quick": args.quick,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+    times: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        path = args.dir / f"spans-{size}.db"
+        began = time.perf_counter()
+        exporter = build(path, size)
+        built_s = time.perf_counter() - began
+        bound = size * BYTES_PER_SPAN_BOUND
+        file_bytes = path.stat().st_size
+        print(f"{size:>9} spans: file {file_bytes / 2**20:.1f} MiB, bound {bound / 2**20:.1f} MiB, "
+              f"built in {built_s:.1f}s")  # fmt: skip
+        line[f"file_mib_{size}"] = round(file_bytes / 2**20, 1)
+        line[f"within_bound_{size}"] = file_bytes <= bound
+        times[size] = {}
+        for name, query in queries(size).items():
+            ms, found = timed(path, query, rounds=5)
+            times[size][name] = ms
+            line[f"{name}_found_{size}"] = found
+        exporter.shutdown()
+    small, big = sizes[0], sizes[-1]
+    print(f"\n{'query':18} " + " ".join(f"{s:>10}" for s in sizes) + f"  {'ratio':>7}")
+    for name in times[small]:
+        ratio = times[big][name] / max(times[small][name], 1e-6)
+        line[f"{name}_ms_{big}"] = round(times[big][name], 3)
+        line[f"{name}_ratio"] = round(ratio, 2)
+        cells = " ".join(f"{times[s][name]:>8.2f}ms" for s in sizes)
+        print(f"{name:18} {cells}  {ratio:>6.2f}x  (found {line[f'{name}_found_{big}']})")
+    print(
+        f"\nratio = median time on {big} spans / on {small} spans (~1: index-served; a scan: ~{big // small})"
+    )
+    print(json.dumps(line, separators=(",", ":")))
+    return 0 if all(line[f"within_bound_{s}"] for s in sizes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Trace search over the span store: one query shape for the page, the JSON API and the CLI.
+
+Filters apply to a single span (as in Jaeger and Zipkin): a trace matches when
+one of its spans is from the service, has the method, failed, lasted within the
+duration bounds, started within the time range, carries the request id and the
+attributes. Each filter has an index, and candidate spans are read newest first
+and stopped at ``limit`` distinct traces, so a query costs what it finds, not
+the size of the store (``bench/spanstore.py`` measures it; a test reads the
+plans). Sorting reorders those newest matches, as the tools above do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grpcmesh.sdk.spanstore import TraceSummary, connect
+
+__all__ = [
+    "SORTS",
+    "TraceQuery",
+    "list_traces",
+    "parse_time",
+    "query_from_params",
+    "query_plans",
+    "search_traces",
+]
+
+SORTS = ("newest", "oldest", "longest", "shortest", "most-spans")
+MAX_LIMIT = 1000
+DURATION_PROBE = 2000  # a duration range matching this many spans is read in start order
+MAX_SCAN = 200_000  # candidate spans read per query at most (a filter combination no index narrows)
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    service: str | None = None
+    method: str | None = None
+    errors_only: bool = False
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    start_ns: int | None = None  # spans starting at or after
+    end_ns: int | None = None  # spans starting before
+    request_id: str | None = None
+    attributes: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    sort: str = "newest"
+    limit: int = 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit: must be within [1, {MAX_LIMIT}], got {self.limit}")
+        if self.sort not in SORTS:
+            raise ValueError(f"sort: must be one of {', '.join(SORTS)}, got {self.sort!r}")
+        for name in ("min_duration_ms", "max_duration_ms"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name}: must be >= 0, got {value}")
+        for key, _ in self.attributes:
+            if not key:
+                raise ValueError("attributes: each needs a key (key=value)")
+
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_time(name: str, text: str, now_ns: int | None = None) -> int:
+    """``15m`` (that long ago) or an ISO 8601 time (UTC unless it says) as Unix nanoseconds."""
+    text = text.strip()
+    now = time.time_ns() if now_ns is None else now_ns
+    ago = _AGO.match(text)
+    if ago:
+        return now - int(float(ago.group(1)) * _UNIT_S[ago.group(2)] * 1e9)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{name}: expected a duration ago (30s, 15m, 2h, 1d) or an ISO time, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1e9)
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+
+
+def query_from_params(params: Mapping[str, Any], attributes: Iterable[str] = ()) -> TraceQuery:
+    """A query from URL/CLI parameters (strings); a bad one raises ValueError naming the field.
+
+    Keys: service, method, errors, min_ms, max_ms, since, until, request_id, sort, limit;
+    ``attributes`` are ``key=value`` strings.
+    """
+    pairs = []
+    for item in attributes:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"attr: expected key=value, got {item!r}")
+        pairs.append((key.strip(), value))
+    limit = _number("limit", params.get("limit"))
+    since, until = params.get("since"), params.get("until")
+    return TraceQuery(
+        service=params.get("service") or None,
+        method=params.get("method") or None,
+        errors_only=str(params.get("errors") or "") in ("1", "true", "on", "yes"),
+        min_duration_ms=_number("min_ms", params.get("min_ms")),
+        max_duration_ms=_number("max_ms", params.get("max_ms")),
+        start_ns=parse_time("since", since) if since else None,
+        end_ns=parse_time("until", until) if until else None,
+        request_id=params.get("request_id") or None,
+        attributes=tuple(pairs),
+        sort=params.get("sort") or "newest",
+        limit=int(limit) if limit is not None else 20,
+    )
+
+
+def _driving_index(query: TraceQuery, common_duration: bool = False) -> str:
+    """The index that narrows the candidates most, named so the plan does not depend on statistics.
+
+    Without ``ANALYZE`` data SQLite prefers walking ``spans_start`` to avoid a sort, which for a
+    rare match (an ``--errors`` query matching nothing) reads the whole store. A duration range
+    that :func:`_common_duration` found common is read in start order instead: the newest
+    ``limit`` matches come after ~``limit x spans / matches`` rows, less than sorting them all.
+    """
+    if query.request_id:
+        return "spans_request"
+    if query.errors_only:
+        return "spans_service_errors" if query.service else "spans_errors"
+    if query.service:
+        return "spans_service"
+    if query.method:
+        return "spans_name"
+    if (query.min_duration_ms is not None or query.max_duration_ms is not None) and not common_duration:
+        return "spans_duration"
+    return "spans_start"
+
+
+def _duration_bounds(query: TraceQuery) -> tuple[int, int]:
+    low = int(query.min_duration_ms * 1e6) if query.min_duration_ms is not None else 0
+    high = int(query.max_duration_ms * 1e6) if query.max_duration_ms is not None else 2**62
+    return low, high
+
+
+def _common_duration(conn: sqlite3.Connection, query: TraceQuery) -> bool:
+    """Whether at least ``DURATION_PROBE`` spans lie in the duration range (read off its index)."""
+    if query.min_duration_ms is None and query.max_duration_ms is None:
+        return False
+    row = conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM spans INDEXED BY spans_duration"
+        " WHERE end_ns - start_ns BETWEEN ? AND ? LIMIT ?)",
+        (*_duration_bounds(query), DURATION_PROBE),
+    ).fetchone()
+    return bool(row[0] >= DURATION_PROBE)
+
+
+def _candidates(query: TraceQuery, common_duration: bool = False) -> list[tuple[str, list[Any]]]:
+    """SQL statements yielding (start_ns, trace_id) newest first; their union is the candidates."""
+    where: list[str] = []
+    params: list[Any] = []
+    source = f"spans s INDEXED BY {_driving_index(query, common_duration)}"
+    order = "s.start_ns"
+    extra_attrs = query.attributes
+    if query.attributes and not query.request_id:  # the attribute index drives, spans joined by rowid
+        key, value = query.attributes[0]
+        source = "span_attrs a JOIN spans s ON s.rowid = a.span"
+        where += ["a.key = ?", "a.value = ?"]
+        params += [key, value]
+        order = "a.start_ns"
+        extra_attrs = query.attributes[1:]
+    for key, value in extra_attrs:
+        where.append(
+            "EXISTS (SELECT 1 FROM span_attrs b WHERE b.key = ? AND b.value = ?"
+            " AND b.start_ns = s.start_ns AND b.span = s.rowid)"
+        )
+        params += [key, value]
+    if query.method:
+        where.append("s.name = ?")
+        params.append(query.method.lstrip("/"))
+    if query.errors_only:
+        where.append("s.status_code = 'ERROR'")
+    if query.min_duration_ms is not None or query.max_duration_ms is not None:
+        where.append("s.end_ns - s.start_ns BETWEEN ? AND ?")
+        params += _duration_bounds(query)
+    if query.start_ns is not None:
+        where.append(f"{order} >= ?")
+        params.append(query.start_ns)
+    if query.end_ns is not None:
+        where.append(f"{order} < ?")
+        params.append(query.end_ns)
+    if query.request_id:
+        where.append("s.request_id = ?")
+        params.append(query.request_id)
+    services = [None] if query.service is None else [query.service, f"{query.service}-sidecar"]
+    out = []
+    for service in services:
+        clauses, args = list(where), list(params)
+        if service is not None:
+            clauses.append("s.service = ?")
+            args.append(service)
+        sql = f"SELECT {order}, s.trace_id FROM {source}"
+        sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + f" ORDER BY {order} DESC"
+        out.append((sql, args))
+    return out
+
+
+def query_plans(conn: sqlite3.Connection, query: TraceQuery) -> list[str]:
+    """SQLite's plan for each candidate statement (``EXPLAIN QUERY PLAN`` detail lines)."""
+    plans = []
+    for sql, args in _candidates(query, _common_duration(conn, query)):
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
+        plans.append("\n".join(str(r[3]) for r in rows))
+    return plans
+
+
+def _newest_traces(conn: sqlite3.Connection, query: TraceQuery) -> list[str]:
+    statements = _candidates(query, _common_duration(conn, query))
+    cursors: list[Iterator[tuple[int, str]]] = [conn.execute(sql, a) for sql, a in statements]
+    merged = heapq.merge(*cursors, key=lambda r: r[0], reverse=True)
+    found: dict[str, None] = {}
+    for scanned, (_, trace_id) in enumerate(merged):
+        if scanned >= MAX_SCAN:
+            break
+        found[trace_id] = None
+        if len(found) >= query.limit:
+            break
+    return list(found)
+
+
+def _summaries(conn: sqlite3.Connection, trace_ids: list[str]) -> list[TraceSummary]:
+    if not trace_ids:
+        return []
+    rows = conn.execute(
+        "SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(status_code = 'ERROR'),"
+        " GROUP_CONCAT(DISTINCT service), MAX(request_id) FROM spans"
+        " WHERE trace_id IN (SELECT value FROM json_each(?)) GROUP BY trace_id",
+        (json.dumps(trace_ids),),
+    ).fetchall()
+    out = []
+    for trace_id, start, end, count, errors, services, request_id in rows:
+        root = conn.execute(
+            "SELECT name FROM spans WHERE trace_id = ? ORDER BY parent_id IS NOT NULL, start_ns LIMIT 1",
+            (trace_id,),
+        ).fetchone()
+        out.append(
+            TraceSummary(
+                trace_id=trace_id,
+                root_name=root[0] if root else "?",
+                services=tuple(sorted(set((services or "").split(",")))),
+                span_count=count,
+                start_ns=start,
+                duration_ms=(end - start) / 1e6,
+                error=bool(errors),
+                request_id=request_id,
+            )
+        )
+    return out
+
+
+_SORT_KEYS: dict[str, tuple[Any, bool]] = {
+    "newest": (lambda t: t.start_ns, True),
+    "oldest": (lambda t: t.start_ns, False),
+    "longest": (lambda t: t.duration_ms, True),
+    "shortest": (lambda t: t.duration_ms, False),
+    "most-spans": (lambda t: t.span_count, True),
+}
+
+
+def search_traces(path: str | Path, query: TraceQuery) -> list[TraceSummary]:
+    """The newest ``query.limit`` traces with a span matching every filter, in ``query.sort`` order."""
+    conn = connect(path)
+    try:
+        summaries = _summaries(conn, _newest_traces(conn, query))
+    finally:
+        conn.close()
+    key, reverse = _SORT_KEYS[query.sort]
+    return sorted(summaries, key=key, reverse=reverse)
+
+
+def list_traces(
+    path: str | Path,
+    limit: int = 20,
+    service: str | None = None,
+    min_duration_ms: float | None = None,
+    errors_only: bool = False,
+) -> list[TraceSummary]:
+    """The newest traces with the common filters (kept for callers of the first store API)."""
+    query = TraceQuery(
+        service=service, min_duration_ms=min_duration_ms, errors_only=errors_only, limit=min(limit, MAX_LIMIT)
+    )
+    return search_traces(path, query)
