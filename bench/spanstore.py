@@ -69,7 +69,7 @@ def spans(count: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
                 trace, span_id, parent, method, "CLIENT" if depth % 2 == 0 else "SERVER", service,
                 start + depth * 10_000, start + depth * 10_000 + ms * MS // (depth + 1),
                 "ERROR" if error else "UNSET", "UNAVAILABLE: upstream reset" if error else None,
-                json.dumps(attrs), request_id,
+                json.dumps(attrs), request_id, None,
             )  # fmt: skip
             parent = span_id
 

@@ -52,7 +52,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,
     kind TEXT NOT NULL, service TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-    status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL, request_id TEXT
+    status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL, request_id TEXT,
+    events TEXT
 );
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
@@ -70,9 +71,9 @@ CREATE INDEX IF NOT EXISTS span_attrs_start ON span_attrs (start_ns);
 """
 _COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, service, start_ns, end_ns,"
-    " status_code, status_message, attributes, request_id"
+    " status_code, status_message, attributes, request_id, events"
 )
-_INSERT = f"INSERT INTO spans ({_COLUMNS}) VALUES ({','.join('?' * 12)})"
+_INSERT = f"INSERT INTO spans ({_COLUMNS}) VALUES ({','.join('?' * 13)})"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class SpanRecord:
     status_message: str | None
     attributes: dict[str, Any]
     request_id: str | None
+    events: tuple[dict[str, Any], ...] = ()  # {"name", "time_ns", "attributes"}
 
     @property
     def duration_ms(self) -> float:
@@ -126,6 +128,9 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         conn.executescript(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(spans)")}
+    if columns and "events" not in columns:  # a store written before span events were kept
+        conn.execute("ALTER TABLE spans ADD COLUMN events TEXT")
     return conn
 
 
@@ -150,6 +155,19 @@ def _row(span: ReadableSpan) -> tuple[Any, ...]:
         status.description,
         json.dumps(attributes, default=str),
         request_id,
+        _events(span),
+    )
+
+
+def _events(span: ReadableSpan) -> str | None:
+    if not span.events:
+        return None
+    return json.dumps(
+        [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events[:64]
+        ],
+        default=str,
     )
 
 
@@ -273,6 +291,7 @@ class SpanStoreExporter(SpanExporter):
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
     values = list(row)
     values[10] = json.loads(values[10])
+    values[12] = tuple(json.loads(values[12])) if values[12] else ()
     return SpanRecord(*values)
 
 

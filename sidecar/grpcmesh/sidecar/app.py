@@ -32,6 +32,7 @@ from grpcmesh.sidecar.admin import AdminServer, json_route
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import NEVER_TRIPS, Inbound
 from grpcmesh.sidecar.listener import Listener, Pools
+from grpcmesh.sidecar.map_page import map_routes
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
@@ -210,8 +211,8 @@ class Sidecar:
             if self.provider and cfg.tracing.exporter == "store"
             else None
         )
-        pages, prefixes = trace_routes(store)
-        self._admin = AdminServer(host, port, {**self._routes(), **pages}, prefixes)
+        pages = {**trace_routes(store), **map_routes(store)}
+        self._admin = AdminServer(host, port, self._routes(), pages=pages)
         await self._admin.start()
         self.ports["admin"] = self._admin.port
         await self._listen(self.outbound, cfg.outbound, "outbound")

@@ -24,7 +24,7 @@ def _span(i: int, trace: int, *, service: str = "web-sidecar", error: bool = Fal
     return (
         f"{trace:032x}", f"{i + 1:016x}", None, "shop.v1.Orders/Get", "CLIENT", service, start,
         start + ms * MS, "ERROR" if error else "UNSET", "UNAVAILABLE: no endpoint" if error else None,
-        json.dumps(attrs), f"r{i}",
+        json.dumps(attrs), f"r{i}", None,
     )  # fmt: skip
 
 
