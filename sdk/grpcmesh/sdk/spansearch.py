@@ -107,6 +107,8 @@ def query_from_params(params: Mapping[str, Any], attributes: Iterable[str] = ())
     """
     pairs = []
     for item in attributes:
+        if not item.strip():  # an empty form field
+            continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"attr: expected key=value, got {item!r}")

@@ -54,6 +54,8 @@ def _svg(smap: ServiceMap) -> str:
             f'x2="{x2:.0f}" y2="{y2:.0f}" stroke="{colour}" stroke-width="2" marker-end="url(#arrow)">'
             f"<title>{esc(e.caller)} → {esc(e.callee)}: {e.rps:.2f} rps, {e.error_rate:.1%} errors</title>"
             "</line></a>"
+            f'<text x="{(x1 + x2) / 2 + 6:.0f}" y="{(y1 + y2) / 2:.0f}" font-size="11" fill="{colour}">'
+            f"{e.rps:.2f} rps, {e.error_rate:.1%} err, p99 {e.p99_ms:.1f} ms</text>"
         )
     for n, (x, y) in pos.items():
         parts.append(
