@@ -127,3 +127,4 @@ def test_demo_runs() -> None:
     assert "web-sidecar  grpcmesh.api.v1.EventStore/Append (client)" in run.stdout
     assert "eventstore-sidecar  grpcmesh.api.v1.EventStore/Append (server)" in run.stdout
     assert "all processes stopped" in run.stdout
+    assert "grpcmesh stat ADMIN" in run.stdout.splitlines()[-2]  # it ends pointing to the pages and stat

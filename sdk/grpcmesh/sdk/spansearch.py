@@ -31,6 +31,7 @@ __all__ = [
     "parse_time",
     "query_from_params",
     "query_plans",
+    "search_on",
     "search_traces",
 ]
 
@@ -281,15 +282,19 @@ _SORT_KEYS: dict[str, tuple[Any, bool]] = {
 }
 
 
+def search_on(conn: sqlite3.Connection, query: TraceQuery) -> list[TraceSummary]:
+    """:func:`search_traces` on an open connection (the bench counts its SQLite steps)."""
+    key, reverse = _SORT_KEYS[query.sort]
+    return sorted(_summaries(conn, _newest_traces(conn, query)), key=key, reverse=reverse)
+
+
 def search_traces(path: str | Path, query: TraceQuery) -> list[TraceSummary]:
     """The newest ``query.limit`` traces with a span matching every filter, in ``query.sort`` order."""
     conn = connect(path)
     try:
-        summaries = _summaries(conn, _newest_traces(conn, query))
+        return search_on(conn, query)
     finally:
         conn.close()
-    key, reverse = _SORT_KEYS[query.sort]
-    return sorted(summaries, key=key, reverse=reverse)
 
 
 def list_traces(

@@ -150,6 +150,17 @@ def test_stat_and_tap_under_load_agree_with_metrics(mesh: ObsMesh) -> None:
         assert row["requests"] >= 10
         assert row["success_rate"] == pytest.approx(0.8, abs=0.1)  # every fifth load call fails
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+
+        def sampled() -> list[dict[str, object]]:  # the sidecar's own history: a sample every 5 s
+            rows = json.loads(admin_get(mesh.echo.admin, "/stat.json")[1])
+            return [r for r in rows if r["method"] == "/echo.v1.Echo/Unary" and r["requests"]]
+
+        [page_row] = wait_for(sampled, timeout=30, interval=0.5, what="/stat sampled under load")
+        assert page_row["direction"] == "inbound"
+        assert 0.6 <= page_row["success_rate"] <= 1.0
+        status, page = admin_get(mesh.echo.admin, "/stat")
+        assert status == 200
+        assert '<svg class="spark"' in page
     # quiet: a table over an idle interval must total exactly what /metrics counts
     wait_for(
         lambda: _metrics_counts(mesh.echo.admin, "inbound") == _metrics_counts(mesh.echo.admin, "inbound"),
