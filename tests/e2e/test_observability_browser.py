@@ -18,10 +18,8 @@ from typing import Any
 
 import pytest
 
-from grpcmesh.sdk.spanstore import find_trace, get_trace
 from tests.support.mesh import ROOT
-from tests.support.obsmesh import FAIL_CODE, ObsMesh, start_obs_mesh, traffic
-from tests.support.procs import ProcessGroup, wait_for
+from tests.support.obsmesh import FAIL_CODE, ObsMesh, running_obs_mesh
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -50,20 +48,8 @@ def _browser_or_skip() -> Any:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObsMesh]:
     _browser_or_skip()
-    work = tmp_path_factory.mktemp("browser-mesh")
-    procs = ProcessGroup(work)
-    try:
-        m = start_obs_mesh(procs, work / "traces.db")
-        traffic(m, OK_CALLS, BAD_CALLS)
-
-        def stored(rid: str) -> bool:
-            trace_id = find_trace(m.db, rid) if m.db.exists() else None
-            return bool(trace_id) and len(get_trace(m.db, str(trace_id))) >= 2
-
-        wait_for(lambda: all(stored(r) for r in [*m.bad_ids, *m.ok_ids]), timeout=30, what="spans stored")
+    with running_obs_mesh(tmp_path_factory.mktemp("browser-mesh"), OK_CALLS, BAD_CALLS) as m:
         yield m
-    finally:
-        procs.stop_all()
 
 
 @pytest.fixture

@@ -7,17 +7,20 @@ calls flowing from threads, one in five failing, until stopped.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from grpcmesh.sdk.spanstore import find_trace, get_trace
 from tests.support.mesh import SidecarProc, start_echo_proc, start_sidecar
 from tests.support.procs import ProcessGroup, wait_for
 
-__all__ = ["FAIL_CODE", "Load", "ObsMesh", "start_obs_mesh", "traffic"]
+__all__ = ["FAIL_CODE", "Load", "ObsMesh", "running_obs_mesh", "start_obs_mesh", "traffic"]
 
 UNARY = "/echo.v1.Echo/Unary"
 FAIL_CODE = "FAILED_PRECONDITION"  # not retried by the sidecar: one attempt, one error span
@@ -40,6 +43,26 @@ def start_obs_mesh(procs: ProcessGroup, db: Path) -> ObsMesh:
     upstream = ("--endpoints", f"echo=127.0.0.1:{echo.inbound}")
     web = start_sidecar(procs, "web", "127.0.0.1:1", *store, *upstream, env=_FAST_BATCH)
     return ObsMesh(db, echo, web)
+
+
+@contextlib.contextmanager
+def running_obs_mesh(work: Path, ok: int, bad: int) -> Iterator[ObsMesh]:
+    """The mesh after ``traffic(ok, bad)``, once every call's spans from both sidecars are stored."""
+    procs = ProcessGroup(work)
+    try:
+        mesh = start_obs_mesh(procs, work / "traces.db")
+        traffic(mesh, ok, bad)
+
+        def stored(rid: str) -> bool:
+            trace_id = find_trace(mesh.db, rid) if mesh.db.exists() else None
+            return bool(trace_id) and len(get_trace(mesh.db, str(trace_id))) >= 2
+
+        wait_for(
+            lambda: all(stored(r) for r in [*mesh.bad_ids, *mesh.ok_ids]), timeout=30, what="spans stored"
+        )
+        yield mesh
+    finally:
+        procs.stop_all()
 
 
 def _call(stub: grpc.UnaryUnaryMultiCallable, rid: str, fail: bool) -> str:

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from grpcmesh.sdk.spanstore import find_trace, get_trace
+from grpcmesh.sdk.spanstore import find_trace
 from tests.support.mesh import ROOT, admin_get
-from tests.support.obsmesh import FAIL_CODE, Load, ObsMesh, start_obs_mesh, traffic
-from tests.support.procs import ProcessGroup, wait_for
+from tests.support.obsmesh import FAIL_CODE, Load, ObsMesh, running_obs_mesh
+from tests.support.procs import wait_for
 
 OK_CALLS, BAD_CALLS = 24, 6
 
@@ -37,20 +37,8 @@ def grpcmesh(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObsMesh]:
-    work = tmp_path_factory.mktemp("obs")
-    procs = ProcessGroup(work)
-    try:
-        m = start_obs_mesh(procs, work / "traces.db")
-        traffic(m, OK_CALLS, BAD_CALLS)
-
-        def stored(rid: str) -> bool:
-            trace_id = find_trace(m.db, rid) if m.db.exists() else None
-            return bool(trace_id) and len(get_trace(m.db, str(trace_id))) >= 2
-
-        wait_for(lambda: all(stored(r) for r in m.bad_ids + m.ok_ids[-1:]), timeout=30, what="spans stored")
+    with running_obs_mesh(tmp_path_factory.mktemp("obs"), OK_CALLS, BAD_CALLS) as m:
         yield m
-    finally:
-        procs.stop_all()
 
 
 def test_search_page_json_and_cli_find_the_error_traces(mesh: ObsMesh) -> None:
