@@ -173,30 +173,40 @@ def _events(span: ReadableSpan) -> str | None:
 
 def attr_text(value: Any) -> str:
     """An attribute value as the text ``span_attrs`` indexes and searches compare against."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, default=str)
 
 
 def write_rows(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
     """Inserts span rows (the ``_COLUMNS`` order) and their attribute index rows; returns the count.
 
-    The caller holds the transaction. Request ids have their own column, so are not repeated.
+    The caller holds the write transaction (``BEGIN IMMEDIATE``), so nobody else inserts and the
+    new rows take the rowids after the current maximum, one each: the attribute rows name their
+    span by that rowid, inserted in one statement. Request ids have their own column.
     """
-    count = 0
-    for row in rows:
-        cursor = conn.execute(_INSERT, row)
-        attrs = json.loads(row[10])
-        conn.executemany(
-            "INSERT INTO span_attrs (key, value, start_ns, span) VALUES (?, ?, ?, ?)",
-            [
-                (k, text, row[6], cursor.lastrowid)
-                for k, v in attrs.items()
-                if k not in REQUEST_ID_KEYS and len(text := attr_text(v)) <= MAX_ATTR_VALUE
-            ],
-        )
-        count += 1
-    return count
+    rows = list(rows)
+    if not rows:
+        return 0
+    base = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM spans").fetchone()[0])
+    conn.executemany(_INSERT, rows)
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    if last != base + len(rows):  # not consecutive (rowids exhausted): refuse rather than mislink
+        raise sqlite3.IntegrityError(f"span rowids not consecutive ({base} + {len(rows)} != {last})")
+    conn.executemany(
+        "INSERT INTO span_attrs (key, value, start_ns, span) VALUES (?, ?, ?, ?)",
+        [
+            (k, text, row[6], base + i)
+            for i, row in enumerate(rows, 1)
+            for k, v in json.loads(row[10]).items()
+            if k not in REQUEST_ID_KEYS and len(text := attr_text(v)) <= MAX_ATTR_VALUE
+        ],
+    )
+    return len(rows)
 
 
 def store_bytes(conn: sqlite3.Connection) -> int:
