@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grpcmesh.sdk.spansearch import TraceQuery, parse_time, query_from_params, query_plans, search_traces
-from grpcmesh.sdk.spanstore import SpanStoreExporter, connect, store_bytes, write_rows
+from grpcmesh.sdk.spanstore import SpanStoreExporter, connect, get_trace, store_bytes, write_rows
 
 MS = 1_000_000
 
@@ -127,6 +127,11 @@ def test_store_stays_within_its_byte_bound(tmp_path: Path) -> None:
     exporter.shutdown()
     assert 0 < kept < 20_000  # pruned by bytes, not by count
     assert path.stat().st_size <= bound * 1.1  # freed pages are reused: the file stops growing
+    # attribute rows still name their own spans after 40 batches and the pruning between them
+    found = search_traces(path, TraceQuery(attributes=(("mesh.endpoint", "127.0.0.1:7002"),), limit=50))
+    assert len(found) == 50
+    for trace in found:
+        assert any(s.attributes["mesh.endpoint"] == "127.0.0.1:7002" for s in get_trace(path, trace.trace_id))
 
 
 def test_a_common_duration_range_is_read_in_start_order(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
