@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import importlib
 import json
 import os
@@ -298,7 +299,8 @@ async def run_demo(keep: bool = False) -> int:
                 await _show_trace(mesh.traces)
             if keep:
                 _point_to_pages(mesh)
-                await asyncio.Event().wait()  # until ^C cancels the demo
+                with contextlib.suppress(asyncio.CancelledError):  # ^C cancels this wait: stop the mesh
+                    await asyncio.Event().wait()
         finally:
             await mesh.close()
             sys.path[:] = [p for p in sys.path if p != str(workdir / "gen")]
