@@ -34,8 +34,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from grpcmesh.sdk.spanexport import SpanStoreExporter  # noqa: E402
 from grpcmesh.sdk.spansearch import TraceQuery, search_on, search_traces  # noqa: E402
-from grpcmesh.sdk.spanstore import SpanStoreExporter, connect  # noqa: E402
+from grpcmesh.sdk.spanstore import connect  # noqa: E402
 
 MS = 1_000_000
 T0 = 1_700_000_000 * 10**9

@@ -8,10 +8,8 @@ batch (the exporter runs behind a BatchSpanProcessor).
 Every search filter has an index (see :mod:`grpcmesh.sdk.spansearch`): service,
 span name, errors (a partial index holding only error spans), duration, start
 time, request id, and attributes through ``span_attrs`` (one row per span
-attribute, keyed ``(key, value, start_ns)``). Retention keeps the newest
-``max_spans`` spans *and* keeps the pages in use under ``max_bytes``; freed
-pages are reused, so the file stops growing near ``max_bytes`` (the WAL beside
-it is capped at ``WAL_LIMIT``).
+attribute, keyed ``(key, value, start_ns)``). Writes and retention are
+:class:`grpcmesh.sdk.spanexport.SpanStoreExporter`.
 """
 
 from __future__ import annotations
@@ -19,24 +17,22 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_SPANS",
     "AmbiguousTrace",
     "SpanRecord",
-    "SpanStoreExporter",
     "TraceSummary",
     "find_trace",
     "get_trace",
+    "span_row",
     "store_bytes",
     "write_rows",
 ]
@@ -134,7 +130,7 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _row(span: ReadableSpan) -> tuple[Any, ...]:
+def span_row(span: ReadableSpan) -> tuple[Any, ...]:
     ctx = span.get_span_context()
     assert ctx is not None
     attributes = {k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()}
@@ -215,87 +211,6 @@ def store_bytes(conn: sqlite3.Connection) -> int:
         conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
     )
     return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
-
-
-class SpanStoreExporter(SpanExporter):
-    """Writes finished spans to a SQLite file; use behind a BatchSpanProcessor."""
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        max_spans: int = DEFAULT_MAX_SPANS,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        prune_every: int = 1000,
-    ) -> None:
-        if max_spans < 1:
-            raise ValueError("spanstore.max_spans must be >= 1")
-        if max_bytes < 1024 * 1024:
-            raise ValueError("spanstore.max_bytes must be >= 1 MiB")
-        self.path = str(path)
-        self.max_spans = max_spans
-        self.max_bytes = max_bytes
-        self._prune_every = max(1, min(prune_every, max_spans))
-        self._since_prune = 0
-        self._lock = threading.Lock()
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = connect(self.path, create=True)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows = [_row(s) for s in spans if s.get_span_context() is not None]
-        with self._lock:
-            if self._conn is None:
-                return SpanExportResult.FAILURE
-            try:
-                self.write(rows)
-            except sqlite3.Error:
-                log.exception("span store write failed (%s)", self.path)
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
-
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """One transaction for the batch, then retention every ``prune_every`` spans."""
-        assert self._conn is not None
-        with self._conn:  # one short transaction per batch
-            self._conn.execute("BEGIN IMMEDIATE")
-            write_rows(self._conn, rows)
-        self._since_prune += len(rows)
-        if self._since_prune >= self._prune_every:
-            self._since_prune = 0
-            self.prune()
-
-    def prune(self) -> None:
-        """Keeps the newest ``max_spans`` spans, then drops the oldest quarter while over 90 % of bytes."""
-        assert self._conn is not None
-        self._delete_before(
-            "SELECT start_ns FROM spans ORDER BY start_ns DESC LIMIT 1 OFFSET ?", self.max_spans - 1
-        )
-        for _ in range(8):
-            if store_bytes(self._conn) <= self.max_bytes * 0.9:
-                return
-            total = self._conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-            if total < 2:
-                return
-            self._delete_before("SELECT start_ns FROM spans ORDER BY start_ns LIMIT 1 OFFSET ?", total // 4)
-
-    def _delete_before(self, cutoff_sql: str, offset: int) -> None:
-        assert self._conn is not None
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            row = self._conn.execute(cutoff_sql, (offset,)).fetchone()
-            if row is None:
-                return
-            self._conn.execute("DELETE FROM spans WHERE start_ns < ?", (row[0],))
-            self._conn.execute("DELETE FROM span_attrs WHERE start_ns < ?", (row[0],))
-
-    def shutdown(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:

@@ -17,7 +17,8 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 
-from grpcmesh.sdk.spansearch import SORTS, TraceQuery, query_from_params, search_traces
+from grpcmesh.sdk.spanparams import query_from_params
+from grpcmesh.sdk.spansearch import SORTS, TraceQuery, search_traces
 from grpcmesh.sdk.spanstore import AmbiguousTrace, SpanRecord, TraceSummary, find_trace, get_trace
 from grpcmesh.sdk.waterfall import WaterfallRow, rows
 from grpcmesh.sidecar.admin import PageRoute

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from grpcmesh.sdk.spansearch import TraceQuery, parse_time, query_from_params, query_plans, search_traces
-from grpcmesh.sdk.spanstore import SpanStoreExporter, connect, get_trace, store_bytes, write_rows
+from grpcmesh.sdk.spanexport import SpanStoreExporter
+from grpcmesh.sdk.spanparams import parse_time, query_from_params
+from grpcmesh.sdk.spansearch import TraceQuery, query_plans, search_traces
+from grpcmesh.sdk.spanstore import connect, get_trace, store_bytes, write_rows
 
 MS = 1_000_000
 

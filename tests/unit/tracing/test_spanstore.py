@@ -12,8 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
+from grpcmesh.sdk.spanexport import SpanStoreExporter
 from grpcmesh.sdk.spansearch import list_traces
-from grpcmesh.sdk.spanstore import AmbiguousTrace, SpanStoreExporter, find_trace, get_trace
+from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace
 from grpcmesh.sdk.tracing import configure_tracing
 
 MS = 1_000_000

@@ -48,7 +48,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from grpcmesh.cli.errors import CommandError
     from grpcmesh.cli.traceview import render_table, render_waterfall
-    from grpcmesh.sdk.spansearch import query_from_params, search_traces
+    from grpcmesh.sdk.spanparams import query_from_params
+    from grpcmesh.sdk.spansearch import search_traces
     from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace
     from grpcmesh.sdk.tracing import default_trace_db
 
