@@ -15,7 +15,6 @@ attribute, keyed ``(key, value, start_ns)``). Writes and retention are
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ __all__ = [
     "store_bytes",
     "write_rows",
 ]
-
-log = logging.getLogger("grpcmesh.sdk.spanstore")
 
 REQUEST_ID_KEYS = ("mesh.request_id", "request_id", "grpcmesh.request_id")
 DEFAULT_MAX_SPANS = 100_000
