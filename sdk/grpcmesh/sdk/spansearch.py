@@ -103,7 +103,26 @@ def _common_duration(conn: sqlite3.Connection, query: TraceQuery) -> bool:
     return bool(row[0] >= DURATION_PROBE)
 
 
-def _candidates(query: TraceQuery, common_duration: bool = False) -> list[tuple[str, list[Any]]]:
+def _service_names(conn: sqlite3.Connection, query: TraceQuery) -> list[str | None]:
+    """The stored service names ``query.service`` stands for: itself and/or its sidecar's.
+
+    Only names present in the store (one index lookup each), so a statement for a name with no
+    spans does not walk every candidate of another filter looking for it.
+    """
+    if query.service is None:
+        return [None]
+    names: list[str | None] = []
+    for name in (query.service, f"{query.service}-sidecar"):
+        if conn.execute(
+            "SELECT 1 FROM spans INDEXED BY spans_service WHERE service = ? LIMIT 1", (name,)
+        ).fetchone():
+            names.append(name)
+    return names
+
+
+def _candidates(
+    query: TraceQuery, common_duration: bool = False, services: list[str | None] | None = None
+) -> list[tuple[str, list[Any]]]:
     """SQL statements yielding (start_ns, trace_id) newest first; their union is the candidates."""
     where: list[str] = []
     params: list[Any] = []
@@ -140,7 +159,8 @@ def _candidates(query: TraceQuery, common_duration: bool = False) -> list[tuple[
     if query.request_id:
         where.append("s.request_id = ?")
         params.append(query.request_id)
-    services = [None] if query.service is None else [query.service, f"{query.service}-sidecar"]
+    if services is None:
+        services = [None] if query.service is None else [query.service, f"{query.service}-sidecar"]
     out = []
     for service in services:
         clauses, args = list(where), list(params)
@@ -156,14 +176,14 @@ def _candidates(query: TraceQuery, common_duration: bool = False) -> list[tuple[
 def query_plans(conn: sqlite3.Connection, query: TraceQuery) -> list[str]:
     """SQLite's plan for each candidate statement (``EXPLAIN QUERY PLAN`` detail lines)."""
     plans = []
-    for sql, args in _candidates(query, _common_duration(conn, query)):
+    for sql, args in _candidates(query, _common_duration(conn, query)):  # every statement, names or not
         rows = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
         plans.append("\n".join(str(r[3]) for r in rows))
     return plans
 
 
 def _newest_traces(conn: sqlite3.Connection, query: TraceQuery) -> list[str]:
-    statements = _candidates(query, _common_duration(conn, query))
+    statements = _candidates(query, _common_duration(conn, query), _service_names(conn, query))
     cursors: list[Iterator[tuple[int, str]]] = [conn.execute(sql, a) for sql, a in statements]
     merged = heapq.merge(*cursors, key=lambda r: r[0], reverse=True)
     found: dict[str, None] = {}
