@@ -121,10 +121,19 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         conn.executescript(_SCHEMA)
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(spans)")}
-    if columns and "events" not in columns:  # a store written before span events were kept
-        conn.execute("ALTER TABLE spans ADD COLUMN events TEXT")
+    _upgrade(conn)
     return conn
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Brings a store written by an older grpcmesh up to this schema (its search indexes, events)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(spans)")}
+    if not columns:
+        return
+    if "events" not in columns:
+        conn.execute("ALTER TABLE spans ADD COLUMN events TEXT")
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'span_attrs_kv'").fetchone():
+        conn.executescript(_SCHEMA)  # the indexes (a one-time build); old spans' attributes unindexed
 
 
 def span_row(span: ReadableSpan) -> tuple[Any, ...]:

@@ -150,3 +150,20 @@ def test_a_common_duration_range_is_read_in_start_order(db: str, monkeypatch: py
     assert [t.trace_id for t in search_traces(db, query)] == [f"{9:032x}", f"{8:032x}"]
     rare = TraceQuery(min_duration_ms=40)
     assert [t.trace_id for t in search_traces(db, rare)] == [f"{2:032x}"]
+
+
+def test_a_store_from_before_the_search_indexes_is_upgraded_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,"
+        " kind TEXT NOT NULL, service TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+        " status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL, request_id TEXT);"
+        "CREATE INDEX spans_trace ON spans (trace_id); CREATE INDEX spans_start ON spans (start_ns);"
+    )
+    old.execute(f"INSERT INTO spans VALUES ({','.join('?' * 12)})", _span(1, 1, error=True)[:12])
+    old.commit()
+    old.close()
+    [found] = search_traces(path, TraceQuery(errors_only=True, service="web"))  # a reader (the CLI)
+    assert found.trace_id == f"{1:032x}"
+    assert get_trace(path, found.trace_id)[0].events == ()
