@@ -16,7 +16,8 @@ connection (counted with a progress handler: the work done, free of noise).
     python bench/spanstore.py           # 10k, 100k, 1M spans (the 1M store is kept in .cache/bench)
     python bench/spanstore.py --quick   # 1k, 10k, 100k
 
-Prints a table, the ratios, the file sizes against their bound and one JSON line.
+It also times writes (indexed store vs one with the id/start indexes only). Prints a table, the
+ratios, the file sizes against their bound, the write rates and one JSON line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import statistics
 import sys
 import time
@@ -153,6 +155,52 @@ def timed(
     return {s: {n: statistics.median(v) for n, v in by.items()} for s, by in samples.items()}
 
 
+_BASELINE_SCHEMA = """
+CREATE TABLE spans (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,
+    kind TEXT NOT NULL, service TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL, request_id TEXT,
+    events TEXT
+);
+CREATE INDEX spans_trace ON spans (trace_id);
+CREATE INDEX spans_start ON spans (start_ns);
+CREATE INDEX spans_request ON spans (request_id);
+"""
+
+
+def write_rates(directory: Path, count: int, rounds: int = 3) -> tuple[float, float]:
+    """Spans/s written in 500-span batches: the indexed store vs a store with only the trace, start
+    and request id indexes (the store before search: lookups by id, the newest traces)."""
+    rows = list(spans(count, seed=11))
+    indexed: list[float] = []
+    plain: list[float] = []
+    for r in range(rounds):
+        for kind in ("indexed", "plain") if r % 2 == 0 else ("plain", "indexed"):
+            path = directory / f"write-{kind}.db"
+            for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                stale.unlink(missing_ok=True)
+            if kind == "indexed":
+                exporter = SpanStoreExporter(path, max_spans=count * 2, prune_every=count * 2)
+                began = time.perf_counter()
+                for i in range(0, count, 500):
+                    exporter.write(rows[i : i + 500])
+                indexed.append(count / (time.perf_counter() - began))
+                exporter.shutdown()
+                continue
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_BASELINE_SCHEMA)
+            began = time.perf_counter()
+            for i in range(0, count, 500):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(f"INSERT INTO spans VALUES ({','.join('?' * 13)})", rows[i : i + 500])
+                conn.execute("COMMIT")
+            plain.append(count / (time.perf_counter() - began))
+            conn.close()
+    return statistics.median(indexed), statistics.median(plain)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k, 10k and 100k spans")
@@ -184,6 +232,11 @@ def main() -> int:
         for name, query in queries(size).items():
             work[size][name], line[f"{name}_found_{size}"] = steps(path, query)
     times = timed(paths, {s: queries(s) for s in sizes}, rounds=9)
+    indexed, plain = write_rates(args.dir, 5_000 if args.quick else 20_000)
+    line["write_spans_per_s"], line["write_baseline_spans_per_s"] = round(indexed), round(plain)
+    line["write_ratio"] = round(indexed / plain, 2)
+    print(f"writes: {indexed:.0f} spans/s indexed, {plain:.0f} spans/s with the id/start indexes only "
+          f"({indexed / plain:.2f}x): the price of searchable filters, paid on the exporter thread")  # fmt: skip
     small, big = sizes[0], sizes[-1]
     print(
         f"\n{'query':16} "
