@@ -198,6 +198,8 @@ def write_rates(directory: Path, count: int, rounds: int = 3) -> tuple[float, fl
                 conn.execute("COMMIT")
             plain.append(count / (time.perf_counter() - began))
             conn.close()
+    for stale in directory.glob("write-*.db*"):
+        stale.unlink()
     return statistics.median(indexed), statistics.median(plain)
 
 
