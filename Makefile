@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m grpcmesh.cli demo
+	$(PY) -m grpcmesh.cli demo $(ARGS)
 
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q

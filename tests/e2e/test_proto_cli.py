@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -127,3 +131,27 @@ def test_demo_runs() -> None:
     assert "web-sidecar  grpcmesh.api.v1.EventStore/Append (client)" in run.stdout
     assert "eventstore-sidecar  grpcmesh.api.v1.EventStore/Append (server)" in run.stdout
     assert "all processes stopped" in run.stdout
+    assert "grpcmesh stat ADMIN" in run.stdout.splitlines()[-2]  # it ends pointing to the pages and stat
+
+
+def test_demo_keep_serves_the_pages_it_points_to(procs: ProcessGroup) -> None:
+    """`make demo ARGS=--keep`: the printed pages answer and `grpcmesh stat` reads the sidecars."""
+    demo = procs.start([GRPCMESH, "demo", "--keep"], "demo-keep", env={"PYTHONUNBUFFERED": "1"})
+    demo.wait_output("grpcmesh traces --db", timeout=240)
+    out = demo.output()
+    web = re.search(r"service map +(http://127\.0\.0\.1:\d+)/map", out)
+    stat = re.search(r"grpcmesh stat ((?:127\.0\.0\.1:\d+ ?)+)", out)
+    assert web is not None
+    assert stat is not None
+    with urllib.request.urlopen(f"{web.group(1)}/traces.json?errors=1", timeout=10) as resp:
+        assert any(t["error"] for t in json.loads(resp.read()))  # the demo's invalid call
+    with urllib.request.urlopen(f"{web.group(1)}/map.json?window=1h", timeout=10) as resp:
+        edges = {(e["caller"], e["callee"]) for e in json.loads(resp.read())["edges"]}
+    assert {("web", "orders"), ("web", "eventstore")} <= edges
+    with urllib.request.urlopen(f"{web.group(1)}/stat", timeout=10) as resp:
+        assert resp.status == 200
+    table = _cli("stat", *stat.group(1).split(), "--once", "--interval", "0.5")
+    assert table.returncode == 0, table.stderr
+    assert "/shop.v1.Orders/Echo" in table.stdout
+    os.kill(demo.pid, signal.SIGINT)  # ^C: the demo stops its mesh
+    demo.wait_output("all processes stopped", timeout=60)

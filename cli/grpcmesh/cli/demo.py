@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import importlib
 import json
 import os
@@ -88,6 +89,7 @@ class Mesh:
         self.entries: dict[str, list[str]] = collections.defaultdict(list)
         self.children: list[Child] = []
         self.traces = workdir / "traces.db"
+        self.admins: list[tuple[str, int]] = []  # (service, admin port) of each sidecar
         self.env = {
             "PYTHONPATH": os.pathsep.join([str(workdir / "gen"), str(workdir)]),
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # flush spans to the store within 0.2 s
@@ -124,6 +126,7 @@ class Mesh:
             ],
         )
         outbound, inbound, admin = (int(g) for g in (await child.ready(_READY)).groups())
+        self.admins.append((service, admin))
         if grpc_service:
             meta = f'meta = {{ grpc_services = "{grpc_service}" }}'
             self.entries[service].append(f'address = "127.0.0.1"\nport = {inbound}\n{meta}\n')
@@ -235,8 +238,21 @@ async def _show_trace(db: Path) -> None:
     print(render_waterfall(spans) if spans else "    (no spans arrived)")
 
 
-async def run_demo() -> int:
-    """Runs the demo; returns the process exit status."""
+def _point_to_pages(mesh: Mesh) -> None:
+    """Where to look while the mesh is up: the sidecars' observability pages and the live commands."""
+    web = next(port for service, port in mesh.admins if service == "web")
+    orders = [f"127.0.0.1:{port}" for service, port in mesh.admins if service == "orders"]
+    print("12. the mesh stays up until ^C; look around:")
+    print(f"    trace search   http://127.0.0.1:{web}/traces?errors=1   (and /traces/<id>, /traces.json)")
+    print(f"    service map    http://127.0.0.1:{web}/map")
+    print(f"    golden metrics http://127.0.0.1:{web}/stat")
+    print(f"    grpcmesh stat {' '.join(orders)}       (req/s, success rate, p50/p95/p99, refreshing)")
+    print(f"    grpcmesh tap orders --admin {orders[0]}  (live calls)")
+    print(f"    grpcmesh traces --db {mesh.traces} --errors")
+
+
+async def run_demo(keep: bool = False) -> int:
+    """Runs the demo; returns the process exit status. ``keep``: leave the mesh up until ^C."""
     with tempfile.TemporaryDirectory(prefix="grpcmesh-demo-") as tmp:
         workdir = Path(tmp)
         print("1. grpcmesh proto new shop.v1.Orders && grpcmesh proto gen protos --out gen")
@@ -281,8 +297,19 @@ async def run_demo() -> int:
                 print(f"7. web sidecar /clusters: breakers {states}; retry budget {orders['retry']}")
                 await _events(web)
                 await _show_trace(mesh.traces)
+            if keep:
+                _point_to_pages(mesh)
+                with contextlib.suppress(asyncio.CancelledError):  # ^C cancels this wait: stop the mesh
+                    await asyncio.Event().wait()
         finally:
             await mesh.close()
             sys.path[:] = [p for p in sys.path if p != str(workdir / "gen")]
-        print("12. all processes stopped")
+        print("13. all processes stopped")
+    if not keep:
+        print(
+            "14. next: `make demo ARGS=--keep` (or `grpcmesh demo --keep`) keeps this mesh up and prints\n"
+            "    its pages - trace search /traces, service map /map, golden metrics /stat on each sidecar's\n"
+            "    admin port - and the `grpcmesh stat ADMIN...` and `grpcmesh tap SERVICE --admin ADMIN`\n"
+            "    commands to watch it live"
+        )
     return 0

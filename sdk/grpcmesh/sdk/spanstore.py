@@ -3,51 +3,70 @@
 Traces should be viewable on a laptop with nothing else running, so the default
 backend is a file. Several processes (sidecars, services) may append to the
 same file: WAL mode, ``busy_timeout`` and one short transaction per exported
-batch (the exporter runs behind a BatchSpanProcessor). Retention keeps the
-newest ``max_spans`` rows, pruned in batches so most writes pay nothing.
+batch (the exporter runs behind a BatchSpanProcessor).
+
+Every search filter has an index (see :mod:`grpcmesh.sdk.spansearch`): service,
+span name, errors (a partial index holding only error spans), duration, start
+time, request id, and attributes through ``span_attrs`` (one row per span
+attribute, keyed ``(key, value, start_ns)``). Writes and retention are
+:class:`grpcmesh.sdk.spanexport.SpanStoreExporter`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_SPANS",
     "AmbiguousTrace",
     "SpanRecord",
-    "SpanStoreExporter",
     "TraceSummary",
     "find_trace",
     "get_trace",
-    "list_traces",
+    "span_row",
+    "store_bytes",
+    "write_rows",
 ]
 
-log = logging.getLogger("grpcmesh.sdk.spanstore")
-
 REQUEST_ID_KEYS = ("mesh.request_id", "request_id", "grpcmesh.request_id")
+DEFAULT_MAX_SPANS = 100_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+WAL_LIMIT = 16 * 1024 * 1024
+MAX_ATTR_VALUE = 256  # longer attribute values are kept on the span but not indexed
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,
     kind TEXT NOT NULL, service TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-    status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL, request_id TEXT
+    status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL, request_id TEXT,
+    events TEXT
 );
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
 CREATE INDEX IF NOT EXISTS spans_request ON spans (request_id);
+CREATE INDEX IF NOT EXISTS spans_service ON spans (service, start_ns);
+CREATE INDEX IF NOT EXISTS spans_name ON spans (name, start_ns);
+CREATE INDEX IF NOT EXISTS spans_errors ON spans (start_ns) WHERE status_code = 'ERROR';
+CREATE INDEX IF NOT EXISTS spans_service_errors ON spans (service, start_ns) WHERE status_code = 'ERROR';
+CREATE INDEX IF NOT EXISTS spans_duration ON spans (end_ns - start_ns);
+CREATE TABLE IF NOT EXISTS span_attrs (
+    key TEXT NOT NULL, value TEXT NOT NULL, start_ns INTEGER NOT NULL, span INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS span_attrs_kv ON span_attrs (key, value, start_ns);
+CREATE INDEX IF NOT EXISTS span_attrs_start ON span_attrs (start_ns);
 """
 _COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, service, start_ns, end_ns,"
-    " status_code, status_message, attributes, request_id"
+    " status_code, status_message, attributes, request_id, events"
 )
+_INSERT = f"INSERT INTO spans ({_COLUMNS}) VALUES ({','.join('?' * 13)})"
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,7 @@ class SpanRecord:
     status_message: str | None
     attributes: dict[str, Any]
     request_id: str | None
+    events: tuple[dict[str, Any], ...] = ()  # {"name", "time_ns", "attributes"}
 
     @property
     def duration_ms(self) -> float:
@@ -99,11 +119,24 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     if create:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         conn.executescript(_SCHEMA)
+    _upgrade(conn)
     return conn
 
 
-def _row(span: ReadableSpan) -> tuple[Any, ...]:
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Brings a store written by an older grpcmesh up to this schema (its search indexes, events)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(spans)")}
+    if not columns:
+        return
+    if "events" not in columns:
+        conn.execute("ALTER TABLE spans ADD COLUMN events TEXT")
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'span_attrs_kv'").fetchone():
+        conn.executescript(_SCHEMA)  # the indexes (a one-time build); old spans' attributes unindexed
+
+
+def span_row(span: ReadableSpan) -> tuple[Any, ...]:
     ctx = span.get_span_context()
     assert ctx is not None
     attributes = {k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()}
@@ -124,134 +157,73 @@ def _row(span: ReadableSpan) -> tuple[Any, ...]:
         status.description,
         json.dumps(attributes, default=str),
         request_id,
+        _events(span),
     )
 
 
-class SpanStoreExporter(SpanExporter):
-    """Writes finished spans to a SQLite file; use behind a BatchSpanProcessor."""
+def _events(span: ReadableSpan) -> str | None:
+    if not span.events:
+        return None
+    return json.dumps(
+        [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events[:64]
+        ],
+        default=str,
+    )
 
-    def __init__(self, path: str | Path, *, max_spans: int = 100_000, prune_every: int = 1000) -> None:
-        if max_spans < 1:
-            raise ValueError("spanstore.max_spans must be >= 1")
-        self.path = str(path)
-        self.max_spans = max_spans
-        self._prune_every = max(1, min(prune_every, max_spans))
-        self._since_prune = 0
-        self._lock = threading.Lock()
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = connect(self.path, create=True)
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows = [_row(s) for s in spans if s.get_span_context() is not None]
-        with self._lock:
-            if self._conn is None:
-                return SpanExportResult.FAILURE
-            try:
-                with self._conn:  # one short transaction per batch
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    self._conn.executemany(
-                        f"INSERT INTO spans ({_COLUMNS}) VALUES ({','.join('?' * 12)})", rows
-                    )
-                self._since_prune += len(rows)
-                if self._since_prune >= self._prune_every:
-                    self._since_prune = 0
-                    self.prune()
-            except sqlite3.Error:
-                log.exception("span store write failed (%s)", self.path)
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+def attr_text(value: Any) -> str:
+    """An attribute value as the text ``span_attrs`` indexes and searches compare against."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, default=str)
 
-    def prune(self) -> None:
-        """Deletes all but the newest ``max_spans`` spans (by start time)."""
-        assert self._conn is not None
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
-                "DELETE FROM spans WHERE start_ns < (SELECT start_ns FROM spans"
-                " ORDER BY start_ns DESC LIMIT 1 OFFSET ?)",
-                (self.max_spans - 1,),
-            )
 
-    def shutdown(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+def write_rows(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
+    """Inserts span rows (the ``_COLUMNS`` order) and their attribute index rows; returns the count.
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    The caller holds the write transaction (``BEGIN IMMEDIATE``), so nobody else inserts and the
+    new rows take the rowids after the current maximum, one each: the attribute rows name their
+    span by that rowid, inserted in one statement. Request ids have their own column.
+    """
+    rows = list(rows)
+    if not rows:
+        return 0
+    base = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM spans").fetchone()[0])
+    conn.executemany(_INSERT, rows)
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    if last != base + len(rows):  # not consecutive (rowids exhausted): refuse rather than mislink
+        raise sqlite3.IntegrityError(f"span rowids not consecutive ({base} + {len(rows)} != {last})")
+    conn.executemany(
+        "INSERT INTO span_attrs (key, value, start_ns, span) VALUES (?, ?, ?, ?)",
+        [
+            (k, text, row[6], base + i)
+            for i, row in enumerate(rows, 1)
+            for k, v in json.loads(row[10]).items()
+            if k not in REQUEST_ID_KEYS and len(text := attr_text(v)) <= MAX_ATTR_VALUE
+        ],
+    )
+    return len(rows)
+
+
+def store_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes in pages holding data (the file minus its free list)."""
+    pages = (
+        conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+    )
+    return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
     values = list(row)
     values[10] = json.loads(values[10])
+    values[12] = tuple(json.loads(values[12])) if values[12] else ()
     return SpanRecord(*values)
-
-
-def list_traces(
-    path: str | Path,
-    limit: int = 20,
-    service: str | None = None,
-    min_duration_ms: float | None = None,
-    errors_only: bool = False,
-) -> list[TraceSummary]:
-    """The newest traces (by start), with filters; a trace matches ``service`` if any span does."""
-    having: list[str] = []
-    params: list[Any] = []
-    if service is not None:
-        having.append("SUM(service = ? OR service = ?) > 0")
-        params += [service, f"{service}-sidecar"]
-    if min_duration_ms is not None:
-        having.append("MAX(end_ns) - MIN(start_ns) >= ?")
-        params.append(int(min_duration_ms * 1e6))
-    if errors_only:
-        having.append("SUM(status_code = 'ERROR') > 0")
-    sql = (
-        "SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(status_code = 'ERROR'),"
-        " GROUP_CONCAT(DISTINCT service), MAX(request_id) FROM spans"
-        " WHERE trace_id IN (SELECT value FROM json_each(?)) GROUP BY trace_id"
-        + (" HAVING " + " AND ".join(having) if having else "")
-        + " ORDER BY MIN(start_ns) DESC LIMIT ?"
-    )
-    conn = connect(path)
-    try:
-        # Aggregate only the traces seen among the newest `window` spans (an index scan), widening
-        # the window until `limit` traces are known to be the newest: a full GROUP BY over 100k
-        # spans takes ~300 ms, which the sidecar's admin page would spend on its event loop.
-        window = max(limit * 8, 256)
-        while True:
-            newest = conn.execute(
-                "SELECT trace_id, start_ns FROM spans ORDER BY start_ns DESC LIMIT ?", (window,)
-            )
-            seen = newest.fetchall()
-            complete = len(seen) < window
-            boundary = seen[-1][1] if seen else 0
-            ids = json.dumps(list(dict.fromkeys(r[0] for r in seen)))
-            rows = [r for r in conn.execute(sql, (ids, *params, limit)) if complete or r[1] >= boundary]
-            if complete or len(rows) >= limit:
-                break
-            window *= 4
-        out: list[TraceSummary] = []
-        for trace_id, start, end, count, errors, services, request_id in rows:
-            root = conn.execute(
-                "SELECT name FROM spans WHERE trace_id = ? ORDER BY parent_id IS NOT NULL, start_ns LIMIT 1",
-                (trace_id,),
-            ).fetchone()
-            out.append(
-                TraceSummary(
-                    trace_id=trace_id,
-                    root_name=root[0] if root else "?",
-                    services=tuple(sorted(set((services or "").split(",")))),
-                    span_count=count,
-                    start_ns=start,
-                    duration_ms=(end - start) / 1e6,
-                    error=bool(errors),
-                    request_id=request_id,
-                )
-            )
-        return out
-    finally:
-        conn.close()
 
 
 def get_trace(path: str | Path, trace_id: str) -> list[SpanRecord]:

@@ -89,7 +89,7 @@ def configure_tracing(
             raise ValueError("tracing.exporter 'otlp' needs: pip install 'grpcmesh[otlp]'") from err
         chosen = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
     elif exporter == "store":
-        from grpcmesh.sdk.spanstore import SpanStoreExporter
+        from grpcmesh.sdk.spanexport import SpanStoreExporter
 
         chosen = SpanStoreExporter(endpoint or default_trace_db())
     elif exporter == "zipkin":

@@ -28,13 +28,15 @@ from grpcmesh.sdk.registration import Registration
 from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
 from grpcmesh.sdk.waiting import cancel_and_wait
-from grpcmesh.sidecar.admin import AdminServer, json_route
+from grpcmesh.sidecar.admin import AdminServer, StreamRoute, json_route
 from grpcmesh.sidecar.authz import InboundAuthz
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import NEVER_TRIPS, Inbound
 from grpcmesh.sidecar.listener import Listener, Pools
+from grpcmesh.sidecar.map_page import map_routes
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
+from grpcmesh.sidecar.stat_page import MetricsHistory, stat_routes
 from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
 from grpcmesh.sidecar.tls import ReloadingTls, channel_credentials, server_name_option
 from grpcmesh.sidecar.trace_pages import trace_routes
@@ -224,8 +226,14 @@ class Sidecar:
             if self.provider and cfg.tracing.exporter == "store"
             else None
         )
-        pages, prefixes = trace_routes(store)
-        self._admin = AdminServer(host, port, {**self._routes(), **pages}, prefixes)
+        pages = {**trace_routes(store), **map_routes(store)}
+        streams: dict[str, StreamRoute] = {}
+        if self.telemetry is not None:  # golden metrics and tap need the per-call telemetry
+            history = MetricsHistory(lambda: generate_latest(self.registry).decode())
+            pages.update(stat_routes(history))
+            streams["/tap"] = self.telemetry.tap.stream
+            self._spawn(history.run())
+        self._admin = AdminServer(host, port, self._routes(), pages=pages, streams=streams)
         await self._admin.start()
         self.ports["admin"] = self._admin.port
         await self._listen(self.outbound, cfg.outbound, "outbound")

@@ -25,6 +25,7 @@ from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sidecar.proxy import CallResult
 from grpcmesh.sidecar.spans import CallSpan, SpanRecorder
+from grpcmesh.sidecar.tap import Tap
 
 __all__ = ["ClusterCollector", "Telemetry"]
 
@@ -52,6 +53,7 @@ class Telemetry:
         self.registry = registry
         self._spans = SpanRecorder(provider) if provider is not None else None
         self._access_log = access_log
+        self.tap = Tap()  # /tap listeners; publishing is skipped while there are none
         self._requests = Counter(
             "grpcmesh_requests",
             "Proxied calls by direction, upstream service, method and status code.",
@@ -140,6 +142,8 @@ class Telemetry:
         if counter is None:
             counter = self._counters[key] = self._requests.labels(direction, service, label, code.name)
         counter.inc()
+        if self.tap.listening:
+            self.tap.publish(direction, service, method, code.name, elapsed, request_id)
         if span is not None and span.recording:
             attributes: dict[str, str | int] = {
                 "rpc.grpc.status_code": code.value[0],

@@ -12,7 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-from grpcmesh.sdk.spanstore import AmbiguousTrace, SpanStoreExporter, find_trace, get_trace, list_traces
+from grpcmesh.sdk.spanexport import SpanStoreExporter
+from grpcmesh.sdk.spansearch import list_traces
+from grpcmesh.sdk.spanstore import AmbiguousTrace, find_trace, get_trace
 from grpcmesh.sdk.tracing import configure_tracing
 
 MS = 1_000_000
@@ -156,7 +158,7 @@ def test_rejects_bad_retention(tmp_path: Path) -> None:
         SpanStoreExporter(tmp_path / "x.db", max_spans=0)
 
 
-def test_list_widens_its_window_until_the_newest_matches_are_known(tmp_path: Path) -> None:
+def test_list_finds_traces_by_their_newest_matching_span(tmp_path: Path) -> None:
     db = str(tmp_path / "spans.db")
     tracer = _provider(SpanStoreExporter(db), "svc").get_tracer("t")
     # an old trace whose child span ends up among the newest spans, then 400 one-span traces
@@ -169,8 +171,9 @@ def test_list_widens_its_window_until_the_newest_matches_are_known(tmp_path: Pat
     tracer.start_span("late", context=set_span_in_context(old), start_time=1000 * MS).end(end_time=1001 * MS)
     old.end(end_time=1002 * MS)
     newest = list_traces(db, 3)
-    assert [t.root_name for t in newest] == ["t399", "t398", "t397"]  # by trace start, not by last span
-    [failed] = list_traces(db, 5, errors_only=True)  # only found after widening past 400 spans
+    # "old" has the newest span, so it is among the 3 newest matches; listed by trace start
+    assert [t.root_name for t in newest] == ["t399", "t398", "old"]
+    [failed] = list_traces(db, 5, errors_only=True)  # 400 spans newer than it, none an error
     assert failed.root_name == "t3"
     assert [t.root_name for t in list_traces(db, 500)][-2:] == ["t0", "old"]
     assert list_traces(db, 500)[-1].span_count == 2

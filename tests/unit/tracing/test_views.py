@@ -10,6 +10,7 @@ from grpcmesh.cli.main import main
 from grpcmesh.cli.traceview import render_waterfall
 from grpcmesh.sdk.spanstore import SpanRecord
 from grpcmesh.sdk.waterfall import rows, waterfall
+from grpcmesh.sidecar.map_page import map_routes
 from grpcmesh.sidecar.trace_pages import trace_routes
 
 T = "ab" * 16
@@ -101,8 +102,9 @@ def test_cli_unknown_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_admin_pages_disabled_say_how() -> None:
-    routes, prefixes = trace_routes(None)
-    status, _, body = routes["/traces"]()
-    assert status == 404
-    assert b"--trace-exporter store" in body
-    assert prefixes["/traces/"]("abc")[0] == 404
+    routes = {**trace_routes(None), **map_routes(None)}
+    for path in ("/traces", "/traces.json", "/map", "/map.json"):
+        status, _, body = routes[path]("", {})
+        assert status == 404
+        assert b"--trace-exporter store" in body
+    assert routes["/traces"]("abc", {})[0] == 404

@@ -10,6 +10,7 @@ __all__ = ["add_parser"]
 
 def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the end-to-end demo on embedded defaults")
+    demo.add_argument("--keep", action="store_true", help="leave the mesh up (pages, stat, tap) until ^C")
     demo.set_defaults(func=_run)
 
 
@@ -18,4 +19,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from grpcmesh.cli.demo import run_demo
 
-    return asyncio.run(run_demo())
+    try:
+        return asyncio.run(run_demo(keep=args.keep))
+    except KeyboardInterrupt:
+        return 0
