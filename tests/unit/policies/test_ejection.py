@@ -6,8 +6,6 @@ made (channels are created but never used), so this is pure policy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
 
@@ -29,8 +27,8 @@ async def cluster_of(n: int, clock: FakeClock, **breaker: object) -> Cluster:
 
 
 @pytest.fixture
-async def clock() -> AsyncIterator[FakeClock]:
-    yield FakeClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def fail(cluster: Cluster, port: int, kind: Kind, code: grpc.StatusCode, times: int) -> None:

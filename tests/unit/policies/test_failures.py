@@ -58,6 +58,8 @@ def test_grpc_errors_read_markers_and_transport_details() -> None:
     assert classify_error(err(C.UNAVAILABLE, "x", (PUSHBACK, "250")))[1] == 0.25
 
 
-@pytest.mark.parametrize(("raw", "seconds"), [("0", 0.0), ("200", 0.2), ("-1", -1.0), ("x", -1.0), (b"5", 0.005)])
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("0", 0.0), ("200", 0.2), ("-1", -1.0), ("x", -1.0), (b"5", 0.005)]
+)
 def test_pushback_values(raw: str | bytes, seconds: float) -> None:
     assert parse_pushback(raw) == seconds

@@ -49,8 +49,8 @@ def test_budget_refills_as_the_window_slides() -> None:
     assert budget.retries_total == 3
 
 
-def retries(config: RetryConfig = RetryConfig(), *, idempotent: bool = True, **kw: object) -> Retries:
-    policy = RetryPolicy(config)
+def retries(config: RetryConfig | None = None, *, idempotent: bool = True, **kw: object) -> Retries:
+    policy = RetryPolicy(config or RetryConfig())
     r = policy.start("/echo.v1.Echo/Unary", idempotent=idempotent, deadline=None, **kw)  # type: ignore[arg-type]
     r.attempts = 1
     return r
@@ -134,7 +134,9 @@ def test_service_config_retry_policy_is_honoured_per_method() -> None:
     policy = RetryPolicy(RetryConfig(service_config=json.dumps(doc)))
     create = policy.start("/echo.v1.Echo/Create", idempotent=False, deadline=None)
     create.attempts = 3
-    assert create.delay(Kind.APPLICATION, grpc.StatusCode.UNKNOWN) is not None  # named: idempotency not needed
+    assert (
+        create.delay(Kind.APPLICATION, grpc.StatusCode.UNKNOWN) is not None
+    )  # named: idempotency not needed
     create.attempts = 4
     assert create.delay(Kind.APPLICATION, grpc.StatusCode.INTERNAL) is None  # maxAttempts reached
     other = policy.start("/echo.v1.Echo/Unary", idempotent=True, deadline=None)
