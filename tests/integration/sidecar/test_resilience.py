@@ -93,9 +93,9 @@ async def test_app_errors_never_cut_off_the_only_endpoint_through_a_sidecar(proc
 
 async def test_app_errors_never_cut_off_the_only_endpoint_in_direct_mode(procs: ProcessGroup) -> None:
     echo = start_echo_proc(procs, "solo")
-    discovery = {"echo": [echo.target]}
-    async with AsyncMeshClient(discovery=discovery) as one, AsyncMeshClient(discovery=discovery) as two:
-        good_failed, bad_ok = await interleave(*grpc_calls(one.channel("echo"), two.channel("echo")))
+    # One client shared by two callers, as a gateway shares it between its users: one cluster.
+    async with AsyncMeshClient(discovery={"echo": [echo.target]}) as client:
+        good_failed, bad_ok = await interleave(*grpc_calls(client.channel("echo"), client.channel("echo")))
     assert (good_failed, bad_ok) == (0, 0)
 
 
