@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from grpcmesh.sdk.failures import LOCAL_TRAILER, NOT_REACHED_TRAILER, markers
+from grpcmesh.sdk.headers import CONNECTION_SPECIFIC
 from grpcmesh.sidecar.h2.connection import Headers
 from grpcmesh.sidecar.h2.grpcwire import decode_message, status_code
 
@@ -34,7 +35,7 @@ __all__ = [
     "trailer_status",
 ]
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
+HOP_BY_HOP = CONNECTION_SPECIFIC
 SET_PER_HOP = HOP_BY_HOP | {"host", "te", "grpc-timeout"}
 NOT_REACHED_MD: Headers = [NOT_REACHED_TRAILER]
 LOCAL_MD: Headers = [LOCAL_TRAILER]

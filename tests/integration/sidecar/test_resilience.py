@@ -227,3 +227,16 @@ async def check_pushback(channel: Any, app: str) -> None:
         times = arrivals[key]
         assert len(times) == attempts, (key, times)  # -1 stopped the retries (max_attempts allows more)
         assert times[1] - times[0] >= 0.2, times  # the pushback delayed the next attempt
+
+
+async def test_long_streams_do_not_poison_the_latency_estimate(procs: ProcessGroup) -> None:
+    """The EWMA is the time to the response headers: a stream open for 1.5 s does not raise it to 1.5 s."""
+    echo = start_echo_proc(procs, "long")
+    sidecar = sidecar_for(procs, [echo.target])
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.outbound}") as ch:
+        md = (("x-echo-delay-ms", "1500"), ("x-echo-count", "1"))  # headers at once, the message after 1.5 s
+        replies = [r async for r in ch.unary_stream(E + "ServerStream")(b"s", timeout=10, metadata=md)]
+    assert replies == [b"s0"]
+    (cluster,) = sidecar.admin_json("/clusters")["outbound"]
+    (endpoint,) = cluster["endpoints"]
+    assert endpoint["ewma_ms"] < 1000.0, endpoint  # the whole stream lasted >= 1500 ms
