@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from grpcmesh.sdk import AsyncMeshClient
 from grpcmesh.sdk.errors import MeshError
@@ -240,3 +241,23 @@ async def test_long_streams_do_not_poison_the_latency_estimate(procs: ProcessGro
     (cluster,) = sidecar.admin_json("/clusters")["outbound"]
     (endpoint,) = cluster["endpoints"]
     assert endpoint["ewma_ms"] < 1000.0, endpoint  # the whole stream lasted >= 1500 ms
+
+
+async def test_a_remote_sidecars_own_limit_is_not_counted_against_its_endpoint(procs: ProcessGroup) -> None:
+    """The inbound's RESOURCE_EXHAUSTED (message over its configured cap) is marked local."""
+    echo = start_echo_proc(procs, "capped")
+    inbound = start_sidecar(procs, "echo", echo.target, "--max-message-bytes", "1048576")
+    config = {"cluster": {"breaker": {"consecutive_failures": 3}}}
+    caller = sidecar_for(procs, [f"127.0.0.1:{inbound.inbound}"], config)  # no cap of its own
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{caller.outbound}") as ch:
+        unary = ch.unary_unary(E + "Unary")
+        for _ in range(10):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await unary(b"x" * (2 << 20), timeout=10)
+            assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "max_message_bytes" in (caught.value.details() or "")
+            assert ("x-mesh-local", "1") in tuple(caught.value.trailing_metadata() or ())
+        assert await unary(b"fine", timeout=10) == b"fine"
+    (cluster,) = caller.admin_json("/clusters")["outbound"]
+    assert cluster["open_breakers"] == 0
+    assert cluster["endpoints"][0]["breaker"]["consecutive_failures"] == 0
