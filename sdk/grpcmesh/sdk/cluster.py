@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from grpcmesh.sdk.failures import (
     classify_error,
     counts_against_endpoint,
 )
+from grpcmesh.sdk.picking import Picker
 from grpcmesh.sdk.retry import RetryConfig, RetryPolicy, rpc_error
 
 __all__ = ["Cluster", "ClusterConfig", "ClusterManager", "EndpointState", "unavailable"]
@@ -106,15 +106,13 @@ class Cluster:
         self.config = config
         self._credentials = credentials  # TLS for the endpoint channels; None: plaintext
         self._resolver = resolver
-        self._balancer = make_balancer(config.balancer)
+        self._picker = Picker(config.balancer, config.breaker)
         self.retry = RetryPolicy(config.retry)
         self._on_change = on_breaker_change
         self._clock = clock
         self._states: dict[tuple[str, int], EndpointState] = {}
         self._healthy: list[EndpointState] = []
         self._app_codes = config.breaker.app_failure_codes
-        self._panic = config.breaker.panic_threshold_percent / 100.0
-        self.panics = 0  # picks made in panic mode (too few healthy endpoints)
         self._by_channel: dict[grpc.aio.Channel, EndpointState] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -217,10 +215,7 @@ class Cluster:
         return self._started
 
     def _may_eject(self) -> bool:
-        """Whether one more endpoint may be ejected (``max_ejection_percent``, at least one)."""
-        states = self._healthy
-        cap = max(1, math.floor(len(states) * self.config.breaker.max_ejection_percent / 100.0))
-        return sum(1 for s in states if s.breaker.state is BreakerState.OPEN) < cap
+        return self._picker.may_eject(self._healthy)
 
     def attempts(
         self,
@@ -244,26 +239,12 @@ class Cluster:
         return state
 
     def _pick_state(self, exclude: Collection[Endpoint]) -> EndpointState:
-        states = self._healthy
-        if not states:
+        if not self._healthy:
             raise unavailable(f"no endpoints for service {self.service!r}")
-        if len(states) == 1:
-            only = states[0]
-            if not only.breaker.acquire() and self._panic <= 0.0:
-                raise unavailable(f"service {self.service!r}: breaker open for every endpoint")
-            return only  # one endpoint: never cut off while panic mode is on
-        available = [s for s in states if s.breaker.available()]
-        healthy = sum(1 for s in states if not s.breaker.ejected())
-        if healthy < self._panic * len(states):  # panic: balance over every endpoint
-            self.panics += 1
-            candidates = [s for s in states if s.endpoint not in exclude] or states
-            return self._balancer.pick(candidates)
-        candidates = [s for s in available if s.endpoint not in exclude] or available
-        if not candidates:
-            raise unavailable(f"service {self.service!r}: breaker open for every endpoint")
-        state = self._balancer.pick(candidates)
-        state.breaker.acquire()
-        return state
+        return self._picker.pick(self._healthy, exclude, self._none)
+
+    def _none(self, reason: str) -> Exception:
+        return unavailable(f"service {self.service!r}: {reason}")
 
     def settle(self, state: EndpointState, kind: Kind, code: grpc.StatusCode) -> None:
         """Outcome of an attempt on ``state`` (from :meth:`choose`): in-flight count and health."""
@@ -273,11 +254,6 @@ class Cluster:
             breaker.release()
         else:
             breaker.record_outcome(counts_against_endpoint(kind, code, self._app_codes))
-
-    @property
-    def panicking(self) -> bool:
-        states = self._healthy
-        return bool(states) and sum(1 for s in states if not s.breaker.ejected()) < self._panic * len(states)
 
     # -- unary path ----------------------------------------------------------------
     async def invoke(
@@ -324,29 +300,15 @@ class Cluster:
         res = self.last_resolution
         return {
             "service": self.service,
-            "balancer": self._balancer.name,
+            "balancer": self._picker.balancer,
             "requests_total": self.requests_total,
             "retry": self.retry.snapshot(),
             "stale": bool(res and res.stale),
             "endpoints": [s.snapshot() for s in self._healthy],
             "open_breakers": sum(1 for s in self._healthy if s.breaker.state is BreakerState.OPEN),
-            "panic": self.panicking,
-            "panic_picks": self.panics,
-            "outlier": self.outlier_settings(),
-        }
-
-    def outlier_settings(self) -> dict[str, Any]:
-        """The ejection rules in force (shown in /clusters so operators see the defaults)."""
-        b = self.config.breaker
-        return {
-            "consecutive_failures": b.consecutive_failures,
-            "failure_rate": b.failure_rate,
-            "min_requests": b.min_requests,
-            "cool_down_s": b.cool_down_s,
-            "max_ejection_percent": b.max_ejection_percent,
-            "panic_threshold_percent": b.panic_threshold_percent,
-            "app_failure_codes": sorted(c.name for c in b.app_failure_codes),
-            "counted": "connect failure, reset, GOAWAY, not reached, timeout, UNAVAILABLE",
+            "panic": self._picker.panicking(self._healthy),
+            "panic_picks": self._picker.panics,
+            "outlier": self._picker.settings(),
         }
 
 
