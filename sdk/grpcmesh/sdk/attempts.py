@@ -78,8 +78,9 @@ class AttemptSequence:
         state, self.state = self.state, None
         if state is None:
             return
-        if not self._responded and kind is not Kind.CANCELLED:
-            state.load.observe(self.retries.clock() - self._started)  # a failure's time counts too
+        if not self._responded and kind is not Kind.CANCELLED and kind is not Kind.NOT_REACHED:
+            # a failure's time counts too (a timeout), but a refusal's speed must not attract traffic
+            state.load.observe(self.retries.clock() - self._started)
         self.cluster.settle(state, kind, code)
 
     def retry_delay(self, kind: Kind, code: grpc.StatusCode, pushback: float | None = None) -> float | None:
