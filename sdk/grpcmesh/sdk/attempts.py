@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AttemptSequence"]
 
+_CANCELLED, _NOT_REACHED = Kind.CANCELLED, Kind.NOT_REACHED  # enum lookups are slow in 3.11
+
 
 class AttemptSequence:
     """Attempts of one call: which endpoints were tried, and whether to try again."""
@@ -78,7 +80,7 @@ class AttemptSequence:
         state, self.state = self.state, None
         if state is None:
             return
-        if not self._responded and kind is not Kind.CANCELLED and kind is not Kind.NOT_REACHED:
+        if not self._responded and kind is not _CANCELLED and kind is not _NOT_REACHED:
             # a failure's time counts too (a timeout), but a refusal's speed must not attract traffic
             state.load.observe(self.retries.clock() - self._started)
         self.cluster.settle(state, kind, code)

@@ -67,6 +67,7 @@ class BreakerConfig:
 StateListener = Callable[["Breaker", BreakerState, BreakerState], None]
 
 _REQUESTS, _FAILURES = 0, 1
+_CLOSED, _HALF_OPEN, _OPEN = BreakerState.CLOSED, BreakerState.HALF_OPEN, BreakerState.OPEN  # fast lookups
 
 
 class Breaker:
@@ -98,7 +99,7 @@ class Breaker:
         self.config = config
         self._allow_open = allow_open  # the cluster's ejection cap
         self.name = name
-        self.state = BreakerState.CLOSED
+        self.state = _CLOSED
         self._clock = clock
         self._listener = on_change
         self._consecutive = 0
@@ -110,40 +111,40 @@ class Breaker:
     # -- admission -----------------------------------------------------------------
     def available(self) -> bool:
         """Whether a call may be sent now (without reserving a probe slot)."""
-        if self.state is BreakerState.CLOSED:
+        if self.state is _CLOSED:
             return True
-        if self.state is BreakerState.OPEN:
+        if self.state is _OPEN:
             if self._clock() - self._opened_at < self.config.cool_down_s:
                 return False
-            self._transition(BreakerState.HALF_OPEN)
+            self._transition(_HALF_OPEN)
         return self._probes_in_flight < self.config.half_open_probes
 
     def acquire(self) -> bool:
         """Admits one call; in HALF_OPEN this takes one of the bounded probe slots."""
         if not self.available():
             return False
-        if self.state is BreakerState.HALF_OPEN:
+        if self.state is _HALF_OPEN:
             self._probes_in_flight += 1
         return True
 
     def ejected(self) -> bool:
         """OPEN and still cooling down (moves to HALF_OPEN once the cool-down is over)."""
-        if self.state is not BreakerState.OPEN:
+        if self.state is not _OPEN:
             return False
         if self._clock() - self._opened_at < self.config.cool_down_s:
             return True
-        self._transition(BreakerState.HALF_OPEN)
+        self._transition(_HALF_OPEN)
         return False
 
     # -- outcomes ------------------------------------------------------------------
     def release(self) -> None:
         """An admitted call ended with an outcome that says nothing about the endpoint."""
-        if self.state is BreakerState.HALF_OPEN:
+        if self.state is _HALF_OPEN:
             self._probes_in_flight = max(0, self._probes_in_flight - 1)
 
     def record_outcome(self, failed: bool) -> None:
         """Records the outcome of an admitted call (``failed``: it counts against the endpoint)."""
-        if self.state is BreakerState.HALF_OPEN:
+        if self.state is _HALF_OPEN:
             self._probes_in_flight = max(0, self._probes_in_flight - 1)
             if failed:
                 self._open()
@@ -152,7 +153,7 @@ class Breaker:
                 if self._probe_successes >= self.config.half_open_probes:
                     self._close()
             return
-        if self.state is BreakerState.OPEN:  # a call admitted before the trip finished
+        if self.state is _OPEN:  # a call admitted before the trip finished
             return
         window = self._window
         window.add(_REQUESTS)
@@ -184,19 +185,19 @@ class Breaker:
 
     # -- internals -----------------------------------------------------------------
     def _open(self) -> None:
-        if self.state is BreakerState.CLOSED and self._allow_open is not None and not self._allow_open():
+        if self.state is _CLOSED and self._allow_open is not None and not self._allow_open():
             return  # the ejection cap is reached: stay in rotation
         self._opened_at = self._clock()
-        self._transition(BreakerState.OPEN)
+        self._transition(_OPEN)
 
     def _close(self) -> None:
         self._consecutive = 0
         self._window.reset()
-        self._transition(BreakerState.CLOSED)
+        self._transition(_CLOSED)
 
     def _transition(self, new: BreakerState) -> None:
         old = self.state
-        if old is new and new is not BreakerState.OPEN:
+        if old is new and new is not _OPEN:
             return
         self.state = new
         self._probes_in_flight = 0

@@ -46,6 +46,7 @@ from grpcmesh.sdk.retry import RetryConfig, RetryPolicy, rpc_error
 __all__ = ["Cluster", "ClusterConfig", "ClusterManager", "EndpointState", "unavailable"]
 
 log = logging.getLogger("grpcmesh.cluster")
+_CANCELLED, _LOCAL = Kind.CANCELLED, Kind.LOCAL  # enum lookups are slow in 3.11
 
 T = TypeVar("T")
 
@@ -250,7 +251,7 @@ class Cluster:
         """Outcome of an attempt on ``state`` (from :meth:`choose`): in-flight count and health."""
         state.load.in_flight -= 1
         breaker = state.breaker
-        if kind is Kind.CANCELLED or kind is Kind.LOCAL:
+        if kind is _CANCELLED or kind is _LOCAL:
             breaker.release()
         else:
             breaker.record_outcome(counts_against_endpoint(kind, code, self._app_codes))

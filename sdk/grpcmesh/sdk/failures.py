@@ -80,6 +80,14 @@ class Kind(enum.IntEnum):
     CANCELLED = 5
 
 
+_NOT_REACHED = Kind.NOT_REACHED
+_ENDPOINT = Kind.ENDPOINT
+_APPLICATION = Kind.APPLICATION
+_LOCAL = Kind.LOCAL
+_CANCELLED = Kind.CANCELLED
+_OK_KIND = Kind.OK
+
+
 def classify(
     code: grpc.StatusCode,
     *,
@@ -96,23 +104,23 @@ def classify(
     sidecar generated is still about the endpoint behind it.
     """
     if cancelled:
-        return Kind.CANCELLED
+        return _CANCELLED
     if not_reached:
-        return Kind.NOT_REACHED
+        return _NOT_REACHED
     if code is _OK:
-        return Kind.OK
+        return _OK_KIND
     if local:
-        return Kind.LOCAL
+        return _LOCAL
     if transport or code is _UNAVAILABLE:
-        return Kind.ENDPOINT
-    return Kind.APPLICATION
+        return _ENDPOINT
+    return _APPLICATION
 
 
 def counts_against_endpoint(kind: Kind, code: grpc.StatusCode, app_codes: frozenset[grpc.StatusCode]) -> bool:
     """Whether the outcome feeds the endpoint's breaker / outlier detection as a failure."""
-    if kind is Kind.NOT_REACHED or kind is Kind.ENDPOINT:
+    if kind is _NOT_REACHED or kind is _ENDPOINT:
         return True
-    return kind is Kind.APPLICATION and code in app_codes
+    return kind is _APPLICATION and code in app_codes
 
 
 def parse_pushback(value: str | bytes | None) -> float | None:

@@ -69,6 +69,18 @@ class Phase(enum.IntEnum):
     DONE = 4
 
 
+# Enum members as module constants: attribute lookups on an enum class are slow in 3.11.
+_ROUTING = Phase.ROUTING
+_ATTEMPT = Phase.ATTEMPT
+_BACKOFF = Phase.BACKOFF
+_COMMITTED = Phase.COMMITTED
+_DONE = Phase.DONE
+_K_CANCELLED = Kind.CANCELLED
+_K_ENDPOINT = Kind.ENDPOINT
+_K_LOCAL = Kind.LOCAL
+_K_NOT_REACHED = Kind.NOT_REACHED
+
+
 class Relay:
     """Joins a downstream stream to the attempts of a call on a cluster's endpoints."""
 
@@ -113,7 +125,7 @@ class Relay:
         self.deadline = deadline
         self.on_done = on_done
         self.call = call or CallRecord("")
-        self.phase = Phase.ROUTING
+        self.phase = _ROUTING
         self.up: Stream | None = None
         self.seq: AttemptSequence | None = None
         self.headers: Headers = []
@@ -135,18 +147,18 @@ class Relay:
 
     @property
     def finished(self) -> bool:
-        return self.phase is Phase.DONE
+        return self.phase is _DONE
 
     @property
     def committed(self) -> bool:
-        return self.phase is Phase.COMMITTED
+        return self.phase is _COMMITTED
 
     # -- starting ---------------------------------------------------------------------
     def start(
         self, cluster: Cluster, headers: Headers, pools: Pools, *, idempotent: bool, method: str
     ) -> None:
         """Sends the first attempt (``headers`` are the onward request headers, minus grpc-timeout)."""
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         self.headers = headers
         self._pools = pools
@@ -161,38 +173,38 @@ class Relay:
         ``local``: the status is this sidecar's own (marked so no other sidecar
         counts it against an endpoint), not its reading of an upstream failure.
         """
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         extra = [*(extra or ()), *LOCAL_MD] if local else extra
         held, self._held = self._held, None
-        if self.phase is Phase.COMMITTED or held is not None:
+        if self.phase is _COMMITTED or held is not None:
             if held is not None:  # the upstream's response headers go first
                 self.down.send_headers(held)
             self.down.send_headers([*status_trailers(code, message), *(extra or ())], True)
         else:
             self.down.send_headers(trailers_only(code, message, extra), True)
-        self._finish(code, Kind.LOCAL if local else classify(code, transport=True))
+        self._finish(code, _K_LOCAL if local else classify(code, transport=True))
 
     def answer(self, message: bytes) -> None:
         """Ends the call here with one response message and OK (health checks while draining)."""
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
-        self.phase = Phase.COMMITTED
+        self.phase = _COMMITTED
         self._held = None
         down = self.down
         down.send_headers([(":status", "200"), ("content-type", "application/grpc")])
         down.send_data(b"\x00" + len(message).to_bytes(4, "big") + message)
         down.send_headers([("grpc-status", "0")], True)
-        self._finish(_OK, Kind.LOCAL)
+        self._finish(_OK, _K_LOCAL)
 
     # -- attempts ---------------------------------------------------------------------
     def _attempt(self) -> None:
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         seq = self.seq
         assert seq is not None
         assert self._pools is not None
-        self.phase = Phase.ATTEMPT
+        self.phase = _ATTEMPT
         try:
             state = seq.next()
         except grpc.aio.AioRpcError as err:  # nothing to try: this sidecar's own answer
@@ -217,15 +229,15 @@ class Relay:
             conn = await pool.connect()
         except ConnectFailed as err:
             if seq.state is state:
-                if self.phase is Phase.DONE:
-                    seq.settle(Kind.CANCELLED, _CANCELLED)
+                if self.phase is _DONE:
+                    seq.settle(_K_CANCELLED, _CANCELLED)
                 else:
-                    self._attempt_failed(_UNAVAILABLE, str(err), None, Kind.NOT_REACHED, None)
+                    self._attempt_failed(_UNAVAILABLE, str(err), None, _K_NOT_REACHED, None)
             return
         if seq.state is not state:
             return
-        if self.phase is Phase.DONE:
-            seq.settle(Kind.CANCELLED, _CANCELLED)
+        if self.phase is _DONE:
+            seq.settle(_K_CANCELLED, _CANCELLED)
             return
         self._send(conn)
 
@@ -285,14 +297,14 @@ class Relay:
             wait = seq.retry_delay(kind, code, pushback)
             if wait is not None:
                 self._held = None  # that attempt's response headers are void
-                self.phase = Phase.BACKOFF
+                self.phase = _BACKOFF
                 self.loop.call_later(wait, self._attempt)
                 return
-        if self.fallback is not None and (kind is Kind.NOT_REACHED or code is _DEADLINE):
+        if self.fallback is not None and (kind is _K_NOT_REACHED or code is _DEADLINE):
             self._held = None
             self.answer(self.fallback)
             return
-        marker = NOT_REACHED_MD if self.mark_not_reached and kind is Kind.NOT_REACHED else None
+        marker = NOT_REACHED_MD if self.mark_not_reached and kind is _K_NOT_REACHED else None
         if trailers is None:
             self.fail(code, message, marker, local=False)
             return
@@ -304,11 +316,11 @@ class Relay:
 
     # -- events from either stream ---------------------------------------------------
     def on_headers(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
-        if stream is not self.up or self.phase is Phase.DONE:
+        if stream is not self.up or self.phase is _DONE:
             return  # request trailers (unused by gRPC) or a late event of an abandoned attempt
         seq = self.seq
         assert seq is not None
-        if self.phase is not Phase.COMMITTED:
+        if self.phase is not _COMMITTED:
             seq.responded()
             if not end_stream:  # response headers: held until the first message commits the attempt
                 self._held = response_headers(headers)
@@ -334,7 +346,7 @@ class Relay:
 
     def _commit(self) -> None:
         """The response starts reaching the caller: no more retries, the replay copy goes."""
-        self.phase = Phase.COMMITTED
+        self.phase = _COMMITTED
         self._replay = None
         held, self._held = self._held, None
         if held is not None:
@@ -344,10 +356,10 @@ class Relay:
         if stream is self.down:
             self._request_data(data, end_stream)
             return
-        if stream is not self.up or self.phase is Phase.DONE:
+        if stream is not self.up or self.phase is _DONE:
             stream.consumed(len(data))
             return
-        if self.phase is not Phase.COMMITTED:
+        if self.phase is not _COMMITTED:
             self._commit()
         limit = self._resp_limit
         if limit.feed(data):
@@ -359,11 +371,11 @@ class Relay:
             return
         self.down.send_data(data, end_stream, stream)
         if end_stream:  # a response without trailers is a broken upstream
-            self._finish(_INTERNAL, Kind.ENDPOINT)
+            self._finish(_INTERNAL, _K_ENDPOINT)
 
     def _request_data(self, data: bytes, end_stream: bool) -> None:
         down = self.down
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             down.consumed(len(data))
             return
         if end_stream:
@@ -381,23 +393,23 @@ class Relay:
         if up is None:  # still routing, dialling or backing off
             self._backlog.append(data)
             return
-        if self.phase is not Phase.COMMITTED:
+        if self.phase is not _COMMITTED:
             self._keep(data)
         up.send_data(data, end_stream, down)
 
     def on_reset(self, stream: Stream, code: int) -> None:
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         if stream is self.down:  # the caller cancelled (or its connection went away)
             self._drop_up()
-            self._finish(_CANCELLED, Kind.CANCELLED)
+            self._finish(_CANCELLED, _K_CANCELLED)
             return
         if stream is not self.up:
             return
         status, message = reset_status(code)
-        if self.phase is not Phase.COMMITTED:
+        if self.phase is not _COMMITTED:
             refused = code == ErrorCode.REFUSED_STREAM
-            kind = Kind.NOT_REACHED if refused else classify(status, transport=True)
+            kind = _K_NOT_REACHED if refused else classify(status, transport=True)
             self._attempt_failed(status, message, None, kind, None)
             return
         self.up = None
@@ -405,11 +417,11 @@ class Relay:
 
     def _expire(self) -> None:
         self._timer = None
-        if self.phase is Phase.DONE:
+        if self.phase is _DONE:
             return
         self._drop_up()
         if self.seq is not None:
-            self.seq.settle(Kind.ENDPOINT, _DEADLINE)  # a timeout says something about the endpoint
+            self.seq.settle(_K_ENDPOINT, _DEADLINE)  # a timeout says something about the endpoint
         if self.fallback is not None:
             self.answer(self.fallback)
             return
@@ -417,7 +429,7 @@ class Relay:
 
     # -- the end ------------------------------------------------------------------------
     def _finish(self, code: grpc.StatusCode, kind: Kind) -> None:
-        self.phase = Phase.DONE
+        self.phase = _DONE
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
