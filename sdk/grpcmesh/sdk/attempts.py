@@ -17,21 +17,29 @@ callbacks on the happy path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Collection
+from typing import Protocol
 
 import grpc
 
 from grpcmesh.sdk.discovery import Endpoint
+from grpcmesh.sdk.endpoint_state import EndpointState
 from grpcmesh.sdk.failures import Kind
 from grpcmesh.sdk.retry import Retries
-
-if TYPE_CHECKING:
-    from grpcmesh.sdk.cluster import Cluster
-    from grpcmesh.sdk.endpoint_state import EndpointState
 
 __all__ = ["AttemptSequence"]
 
 _CANCELLED, _NOT_REACHED = Kind.CANCELLED, Kind.NOT_REACHED  # enum lookups are slow in 3.11
+
+
+class Endpoints(Protocol):
+    """What a sequence needs of its cluster (:class:`grpcmesh.sdk.cluster.Cluster`)."""
+
+    service: str
+
+    def choose(self, exclude: Collection[Endpoint] = ()) -> EndpointState: ...
+
+    def settle(self, state: EndpointState, kind: Kind, code: grpc.StatusCode) -> None: ...
 
 
 class AttemptSequence:
@@ -39,7 +47,7 @@ class AttemptSequence:
 
     __slots__ = ("_responded", "_started", "cluster", "retries", "state", "tried")
 
-    def __init__(self, cluster: Cluster, retries: Retries) -> None:
+    def __init__(self, cluster: Endpoints, retries: Retries) -> None:
         self.cluster = cluster
         self.retries = retries
         self.tried: list[Endpoint] = []
