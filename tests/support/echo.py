@@ -8,6 +8,8 @@ Behaviour is steered per call by metadata:
   x-echo-fail: CODE        abort with that status (x-echo-rich: 1 adds a BadRequest detail)
   x-echo-delay-ms: N       sleep before answering
   x-echo-count: N          server-stream / bidi: messages per request (default 3)
+  x-echo-pushback: A,B,..  the n-th call carrying the same x-echo-key fails UNAVAILABLE with
+                           grpc-retry-pushback-ms set to the n-th value; later calls succeed
 ``Ping`` is a bare echo (no metadata, no counters): the benchmark baseline.
 and per process by the ``Control`` method (JSON: {"fail": "UNAVAILABLE"|null}).
 ``Stats`` returns JSON counters: calls per method, cancellations, the last metadata seen.
@@ -22,7 +24,8 @@ import asyncio
 import json
 import os
 import signal
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,6 +88,7 @@ class Echo:
         self.cancelled = 0
         self.fail: str | None = None
         self.last_metadata: dict[str, str] = {}
+        self.arrivals: defaultdict[str, list[float]] = defaultdict(list)  # x-echo-key → call times
 
     def _meta(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
         md = {k: v if isinstance(v, str) else v.hex() for k, v in ctx.invocation_metadata() or ()}
@@ -95,6 +99,15 @@ class Echo:
         self.calls[method] += 1
         md = self._meta(ctx)
         await ctx.send_initial_metadata((("x-echo-served-by", NAME), ("x-echo-method", method)))
+        if "x-echo-key" in md:
+            seen = self.arrivals[md["x-echo-key"]]
+            seen.append(time.monotonic())
+            pushbacks = md.get("x-echo-pushback", "").split(",")
+            if len(seen) <= len(pushbacks) and pushbacks[0]:
+                pushback = pushbacks[len(seen) - 1]
+                await ctx.abort(
+                    grpc.StatusCode.UNAVAILABLE, "pushback", (("grpc-retry-pushback-ms", pushback),)
+                )
         if "x-echo-delay-ms" in md:
             await asyncio.sleep(int(md["x-echo-delay-ms"]) / 1000.0)
         fail = md.get("x-echo-fail") or (self.fail if method in ("Unary", "Create") else None)
@@ -172,6 +185,7 @@ class Echo:
             "calls": dict(self.calls),
             "cancelled": self.cancelled,
             "metadata": self.last_metadata,
+            "arrivals": self.arrivals,
         }
         return json.dumps(body).encode()
 

@@ -102,17 +102,17 @@ def admin_get(port: int, path: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Just enough TOML for test configs: scalars, lists of scalars, nested tables."""
+def _toml(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+    """Just enough TOML for test configs: scalars, lists of scalars, nested tables (keys may hold dots)."""
     lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
+    tables: list[tuple[tuple[str, ...], dict[str, Any]]] = []
     for key, value in data.items():
         if isinstance(value, dict):
-            tables.append((f"{prefix}{key}", value))
+            tables.append(((*prefix, key), value))
         else:
             lines.append(f"{json.dumps(key)} = {json.dumps(value)}")
     out = "\n".join(lines) + "\n"
-    for name, table in tables:
-        header = ".".join(json.dumps(p) for p in name.split("."))
-        out += f"\n[{header}]\n" + _toml(table, f"{name}.")
+    for path, table in tables:
+        header = ".".join(json.dumps(p) for p in path)
+        out += f"\n[{header}]\n" + _toml(table, path)
     return out

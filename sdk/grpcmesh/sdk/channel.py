@@ -43,6 +43,7 @@ class Transport(Protocol):
         *,
         idempotent: bool,
         timeout: float | None,  # noqa: ASYNC109 - the overall deadline, split across the transport's retries
+        method: str = "",
     ) -> T:
         """Runs ``attempt(channel, timeout)`` on a channel to ``target`` (possibly several times)."""
         ...
@@ -174,7 +175,7 @@ class MeshChannel:
             timeout = effective_timeout(details.timeout, options.default_timeout)
             idempotent = options.idempotent(m.path)
             return await self._transport.unary(
-                options.target, attempt, idempotent=idempotent, timeout=timeout
+                options.target, attempt, idempotent=idempotent, timeout=timeout, method=m.path
             )
 
         return MeshCall(run, state)

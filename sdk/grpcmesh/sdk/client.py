@@ -87,6 +87,7 @@ class _SidecarTransport:
         *,
         idempotent: bool,
         timeout: float | None,  # noqa: ASYNC109 - handed to the attempt
+        method: str = "",
     ) -> T:
         return await attempt(self.channel(), timeout)
 

@@ -2,10 +2,15 @@
 
 A :class:`Cluster` keeps the resolver's endpoints current (a background
 watch), one channel pool per endpoint reused across calls, a balancer, a
-breaker per endpoint and a retry policy with its budget. ``invoke`` runs a
-unary call through all of them; ``pick``/``record`` let streaming callers (the
-sidecar's stream path) use the same state. The SDK's direct mode and the
-sidecar both run this class, so the policies behave the same in both.
+breaker per endpoint and a retry policy with its budget. Every call is an
+:class:`~grpcmesh.sdk.attempts.AttemptSequence` (:meth:`attempts`): ``invoke``
+drives one for a unary grpc call, the sidecar's relay drives one over its own
+HTTP/2 streams, so the policies behave the same in both.
+
+Ejection is capped: at most ``breaker.max_ejection_percent`` of the endpoints
+are ejected at once (at least one), and when fewer than
+``breaker.panic_threshold_percent`` are healthy the balancer uses them all
+(Envoy's panic mode): policies may slow a service down, never switch it off.
 
 Endpoints that discovery removes are drained (channel closed with a grace
 period), never cut mid-call.
@@ -23,15 +28,25 @@ from typing import Any, TypeVar
 
 import grpc
 
+from grpcmesh.sdk.attempts import AttemptSequence
 from grpcmesh.sdk.balance import LoadStats, make_balancer
 from grpcmesh.sdk.breaker import Breaker, BreakerConfig, BreakerState, StateListener
 from grpcmesh.sdk.discovery import Endpoint, Resolution, Resolver
 from grpcmesh.sdk.endpoint_state import EndpointState
-from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig, RetryPolicy, rpc_error
+from grpcmesh.sdk.failures import (
+    LOCAL_TRAILER,
+    NOT_REACHED_TRAILER,
+    Kind,
+    classify_error,
+    counts_against_endpoint,
+)
+from grpcmesh.sdk.picking import Picker
+from grpcmesh.sdk.retry import RetryConfig, RetryPolicy, rpc_error
 
 __all__ = ["Cluster", "ClusterConfig", "ClusterManager", "EndpointState", "unavailable"]
 
 log = logging.getLogger("grpcmesh.cluster")
+_CANCELLED, _LOCAL = Kind.CANCELLED, Kind.LOCAL  # enum lookups are slow in 3.11
 
 T = TypeVar("T")
 
@@ -41,7 +56,7 @@ class ClusterConfig:
     balancer: str = "p2c_ewma"
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 64 * 1024 * 1024  # of the cluster's own grpc channels (direct mode)
     channels_per_endpoint: int = 1
     drain_s: float = 10.0
     ewma_tau_s: float = 10.0
@@ -67,8 +82,10 @@ class ClusterConfig:
 
 
 def unavailable(details: str) -> grpc.aio.AioRpcError:
-    """A locally-made UNAVAILABLE error marked as never having reached an app."""
-    return rpc_error(grpc.StatusCode.UNAVAILABLE, details, grpc.aio.Metadata((NOT_REACHED, "1")))
+    """A locally-made UNAVAILABLE error: never reached an app, made here (not an endpoint's answer)."""
+    return rpc_error(
+        grpc.StatusCode.UNAVAILABLE, details, grpc.aio.Metadata(NOT_REACHED_TRAILER, LOCAL_TRAILER)
+    )
 
 
 class Cluster:
@@ -90,12 +107,13 @@ class Cluster:
         self.config = config
         self._credentials = credentials  # TLS for the endpoint channels; None: plaintext
         self._resolver = resolver
-        self._balancer = make_balancer(config.balancer)
+        self._picker = Picker(config.balancer, config.breaker)
         self.retry = RetryPolicy(config.retry)
         self._on_change = on_breaker_change
         self._clock = clock
         self._states: dict[tuple[str, int], EndpointState] = {}
         self._healthy: list[EndpointState] = []
+        self._app_codes = config.breaker.app_failure_codes
         self._by_channel: dict[grpc.aio.Channel, EndpointState] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -167,6 +185,7 @@ class Cluster:
             name=f"{self.service}/{ep.target}",
             clock=self._clock,
             on_change=self._on_change,
+            allow_open=self._may_eject,
         )
         state = EndpointState(ep, channels, breaker, LoadStats(tau=self.config.ewma_tau_s, clock=self._clock))
         for ch in channels:
@@ -196,56 +215,46 @@ class Cluster:
     def started(self) -> bool:
         return self._started
 
-    def choose(self, exclude: Collection[Endpoint] = ()) -> EndpointState:
-        """An endpoint for one attempt (balancer, skipping OPEN breakers); pair with :meth:`settle`.
+    def _may_eject(self) -> bool:
+        return self._picker.may_eject(self._healthy)
 
-        Synchronous, for callers that drive their own transport (the sidecar's
-        HTTP/2 relay); call :meth:`start` first. Raises a never-reached
-        UNAVAILABLE error when nothing can be tried.
+    def attempts(
+        self,
+        method: str,
+        *,
+        idempotent: bool,
+        deadline: float | None,
+    ) -> AttemptSequence:
+        """The attempt sequence of one new call (call :meth:`start` first)."""
+        self.requests_total += 1
+        retries = self.retry.start(method, idempotent=idempotent, deadline=deadline, clock=self._clock)
+        return AttemptSequence(self, retries)
+
+    def choose(self, exclude: Collection[Endpoint] = ()) -> EndpointState:
+        """An endpoint for one attempt, counted in flight; pair with :meth:`settle`.
+
+        Raises a never-reached UNAVAILABLE error when nothing can be tried.
         """
         state = self._pick_state(exclude)
         state.load.in_flight += 1
         return state
 
-    async def pick(self, exclude: Collection[Endpoint] = ()) -> tuple[Endpoint, grpc.aio.Channel]:
-        """An endpoint (balancer, skipping OPEN breakers) and its channel; pair with :meth:`record`."""
-        if not self._started:
-            await self.start()
-        state = self._pick_state(exclude)
-        state.load.in_flight += 1
-        return state.endpoint, state.channel()
-
     def _pick_state(self, exclude: Collection[Endpoint]) -> EndpointState:
-        states = self._healthy
-        if not states:
+        if not self._healthy:
             raise unavailable(f"no endpoints for service {self.service!r}")
-        if len(states) == 1 and not exclude:
-            only = states[0]
-            if only.breaker.acquire():
-                return only
-            raise unavailable(f"service {self.service!r}: breaker open for every endpoint")
-        candidates = [s for s in states if s.breaker.available() and s.endpoint not in exclude]
-        if not candidates and exclude:  # nothing new to try: reuse an already-tried endpoint
-            candidates = [s for s in states if s.breaker.available()]
-        if not candidates:
-            raise unavailable(f"service {self.service!r}: breaker open for every endpoint")
-        state = self._balancer.pick(candidates)
-        state.breaker.acquire()
-        return state
+        return self._picker.pick(self._healthy, exclude, self._none)
 
-    def record(self, endpoint: Endpoint, code: grpc.StatusCode, latency_s: float) -> None:
-        """Outcome of a call started with :meth:`pick`: updates breaker and load stats."""
-        state = self._states.get((endpoint.address, endpoint.port))
-        if state is not None:
-            self.settle(state, code, latency_s)
+    def _none(self, reason: str) -> Exception:
+        return unavailable(f"service {self.service!r}: {reason}")
 
-    @staticmethod
-    def settle(state: EndpointState, code: grpc.StatusCode, latency_s: float) -> None:
-        """Outcome of an attempt on ``state`` (from :meth:`choose`): breaker and load stats."""
-        load = state.load
-        load.in_flight -= 1
-        load.observe(latency_s)
-        state.breaker.record(code)
+    def settle(self, state: EndpointState, kind: Kind, code: grpc.StatusCode) -> None:
+        """Outcome of an attempt on ``state`` (from :meth:`choose`): in-flight count and health."""
+        state.load.in_flight -= 1
+        breaker = state.breaker
+        if kind is _CANCELLED or kind is _LOCAL:
+            breaker.release()
+        else:
+            breaker.record_outcome(counts_against_endpoint(kind, code, self._app_codes))
 
     # -- unary path ----------------------------------------------------------------
     async def invoke(
@@ -254,58 +263,53 @@ class Cluster:
         *,
         idempotent: bool,
         timeout: float | None,  # noqa: ASYNC109 - a gRPC deadline, passed on per attempt
+        method: str = "",
     ) -> T:
         """Runs ``call`` on a balanced endpoint; retries per policy and budget on another endpoint."""
         if not self._started:
             await self.start()
         clock = self._clock
-        deadline = None if timeout is None else clock() + timeout
-        self.requests_total += 1
-        tried: list[Endpoint] = []
-
-        def attempt() -> Awaitable[T]:
-            return self._attempt(call, deadline, tried)
-
-        return await self.retry.run(attempt, idempotent=idempotent, deadline=deadline, clock=clock)
-
-    async def _attempt(
-        self,
-        call: Callable[[grpc.aio.Channel, float | None], Awaitable[T]],
-        deadline: float | None,
-        tried: list[Endpoint],
-    ) -> T:
-        clock = self._clock
-        remaining = None
-        if deadline is not None:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        state = self._pick_state(tried)
-        tried.append(state.endpoint)
-        state.load.in_flight += 1
-        started = clock()
-        try:
-            result = await call(state.channel(), remaining)
-        except grpc.aio.AioRpcError as err:
-            self.settle(state, err.code(), clock() - started)
-            raise
-        except BaseException:
-            self.settle(state, grpc.StatusCode.CANCELLED, clock() - started)
-            raise
-        self.settle(state, grpc.StatusCode.OK, clock() - started)
-        return result
+        seq = self.attempts(
+            method, idempotent=idempotent, deadline=None if timeout is None else clock() + timeout
+        )
+        deadline = seq.deadline
+        while True:
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - clock()
+                if remaining <= 0:
+                    raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+            state = seq.next()
+            try:
+                result = await call(state.channel(), remaining)
+            except grpc.aio.AioRpcError as err:
+                kind, pushback = classify_error(err)
+                seq.settle(kind, err.code())
+                wait = seq.retry_delay(kind, err.code(), pushback)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+                continue
+            except BaseException:
+                seq.settle(Kind.CANCELLED, grpc.StatusCode.CANCELLED)
+                raise
+            seq.settle(Kind.OK, grpc.StatusCode.OK)
+            return result
 
     # -- introspection -------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         res = self.last_resolution
         return {
             "service": self.service,
-            "balancer": self._balancer.name,
+            "balancer": self._picker.balancer,
             "requests_total": self.requests_total,
             "retry": self.retry.snapshot(),
             "stale": bool(res and res.stale),
             "endpoints": [s.snapshot() for s in self._healthy],
             "open_breakers": sum(1 for s in self._healthy if s.breaker.state is BreakerState.OPEN),
+            "panic": self._picker.panicking(self._healthy),
+            "panic_picks": self._picker.panics,
+            "outlier": self._picker.settings(),
         }
 
 

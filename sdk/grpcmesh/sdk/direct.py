@@ -2,16 +2,16 @@
 
 The same :class:`~grpcmesh.sdk.cluster.Cluster` the sidecar runs, one per
 target service: unary calls go through ``Cluster.invoke`` (balanced endpoint,
-breaker, retry on another endpoint within the budget), streaming calls take
-one endpoint from ``Cluster.pick`` and report their outcome back with
-``Cluster.record``. A target whose registry entry is empty fails with an
-error that names the target and the registry.
+breaker, retry on another endpoint within the budget), streaming calls are a
+one-attempt :class:`~grpcmesh.sdk.attempts.AttemptSequence` whose latency is
+the time to the response headers and whose outcome is classified like any
+other. A target whose registry entry is empty fails with an error that names
+the target and the registry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -20,7 +20,9 @@ import grpc
 from grpcmesh.sdk.channel import Attempt, StreamHook
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig, ClusterManager
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, ResolveError, Resolver, resolver_from_url
+from grpcmesh.sdk.failures import Kind, classify_error
 from grpcmesh.sdk.hostport import split_host_port
+from grpcmesh.sdk.retry import rpc_error
 
 __all__ = ["ClusterTransport", "Discovery", "make_resolver"]
 
@@ -72,30 +74,40 @@ class ClusterTransport:
         *,
         idempotent: bool,
         timeout: float | None,  # noqa: ASYNC109 - the overall deadline across retries
+        method: str = "",
     ) -> T:
         """One unary call through the target's cluster."""
         cluster = await self._cluster(target)
-        return await cluster.invoke(attempt, idempotent=idempotent, timeout=timeout)
+        return await cluster.invoke(attempt, idempotent=idempotent, timeout=timeout, method=method)
 
     async def stream(self, target: str) -> tuple[grpc.aio.Channel, StreamHook | None]:
         """A balanced endpoint's channel and a hook that reports the call's outcome."""
         cluster = await self._cluster(target)
-        endpoint, channel = await cluster.pick()
-        started = time.monotonic()
+        seq = cluster.attempts("", idempotent=False, deadline=None)
+        state = seq.next()
 
         async def report(call: Any) -> None:
             try:
+                await call.initial_metadata()
+                seq.responded()  # time to the response headers, not the stream's whole life
                 code = await call.code()
             except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-            cluster.record(endpoint, code, time.monotonic() - started)
+                seq.settle(Kind.CANCELLED, grpc.StatusCode.CANCELLED)
+                return
+            if code is grpc.StatusCode.OK:
+                seq.settle(Kind.OK, code)
+                return
+            details = await call.details()
+            trailers = await call.trailing_metadata()
+            kind, _ = classify_error(rpc_error(code, details or "", trailers))
+            seq.settle(kind, code)
 
         def hook(call: Any) -> None:
             task = asyncio.get_running_loop().create_task(report(call))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-        return channel, hook
+        return state.channel(), hook
 
     async def close(self) -> None:
         """Closes every cluster (draining channels) and the resolver if the client made it."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "BAGGAGE",
+    "CONNECTION_SPECIFIC",
     "HOP_BY_HOP",
     "MESH_SERVICE",
     "MESH_SOURCE",
@@ -33,23 +34,20 @@ TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 BAGGAGE = "baggage"
 
-# Connection-scoped headers that must not be copied from one hop to the next;
-# grpc-* reserved keys (timeout, encoding, status) are re-created by each hop.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        ":authority",
-        "proxy-connection",
-        "content-type",
-        "user-agent",
-        "content-length",
-    }
+# Connection-specific fields (RFC 9113 §8.2.2): never relayed by any hop, HTTP/2 forbids them.
+CONNECTION_SPECIFIC = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 )
+# Metadata that must not be copied from one hop to the next;
+# grpc-* reserved keys (timeout, encoding, status) are re-created by each hop.
+HOP_BY_HOP = CONNECTION_SPECIFIC | {
+    "te",
+    "host",
+    ":authority",
+    "content-type",
+    "user-agent",
+    "content-length",
+}
 
 Metadata = Sequence[tuple[str, str | bytes]]
 

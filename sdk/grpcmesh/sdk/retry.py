@@ -1,35 +1,41 @@
-"""Retry policy (on tenacity) and the retry budget that keeps retries from piling on.
+"""Retry rules as gRPC defines them, and the retry budget that keeps retries from piling on.
 
-What may be retried:
-- UNAVAILABLE when the request provably never reached the app (connect
-  failure, breaker open, the remote sidecar could not reach its app): safe for
-  any method;
-- the configured codes, only for methods that are idempotent or free of side
-  effects (proto ``idempotency_level`` or config).
+What may be retried (gRFC A6 and gRPC's transparent retry):
+- a request that provably never reached an app (connect failure, refused
+  stream, the remote sidecar could not reach its app): any method;
+- a status in ``retry_codes`` (default UNAVAILABLE only) for methods that are
+  idempotent or free of side effects (proto ``idempotency_level`` or config),
+  or for any method a gRPC service config's ``retryPolicy`` names; INTERNAL /
+  UNKNOWN are an app's answers and are retried only where config says so;
+- never after the server's pushback (``grpc-retry-pushback-ms``) says stop;
+  a pushback value replaces the backoff before the next attempt.
 
-How: on another endpoint when possible, exponential backoff with full jitter,
-never past the caller's deadline, and only while the :class:`RetryBudget`
-allows: retries stay below ``ratio`` of requests over a sliding window, plus a
-small floor per second (the Envoy / Linkerd retry-budget model), so a failing
-service sees at most ~1.2x its normal load instead of ``max_attempts``x.
+How: exponential backoff with full jitter (or the pushback), never past the
+caller's deadline, and only while the :class:`RetryBudget` allows: retries
+stay below ``ratio`` of requests over a sliding window plus a small floor per
+second (the Envoy / Linkerd budget model), so a failing service sees at most
+~1.2x its normal load instead of ``max_attempts``x. :class:`Retries` holds
+one call's decisions; :mod:`grpcmesh.sdk.attempts` adds the endpoints.
 """
 
 from __future__ import annotations
 
-import random
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from grpcmesh.sdk.failures import NOT_REACHED, Kind, never_reached
+from grpcmesh.sdk.service_config import MethodRetry, parse_service_config
 from grpcmesh.sdk.window import SlidingCounter
 
 __all__ = [
     "DEFAULT_RETRY_CODES",
     "NOT_REACHED",
+    "Retries",
     "RetryBudget",
     "RetryConfig",
     "RetryPolicy",
@@ -37,30 +43,7 @@ __all__ = [
     "rpc_error",
 ]
 
-T = TypeVar("T")
-
-# Trailer a sidecar adds when it could not deliver the request to its app.
-NOT_REACHED = "x-mesh-not-reached"
-
-DEFAULT_RETRY_CODES: frozenset[grpc.StatusCode] = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
-)
-
-# Details fragments grpc core uses when no byte left this process for the server.
-_CONNECT_FAILURES = (
-    "failed to connect",
-    "connection refused",
-    "connections to all backends failing",
-    "no healthy endpoint",
-    "breaker open",
-    "no endpoints",
-    "dns resolution failed",
-)
+DEFAULT_RETRY_CODES: frozenset[grpc.StatusCode] = frozenset({grpc.StatusCode.UNAVAILABLE})
 
 
 @dataclass(frozen=True)
@@ -69,30 +52,37 @@ class RetryConfig:
     retry_codes: frozenset[grpc.StatusCode] = DEFAULT_RETRY_CODES
     backoff_base_s: float = 0.025
     backoff_max_s: float = 0.25
+    backoff_multiplier: float = 2.0
     budget_ratio: float = 0.2
     budget_min_per_s: float = 5.0
     budget_window_s: float = 10.0
     stream_replay_bytes: int = 1 << 20
+    service_config: str = ""  # JSON of a gRPC service config: methodConfig[].retryPolicy is honoured
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("retry.max_attempts must be >= 1")
         if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
             raise ValueError("retry.backoff_max_s must be >= retry.backoff_base_s >= 0")
+        if self.backoff_multiplier <= 0:
+            raise ValueError("retry.backoff_multiplier must be > 0")
         if self.budget_ratio < 0 or self.budget_min_per_s < 0 or self.budget_window_s <= 0:
             raise ValueError("retry.budget_ratio / budget_min_per_s must be >= 0, budget_window_s > 0")
+        _method_table(self.service_config)  # validates now, at the edge
+
+    def default_rules(self) -> MethodRetry:
+        return MethodRetry(
+            self.max_attempts,
+            self.backoff_base_s,
+            self.backoff_max_s,
+            self.backoff_multiplier,
+            self.retry_codes,
+        )
 
 
-def never_reached(err: grpc.aio.AioRpcError) -> bool:
-    """True when ``err`` shows the request was never delivered to an application."""
-    if err.code() is not grpc.StatusCode.UNAVAILABLE:
-        return False
-    trailers: Any = err.trailing_metadata() or ()
-    for item in trailers:
-        if item[0] == NOT_REACHED:
-            return True
-    details = (err.details() or "").lower()
-    return any(frag in details for frag in _CONNECT_FAILURES)
+@functools.lru_cache(maxsize=64)
+def _method_table(text: str) -> dict[str, MethodRetry]:
+    return parse_service_config(text)
 
 
 _REQUESTS, _RETRIES = 0, 1
@@ -140,96 +130,39 @@ def rpc_error(
 
 
 class RetryPolicy:
-    """Decides whether a failed attempt may be retried and drives the retry loop."""
+    """A service's retry rules per method, and the budget its calls share."""
 
     def __init__(self, config: RetryConfig = RetryConfig(), budget: RetryBudget | None = None) -> None:
         self.config = config
         self.budget = budget or RetryBudget(config)
+        self._default = config.default_rules()
+        self._table = _method_table(config.service_config)
+        self._rules: dict[str, MethodRetry] = {}
 
-    def retryable(self, err: BaseException, idempotent: bool) -> bool:
-        """Whether this error class may be retried for this method (ignores budget)."""
-        if not isinstance(err, grpc.aio.AioRpcError):
-            return False
-        return self.retryable_code(err.code(), idempotent=idempotent, not_reached=never_reached(err))
+    def rules(self, method: str) -> MethodRetry:
+        """The rules for ``/pkg.Service/Method``: its service-config entry, its service's, or the default."""
+        if not self._table:
+            return self._default
+        found = self._rules.get(method)
+        if found is None:
+            table = self._table
+            service = method[: method.rfind("/") + 1]
+            found = table.get(method) or table.get(service) or table.get("") or self._default
+            if len(self._rules) < 10_000:
+                self._rules[method] = found
+        return found
 
-    def retryable_code(self, code: grpc.StatusCode, *, idempotent: bool, not_reached: bool) -> bool:
-        """The same rule for callers that know the status and whether the app was reached."""
-        return not_reached or (idempotent and code in self.config.retry_codes)
-
-    def give_up(self, attempts: int, upcoming_sleep: float, deadline: float | None, now: float) -> bool:
-        """Stop rule: attempts used up, the backoff would pass the deadline, or no budget left."""
-        if attempts >= self.config.max_attempts:
-            return True
-        if deadline is not None and now + upcoming_sleep >= deadline:
-            return True
-        return not self.budget.try_acquire()
-
-    def backoff(self, attempts: int) -> float:
-        """Full-jitter exponential backoff before attempt ``attempts + 1``."""
-        high = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempts - 1))
-        return random.uniform(0.0, max(high, 0.0))
-
-    def retrying(
+    def start(
         self,
+        method: str,
         *,
         idempotent: bool,
         deadline: float | None,
         clock: Callable[[], float] = time.monotonic,
-    ) -> AsyncRetrying:
-        """A tenacity loop: retry predicate, jittered backoff, stop on attempts/deadline/budget."""
-
-        def stop(state: RetryCallState) -> bool:
-            return self.give_up(state.attempt_number, state.upcoming_sleep, deadline, clock())
-
-        def predicate(err: BaseException) -> bool:
-            return self.retryable(err, idempotent)
-
-        return AsyncRetrying(
-            stop=stop,
-            wait=lambda s: self.backoff(s.attempt_number),
-            retry=retry_if_exception(predicate),
-            reraise=True,
-        )
-
-    async def run(
-        self,
-        attempt: Callable[[], Awaitable[T]],
-        *,
-        idempotent: bool,
-        deadline: float | None,
-        clock: Callable[[], float] = time.monotonic,
-        replayable: Callable[[], bool] | None = None,
-    ) -> T:
-        """Runs ``attempt`` once; on a retryable error, retries through :meth:`retrying`.
-
-        The first attempt skips tenacity entirely (the common, successful case
-        pays for nothing); its failure is replayed as tenacity's attempt 1 so
-        backoff, attempt counting and the budget see the whole story.
-        ``replayable`` says whether the request can still be sent again (a
-        streamed request whose buffer overflowed cannot).
-        """
+    ) -> Retries:
+        """The retry state of one new call (counted as a request in the budget)."""
         self.budget.record_request()
-        try:
-            return await attempt()
-        except grpc.aio.AioRpcError as err:
-            if (
-                self.config.max_attempts <= 1
-                or not self.retryable(err, idempotent)
-                or (replayable is not None and not replayable())
-            ):
-                raise
-            first: grpc.aio.AioRpcError | None = err
-        async for state in self.retrying(idempotent=idempotent, deadline=deadline, clock=clock):
-            with state:
-                if first is not None:
-                    failed, first = first, None
-                    raise failed
-                if replayable is not None and not replayable():
-                    raise rpc_error(
-                        grpc.StatusCode.UNAVAILABLE, "request stream too large to replay for a retry"
-                    )
-                return await attempt()
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        return Retries(self, self.rules(method), idempotent, deadline, clock)
 
     def snapshot(self) -> dict[str, Any]:
         requests, retries = self.budget.window()
@@ -238,4 +171,58 @@ class RetryPolicy:
             "window_retries": retries,
             "retries_total": self.budget.retries_total,
             "budget_denied": self.budget.denied,
+            "retry_codes": sorted(c.name for c in self.config.retry_codes),
+            "max_attempts": self.config.max_attempts,
+            "service_config_methods": sorted(self._table),
         }
+
+
+class Retries:
+    """One call's retry decisions: attempts so far, backoff or pushback, budget, deadline."""
+
+    __slots__ = ("_backoffs", "attempts", "clock", "deadline", "idempotent", "policy", "rules")
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        rules: MethodRetry,
+        idempotent: bool,
+        deadline: float | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.policy = policy
+        self.rules = rules
+        self.idempotent = idempotent
+        self.deadline = deadline
+        self.clock = clock
+        self.attempts = 0
+        self._backoffs = 0  # retries since the last pushback (gRFC A6 resets the backoff on one)
+
+    def retryable(self, kind: Kind, code: grpc.StatusCode) -> bool:
+        """Whether this outcome may be retried at all (attempts, budget and deadline aside)."""
+        if kind is Kind.NOT_REACHED:
+            return True
+        if kind is not Kind.ENDPOINT and kind is not Kind.APPLICATION:
+            return False
+        return (self.idempotent or self.rules.explicit) and code in self.rules.codes
+
+    def delay(self, kind: Kind, code: grpc.StatusCode, pushback: float | None = None) -> float | None:
+        """Seconds to wait before the next attempt, or None: the outcome is final.
+
+        Takes a retry from the budget when it says yes.
+        """
+        if not self.retryable(kind, code) or self.attempts >= self.rules.max_attempts:
+            return None
+        if pushback is not None:
+            if pushback < 0:
+                return None
+            wait = pushback
+            self._backoffs = 0
+        else:
+            self._backoffs += 1
+            wait = self.rules.backoff(self._backoffs)
+        if self.deadline is not None and self.clock() + wait >= self.deadline:
+            return None
+        if not self.policy.budget.try_acquire():
+            return None
+        return wait

@@ -151,7 +151,9 @@ class Sidecar:
         )
 
         def cluster_config(service: str) -> ClusterConfig:
-            c = dataclasses.replace(cfg.cluster_for(service), max_message_bytes=cfg.max_message_bytes)
+            c = cfg.cluster_for(service)
+            if cfg.max_message_bytes:
+                c = dataclasses.replace(c, max_message_bytes=cfg.max_message_bytes)
             if cfg.tls.enabled:
                 c = dataclasses.replace(c, channel_options=(*c.channel_options, server_name_option(service)))
             return c if cfg.policies else _bare(c)

@@ -10,7 +10,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     service = "orders"            app = "127.0.0.1:50051"
     outbound = "127.0.0.1:15001"  inbound = "0.0.0.0:15000"  admin = "127.0.0.1:15090"
     consul = "http://127.0.0.1:8500"   consul_token = "..."   (masked in /config)
-    max_message_bytes = 16777216  max_concurrency = 1000  drain_timeout_s = 10
+    max_message_bytes = 0 (no per-message cap)  max_concurrency = 1000  drain_timeout_s = 10
     [endpoints]  payments = ["127.0.0.1:5001"]       # static discovery
     [routes]     "shop.v1.Payments" = "payments"      # proto service → mesh service
     [methods."/shop.v1.Orders/Get"]  idempotent = true
@@ -118,7 +118,7 @@ class SidecarConfig:
     endpoints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     routes: Mapping[str, str] = field(default_factory=dict)
     methods: Mapping[str, MethodInfo] = field(default_factory=dict)
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 0  # per-message cap in the relay; 0: none (messages stream under flow control)
     max_concurrency: int = 1000
     drain_timeout_s: float = 10.0
     policies: bool = True
@@ -136,8 +136,8 @@ class SidecarConfig:
             raise ValueError("service: required (the name this sidecar serves)")
         for key in ("app", "outbound", "inbound", "admin"):
             _check_hostport(key, getattr(self, key))
-        if self.max_message_bytes < 1024:
-            raise ValueError("max_message_bytes: must be >= 1024")
+        if self.max_message_bytes != 0 and self.max_message_bytes < 1024:
+            raise ValueError("max_message_bytes: must be 0 (no cap) or >= 1024")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency: must be >= 1")
         if self.drain_timeout_s < 0:

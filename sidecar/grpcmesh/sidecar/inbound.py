@@ -25,8 +25,9 @@ from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sdk.headers import MESH_SOURCE
 from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodCatalog, fetch_reflection
-from grpcmesh.sdk.retry import NOT_REACHED, RetryConfig
+from grpcmesh.sdk.retry import RetryConfig
 from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream
+from grpcmesh.sidecar.hop import NOT_REACHED_MD
 from grpcmesh.sidecar.listener import Listener, Pools
 from grpcmesh.sidecar.telemetry import Telemetry
 
@@ -37,7 +38,6 @@ HEALTH_TIMEOUT_S = 2.0
 _NOT_SERVING: bytes = health_pb2.HealthCheckResponse(
     status=health_pb2.HealthCheckResponse.NOT_SERVING
 ).SerializeToString()
-_NOT_REACHED_MD: Headers = [(NOT_REACHED, "1")]
 _NO_DROP: frozenset[str] = frozenset()
 _SOURCE = frozenset({MESH_SOURCE})
 
@@ -52,7 +52,7 @@ def app_cluster_config(max_message_bytes: int) -> ClusterConfig:
         balancer="round_robin",
         breaker=NEVER_TRIPS,
         retry=RetryConfig(max_attempts=2, retry_codes=frozenset(), budget_min_per_s=10.0),
-        max_message_bytes=max_message_bytes,
+        max_message_bytes=max_message_bytes or ClusterConfig.max_message_bytes,
     )
 
 
@@ -118,7 +118,8 @@ class Inbound(Listener):
             relay.fail(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"sidecar of {self.service!r}: max_concurrency {self._limit} reached",
-                _NOT_REACHED_MD,
+                NOT_REACHED_MD,
+                local=False,  # overload of this endpoint: the caller's sidecar may count it and go elsewhere
             )
             return
         identity = stream.conn.peer_identity
@@ -128,7 +129,7 @@ class Inbound(Listener):
             out, rid, method = self._onward(headers, _SOURCE, None)
             out.append((MESH_SOURCE, identity))
         if health:  # probes every second: no span, no request metrics
-            relay.start(self.cluster, out, self.pools, idempotent=True)
+            relay.start(self.cluster, out, self.pools, idempotent=True, method=HEALTH_CHECK)
             return
         self._begin(relay, self.cluster, method, headers, out, rid, idempotent=False)
 

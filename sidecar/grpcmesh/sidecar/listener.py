@@ -20,29 +20,14 @@ from grpcmesh.sidecar.h2.client import Pool
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.h2.grpcwire import parse_timeout
 from grpcmesh.sidecar.h2.server import H2Server
+from grpcmesh.sidecar.hop import SET_PER_HOP, CallRecord
 from grpcmesh.sidecar.proxy import Relay
-from grpcmesh.sidecar.spans import CallSpan
 from grpcmesh.sidecar.telemetry import Telemetry
 
-__all__ = ["CONNECTION_FIELDS", "Listener", "Pools"]
+__all__ = ["Listener", "Pools"]
 
-# Never copied from the caller: connection-specific fields, and what each hop sets itself.
-CONNECTION_FIELDS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "te",
-        "grpc-timeout",
-    }
-)
 _TRACE = frozenset({TRACEPARENT, TRACESTATE})
 _TE: tuple[str, str] = ("te", "trailers")
-
-Note = tuple[Cluster, str, "CallSpan | None", float, str]  # cluster, method, span, start, request id
 
 
 class Pools:
@@ -129,6 +114,7 @@ class Listener:
             max_message_bytes=self._max_message,
             replay_limit=self._replay_limit,
             on_done=self._done,
+            call=CallRecord(self.direction),
         )
 
     def _onward(
@@ -151,7 +137,7 @@ class Listener:
                 elif k == ":authority" and authority is None:
                     authority = v
                 continue
-            if k in drop or k in CONNECTION_FIELDS or (tracing and k in _TRACE):
+            if k in drop or k in SET_PER_HOP or (tracing and k in _TRACE):
                 continue
             if k == REQUEST_ID:
                 rid = v
@@ -180,22 +166,24 @@ class Listener:
         """Opens the bracket (span, its context in ``out``, in-flight count) and starts the relay."""
         if relay.finished:  # the caller gave up while the route or connection was being found
             return
-        span = None
+        call = relay.call
         if self._tel is not None:
-            span, trace_headers = self._tel.start_span(self.direction, cluster.service, method, incoming)
+            call.span, trace_headers = self._tel.start_span(self.direction, cluster.service, method, incoming)
             out.extend(trace_headers)
         self.in_flight += 1
-        relay.note = (cluster, method, span, time.perf_counter(), rid)
-        relay.start(cluster, out, self.pools, idempotent=idempotent)
+        call.service = cluster.service
+        call.method = method
+        call.request_id = rid
+        call.started = time.perf_counter()
+        relay.start(cluster, out, self.pools, idempotent=idempotent, method=method)
 
     def _done(self, relay: Relay) -> None:
-        note: Note | None = relay.note
-        if note is None:
+        call = relay.call
+        if call.started is None:
             return
         self.in_flight -= 1
         if self._tel is not None:
-            cluster, method, span, started, rid = note
-            self._tel.finish(self.direction, cluster.service, method, started, span, rid, relay.result)
+            self._tel.finish(call)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

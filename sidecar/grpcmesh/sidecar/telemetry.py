@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from grpcmesh.sdk.breaker import Breaker, BreakerState
 from grpcmesh.sdk.cluster import Cluster
-from grpcmesh.sidecar.proxy import CallResult
+from grpcmesh.sidecar.hop import CallRecord
 from grpcmesh.sidecar.spans import CallSpan, SpanRecorder
 from grpcmesh.sidecar.tap import Tap
 
@@ -115,18 +115,17 @@ class Telemetry:
         kind = SpanKind.CLIENT if direction == "outbound" else SpanKind.SERVER
         return method[1:], kind, attributes
 
-    def finish(
-        self,
-        direction: str,
-        service: str,
-        method: str,
-        started: float,
-        span: CallSpan | None,
-        request_id: str,
-        result: CallResult,
-    ) -> None:
-        code = result.code
-        elapsed = time.perf_counter() - started
+    def finish(self, call: CallRecord) -> None:
+        """Metrics, span and access-log line of a call that ended (``call.started`` is set)."""
+        code = call.code
+        direction, service, method, span, request_id = (
+            call.direction,
+            call.service,
+            call.method,
+            call.span,
+            call.request_id,
+        )
+        elapsed = time.perf_counter() - (call.started or 0.0)
         label = method
         hkey = (direction, service, label)
         hist = self._histograms.get(hkey)
@@ -148,9 +147,9 @@ class Telemetry:
             attributes: dict[str, str | int] = {
                 "rpc.grpc.status_code": code.value[0],
                 "mesh.request_id": request_id,
-                "mesh.attempts": result.attempts,
+                "mesh.attempts": call.attempts,
             }
-            state = result.state
+            state = call.endpoint
             if state is not None:
                 attributes["mesh.endpoint"] = state.endpoint.target
                 attributes["mesh.breaker_state"] = state.breaker.state.name
@@ -169,7 +168,7 @@ class Telemetry:
                 elapsed * 1000.0,
                 request_id,
                 trace_id,
-                result.attempts,
+                call.attempts,
                 extra={"request_id": request_id, "trace_id": trace_id},
             )
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 
-from grpcmesh.sdk.retry import NOT_REACHED, RetryBudget, RetryConfig, RetryPolicy, never_reached
+from grpcmesh.sdk.failures import PUSHBACK, Kind, classify_error
+from grpcmesh.sdk.retry import NOT_REACHED, Retries, RetryBudget, RetryConfig, RetryPolicy, never_reached
 from tests.unit.policies.fakes import FakeClock
 
 
@@ -46,22 +49,38 @@ def test_budget_refills_as_the_window_slides() -> None:
     assert budget.retries_total == 3
 
 
-def test_idempotent_methods_retry_configured_codes() -> None:
-    policy = RetryPolicy(RetryConfig())
-    assert policy.retryable(err(grpc.StatusCode.UNAVAILABLE, "Socket closed"), idempotent=True)
-    assert policy.retryable(err(grpc.StatusCode.INTERNAL), idempotent=True)
-    assert not policy.retryable(err(grpc.StatusCode.INVALID_ARGUMENT), idempotent=True)
-    assert not policy.retryable(err(grpc.StatusCode.DEADLINE_EXCEEDED), idempotent=True)
+def retries(config: RetryConfig | None = None, *, idempotent: bool = True, **kw: object) -> Retries:
+    policy = RetryPolicy(config or RetryConfig())
+    r = policy.start("/echo.v1.Echo/Unary", idempotent=idempotent, deadline=None, **kw)  # type: ignore[arg-type]
+    r.attempts = 1
+    return r
+
+
+def decide(r: Retries, e: grpc.aio.AioRpcError) -> float | None:
+    kind, pushback = classify_error(e)
+    return r.delay(kind, e.code(), pushback)
+
+
+def test_by_default_only_unavailable_is_retried_for_idempotent_methods() -> None:
+    assert decide(retries(), err(grpc.StatusCode.UNAVAILABLE, "Socket closed")) is not None
+    for code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INVALID_ARGUMENT):
+        assert decide(retries(), err(code)) is None, code
+    assert decide(retries(), err(grpc.StatusCode.DEADLINE_EXCEEDED)) is None
+
+
+def test_internal_and_unknown_only_when_configured() -> None:
+    config = RetryConfig(retry_codes=frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL}))
+    assert decide(retries(config), err(grpc.StatusCode.INTERNAL)) is not None
+    assert decide(retries(config), err(grpc.StatusCode.UNKNOWN)) is None
 
 
 def test_non_idempotent_only_when_never_reached() -> None:
-    policy = RetryPolicy(RetryConfig())
-    assert not policy.retryable(err(grpc.StatusCode.UNAVAILABLE, "Socket closed"), idempotent=False)
-    assert not policy.retryable(err(grpc.StatusCode.INTERNAL), idempotent=False)
-    assert policy.retryable(
-        err(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"), idempotent=False
-    )
-    assert policy.retryable(err(grpc.StatusCode.UNAVAILABLE, "x", ((NOT_REACHED, "1"),)), idempotent=False)
+    assert decide(retries(idempotent=False), err(grpc.StatusCode.UNAVAILABLE, "Socket closed")) is None
+    assert decide(retries(idempotent=False), err(grpc.StatusCode.INTERNAL)) is None
+    reached_not = err(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses")
+    assert decide(retries(idempotent=False), reached_not) is not None
+    marked = err(grpc.StatusCode.UNAVAILABLE, "x", ((NOT_REACHED, "1"),))
+    assert decide(retries(idempotent=False), marked) is not None
 
 
 def test_never_reached_only_for_unavailable() -> None:
@@ -69,68 +88,80 @@ def test_never_reached_only_for_unavailable() -> None:
     assert never_reached(err(grpc.StatusCode.UNAVAILABLE, "Connection refused"))
 
 
-class Refusing:
-    """An attempt that always fails with a never-reached UNAVAILABLE, counting its calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def __call__(self) -> str:
-        self.calls += 1
-        raise err(grpc.StatusCode.UNAVAILABLE, f"refused {self.calls}")
+def test_pushback_value_replaces_backoff_and_negative_or_malformed_stops() -> None:
+    config = RetryConfig(max_attempts=5, backoff_base_s=0.0, backoff_max_s=0.0)
+    assert decide(retries(config), err(grpc.StatusCode.UNAVAILABLE, "x", ((PUSHBACK, "200"),))) == 0.2
+    for bad in ("-1", "soon", "", "1.5"):
+        assert decide(retries(config), err(grpc.StatusCode.UNAVAILABLE, "x", ((PUSHBACK, bad),))) is None, bad
 
 
-async def test_run_retries_until_success_within_attempts() -> None:
-    policy = RetryPolicy(RetryConfig(max_attempts=3, backoff_base_s=0.0, backoff_max_s=0.0))
-    outcomes = [
-        err(grpc.StatusCode.UNAVAILABLE, "failed to connect"),
-        err(grpc.StatusCode.UNAVAILABLE, "refused"),
-        "ok",
-    ]
-    calls = 0
-
-    async def attempt() -> str:
-        nonlocal calls
-        calls += 1
-        out = outcomes.pop(0)
-        if isinstance(out, Exception):
-            raise out
-        return out
-
-    assert await policy.run(attempt, idempotent=True, deadline=None) == "ok"
-    assert calls == 3
-    assert policy.budget.retries_total == 2
+def test_stops_at_max_attempts() -> None:
+    r = retries(RetryConfig(max_attempts=2))
+    assert decide(r, err(grpc.StatusCode.UNAVAILABLE)) is not None
+    r.attempts = 2
+    assert decide(r, err(grpc.StatusCode.UNAVAILABLE)) is None
 
 
-async def test_run_stops_at_max_attempts_and_reraises_last() -> None:
-    policy = RetryPolicy(RetryConfig(max_attempts=2, backoff_base_s=0.0, backoff_max_s=0.0))
-    attempt = Refusing()
-    with pytest.raises(grpc.aio.AioRpcError, match="refused 2"):
-        await policy.run(attempt, idempotent=True, deadline=None)
-    assert attempt.calls == 2
-
-
-async def test_run_does_not_retry_past_the_deadline() -> None:
+def test_does_not_retry_past_the_deadline() -> None:
     clock = FakeClock()
     policy = RetryPolicy(RetryConfig(max_attempts=5, backoff_base_s=1.0, backoff_max_s=1.0))
-    attempt = Refusing()
-    with pytest.raises(grpc.aio.AioRpcError):
-        await policy.run(attempt, idempotent=True, deadline=clock.now, clock=clock)
-    assert attempt.calls == 1  # no time left for another attempt
+    r = policy.start("/s/M", idempotent=True, deadline=clock.now, clock=clock)
+    r.attempts = 1
+    assert decide(r, err(grpc.StatusCode.UNAVAILABLE)) is None
 
 
-async def test_run_respects_the_budget() -> None:
-    policy = RetryPolicy(
-        RetryConfig(max_attempts=3, budget_ratio=0.0, budget_min_per_s=0.0, backoff_base_s=0.0)
-    )
-    calls = 0
+def test_respects_the_budget() -> None:
+    r = retries(RetryConfig(max_attempts=3, budget_ratio=0.0, budget_min_per_s=0.0))
+    assert decide(r, err(grpc.StatusCode.UNAVAILABLE)) is None
+    assert r.policy.budget.denied == 1
 
-    async def attempt() -> str:
-        nonlocal calls
-        calls += 1
-        raise err(grpc.StatusCode.UNAVAILABLE, "refused")
 
-    with pytest.raises(grpc.aio.AioRpcError):
-        await policy.run(attempt, idempotent=True, deadline=None)
-    assert calls == 1
-    assert policy.budget.denied == 1
+def test_service_config_retry_policy_is_honoured_per_method() -> None:
+    doc = {
+        "methodConfig": [
+            {
+                "name": [{"service": "echo.v1.Echo", "method": "Create"}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.01s",
+                    "maxBackoff": "0.02s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["INTERNAL", 2],
+                },
+            }
+        ]
+    }
+    policy = RetryPolicy(RetryConfig(service_config=json.dumps(doc)))
+    create = policy.start("/echo.v1.Echo/Create", idempotent=False, deadline=None)
+    create.attempts = 3
+    assert (
+        create.delay(Kind.APPLICATION, grpc.StatusCode.UNKNOWN) is not None
+    )  # named: idempotency not needed
+    create.attempts = 4
+    assert create.delay(Kind.APPLICATION, grpc.StatusCode.INTERNAL) is None  # maxAttempts reached
+    other = policy.start("/echo.v1.Echo/Unary", idempotent=True, deadline=None)
+    other.attempts = 1
+    assert other.delay(Kind.APPLICATION, grpc.StatusCode.INTERNAL) is None  # the default rules
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"maxAttempts": 1}, "maxAttempts"),
+        ({"initialBackoff": "0s"}, "initialBackoff"),
+        ({"maxBackoff": "fast"}, "maxBackoff"),
+        ({"backoffMultiplier": 0}, "backoffMultiplier"),
+        ({"retryableStatusCodes": ["NOPE"]}, "retryableStatusCodes"),
+    ],
+)
+def test_service_config_errors_name_the_field(policy: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {
+        "maxAttempts": 3,
+        "initialBackoff": "0.1s",
+        "maxBackoff": "1s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    doc = {"methodConfig": [{"name": [{"service": "s"}], "retryPolicy": {**base, **policy}}]}
+    with pytest.raises(ValueError, match=message):
+        RetryConfig(service_config=json.dumps(doc))

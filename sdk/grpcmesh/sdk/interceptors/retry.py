@@ -2,9 +2,10 @@
 
 Off by default when calls go through a sidecar (the sidecar already retries on
 another endpoint; retrying at both layers multiplies load during an outage).
-It reuses :class:`grpcmesh.sdk.retry.RetryPolicy` — tenacity backoff, never
-past the deadline, only while the retry budget allows — so the SDK and the
-sidecar retry the same calls the same way. App-level failures are retried only
+It drives the same :class:`grpcmesh.sdk.retry.Retries` decisions as the
+sidecar and direct mode (classification, pushback, backoff, never past the
+deadline, only while the retry budget allows), so every path retries the same
+calls the same way. App-level failures are retried only
 for idempotent methods: declared in the proto (``option idempotency_level``)
 or matched by the configured patterns; a request that provably never reached
 the app is retried for any method.
@@ -12,6 +13,7 @@ the app is retried for any method.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import time
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
 
+from grpcmesh.sdk.failures import classify_error
 from grpcmesh.sdk.interceptors.base import method_of, replace_details
 from grpcmesh.sdk.retry import RetryConfig, RetryPolicy
 
@@ -70,13 +73,19 @@ class RetryInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[ty
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         """Runs the call, and again on a retryable failure while attempts, deadline and budget allow."""
         details: grpc.aio.ClientCallDetails = client_call_details
-        self.policy.budget.record_request()
         deadline = None if details.timeout is None else time.monotonic() + details.timeout
-        idempotent = self.idempotent(method_of(details))
-        async for attempt in self.policy.retrying(idempotent=idempotent, deadline=deadline):
-            with attempt:
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                call = await continuation(replace_details(details, timeout=left), request)
-                await call  # raises AioRpcError on failure: tenacity decides
+        method = method_of(details)
+        retries = self.policy.start(method, idempotent=self.idempotent(method), deadline=deadline)
+        while True:
+            retries.attempts += 1
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            call = await continuation(replace_details(details, timeout=left), request)
+            try:
+                await call
                 return call
-        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
+            except grpc.aio.AioRpcError as err:
+                kind, pushback = classify_error(err)
+                wait = retries.delay(kind, err.code(), pushback)
+                if wait is None:
+                    raise
+            await asyncio.sleep(wait)

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from grpcmesh.sdk.retry import NOT_REACHED
+from grpcmesh.sdk.failures import NOT_REACHED_TRAILER
 
 __all__ = ["StandbyGate"]
 
@@ -44,7 +44,7 @@ class StandbyGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 async def _refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
-    await context.abort(grpc.StatusCode.UNAVAILABLE, _MESSAGE, ((NOT_REACHED, "1"),))
+    await context.abort(grpc.StatusCode.UNAVAILABLE, _MESSAGE, (NOT_REACHED_TRAILER,))
     raise AssertionError("abort returned")  # pragma: no cover
 
 
