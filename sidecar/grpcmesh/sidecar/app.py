@@ -199,7 +199,7 @@ class Sidecar:
         host, _, port = listen.rpartition(":")
         try:
             self.ports[name] = await side.server.listen(
-                host, int(port), reuse_port=self.cfg.reuse_port, tls=tls
+                host, int(port), reuse_port=self.cfg.reuse_port, tls=tls, limits=self.cfg.h2
             )
         except OSError as err:
             raise OSError(f"{name}: cannot listen on {listen}: {err.strerror or err}") from err

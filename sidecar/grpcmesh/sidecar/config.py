@@ -18,6 +18,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     [tls]        cert_file = "orders.pem"  key_file = "orders.key"  ca_file = "mesh-ca.pem"
     [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
     [services.payments]  balancer = "round_robin"   # per-service cluster overrides
+    [h2]         max_concurrent_streams = 1000  max_header_list_bytes = 16777216  idle_timeout_s = 300
     [client]     ...                                   # read by the SDK, ignored here
 """
 
@@ -38,6 +39,7 @@ from grpcmesh.sdk.cluster import ClusterConfig
 from grpcmesh.sdk.idempotency import CallKind, MethodInfo
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
 from grpcmesh.sdk.tracing import EXPORTERS
+from grpcmesh.sidecar.h2.limits import H2Limits
 
 __all__ = [
     "ConfigError",
@@ -121,6 +123,7 @@ class SidecarConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     services: Mapping[str, ClusterConfig] = field(default_factory=dict)
+    h2: H2Limits = field(default_factory=H2Limits)  # per-connection HTTP/2 limits (h2/limits.py)
 
     def __post_init__(self) -> None:
         if not self.service:
