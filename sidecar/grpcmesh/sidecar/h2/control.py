@@ -140,11 +140,15 @@ class ControlFrames:
             return
         values = f.parse_settings(payload)
         self.spend(self.settings_budget, "SETTINGS frames")
+        grown = False
         for key, value in values:
-            self._apply_setting(key, value)
-        self.write(f.frame(FrameType.SETTINGS, Flag.ACK, 0))
+            grown = self._apply_setting(key, value) or grown
+        self.write(f.frame(FrameType.SETTINGS, Flag.ACK, 0))  # before data the new windows let out
+        if grown:
+            self._unblock()
 
-    def _apply_setting(self, key: int, value: int) -> None:
+    def _apply_setting(self, key: int, value: int) -> bool:
+        """Applies one setting; True when stream windows grew (queued data may go out)."""
         if key == Setting.INITIAL_WINDOW_SIZE:
             if value > _MAX_WINDOW:
                 raise H2Error(ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE above 2^31-1")
@@ -154,9 +158,8 @@ class ControlFrames:
                 stream.send_window += delta
                 if stream.send_window > _MAX_WINDOW:
                     raise H2Error(ErrorCode.FLOW_CONTROL_ERROR, "a stream window above 2^31-1")
-            if delta > 0:
-                self._unblock()
-        elif key == Setting.MAX_FRAME_SIZE:
+            return delta > 0
+        if key == Setting.MAX_FRAME_SIZE:
             if not f.MAX_FRAME <= value <= 0xFFFFFF:
                 raise H2Error(ErrorCode.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range")
             self.peer_max_frame = value
@@ -167,6 +170,7 @@ class ControlFrames:
             self._encoder.table_size(value)
         elif key == Setting.MAX_CONCURRENT_STREAMS:
             self.peer_max_streams = value
+        return False
 
     def _on_ping(self, sid: int, flags: int, payload: bytes) -> None:
         if sid:
