@@ -81,5 +81,7 @@ def test_sidecar_passes_every_case_grpc_go_passes(tmp_path: Path) -> None:
             failed, side_total = results[(side, strict)]
             assert side_total == total
             mode = "--strict" if strict else "stock"
-            assert not failed - baseline, f"{side} ({mode}) fails cases grpc-go passes: {sorted(failed - baseline)}"
+            assert not failed - baseline, (
+                f"{side} ({mode}) fails cases grpc-go passes: {sorted(failed - baseline)}"
+            )
             assert not failed, f"{side} ({mode}) fails {sorted(failed)} (grpc-go fails them too)"
