@@ -172,8 +172,8 @@ def test_hpack_header_list_bomb(sidecar: SidecarProc) -> None:
     """A 4 KiB table entry referenced 4,200 times per block: 17 MB decoded from 8 KB sent."""
     entry = b"\x40\x05x-big\x7f" + _hpack_tail(4000 - 127) + b"v" * 4000  # literal, incremental indexing
     block = request_block() + entry + b"\xbe" * 4200  # index 62 = that entry
-    received, sent, _ = attack(sidecar, flood(lambda i: _headers(2 * i + 1, block=block), count=50))
-    assert goaway(received)[1] == ErrorCode.ENHANCE_YOUR_CALM
+    received, _, _ = attack(sidecar, flood(lambda i: _headers(2 * i + 1, block=block), count=50))
+    assert goaway(received)[:2] == (0, ErrorCode.ENHANCE_YOUR_CALM)  # cut on the first block
 
 
 def _hpack_tail(rest: int) -> bytes:
