@@ -19,6 +19,7 @@ import pytest
 
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, Setting
+from grpcmesh.sidecar.h2.hpack_out import encode_int
 from grpcmesh.sidecar.h2.limits import H2Limits
 from tests.support.h2wire import RawClient, grpc_message, parse_frames, request_block, rss_bytes
 from tests.support.mesh import SidecarProc, start_echo_proc, start_sidecar
@@ -170,19 +171,10 @@ def test_empty_data_flood(sidecar: SidecarProc) -> None:
 
 def test_hpack_header_list_bomb(sidecar: SidecarProc) -> None:
     """A 4 KiB table entry referenced 4,200 times per block: 17 MB decoded from 8 KB sent."""
-    entry = b"\x40\x05x-big\x7f" + _hpack_tail(4000 - 127) + b"v" * 4000  # literal, incremental indexing
+    entry = b"\x40\x05x-big" + encode_int(4000, 7, 0) + b"v" * 4000  # literal, incremental indexing
     block = request_block() + entry + b"\xbe" * 4200  # index 62 = that entry
     received, _, _ = attack(sidecar, flood(lambda i: _headers(2 * i + 1, block=block), count=50))
     assert goaway(received)[:2] == (0, ErrorCode.ENHANCE_YOUR_CALM)  # cut on the first block
-
-
-def _hpack_tail(rest: int) -> bytes:
-    out = bytearray()
-    while rest >= 128:
-        out.append((rest & 0x7F) | 0x80)
-        rest >>= 7
-    out.append(rest)
-    return bytes(out)
 
 
 def test_slow_reader_that_never_opens_its_window(sidecar: SidecarProc) -> None:

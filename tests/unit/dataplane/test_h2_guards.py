@@ -14,6 +14,7 @@ import pytest
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.connection import Headers, Stream
 from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType
+from grpcmesh.sidecar.h2.hpack_out import encode_int
 from grpcmesh.sidecar.h2.limits import H2Limits
 from grpcmesh.sidecar.h2.server import H2Server, ServerConnection
 from tests.support.h2wire import FakeTransport, goaway_code, request_block
@@ -135,20 +136,11 @@ async def test_hpack_bomb_is_cut_while_decoding() -> None:
         H2Limits(max_header_list_bytes=1 << 20, max_header_bytes_per_connection=1 << 20)
     )
     value = b"v" * 4000
-    literal = b"\x40\x05x-big\x7f" + _hpack_int(4000 - 127) + value  # literal, incremental indexing
+    literal = b"\x40\x05x-big" + encode_int(len(value), 7, 0) + value  # literal, incremental indexing
     bomb = literal + b"\xbe" * 3000  # index 62 (the new entry) 3000 times: 12 MB decoded
     conn.data_received(headers(1, block=request_block() + bomb))
     assert conn.closed
     assert goaway_code(transport.frames()) == ErrorCode.ENHANCE_YOUR_CALM
-
-
-def _hpack_int(rest: int) -> bytes:
-    out = bytearray()
-    while rest >= 128:
-        out.append((rest & 0x7F) | 0x80)
-        rest >>= 7
-    out.append(rest)
-    return bytes(out)
 
 
 async def test_streams_over_the_limit_are_refused() -> None:

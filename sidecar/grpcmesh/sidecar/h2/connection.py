@@ -25,14 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from time import monotonic
 
 from grpcmesh.sidecar.h2 import frames as f
-from grpcmesh.sidecar.h2.control import ControlFrames
+from grpcmesh.sidecar.h2.blocks import HeaderBlocks
 from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, H2Error, Setting, StreamError
-from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder, HeaderListTooLarge, HPACKDecodeError
+from grpcmesh.sidecar.h2.hpack_in import HeaderListTooLarge, HPACKDecodeError
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder
 from grpcmesh.sidecar.h2.limits import H2Limits
-from grpcmesh.sidecar.h2.states import CONNECTION, RECEIVE, ClosedBy, Event, State, closed_stream_error
+from grpcmesh.sidecar.h2.states import ClosedBy, Event, State
 from grpcmesh.sidecar.h2.stream import (
     CONNECTION_LOST,
     STREAM_WINDOW,
@@ -41,7 +42,6 @@ from grpcmesh.sidecar.h2.stream import (
     StreamOwner,
     snapshot,
 )
-from grpcmesh.sidecar.h2.validate import check_response, check_trailers
 
 __all__ = ["CONNECTION_LOST", "Connection", "Headers", "Stream", "StreamOwner", "snapshot"]
 
@@ -50,11 +50,11 @@ log = logging.getLogger("grpcmesh.sidecar.h2")
 _HDR = f.HEADER
 _DATA, _HEADERS, _CONT = FrameType.DATA, FrameType.HEADERS, FrameType.CONTINUATION
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, Flag.PADDED, Flag.PRIORITY
-_OPEN, _HCL = State.OPEN, State.HALF_CLOSED_LOCAL
+_IDLE, _OPEN, _HCL = State.IDLE, State.OPEN, State.HALF_CLOSED_LOCAL
+_BY_END_STREAM = ClosedBy.END_STREAM
 # Transport buffer above which DATA waits in stream queues (asyncio's 64 KiB stalls big messages).
 WRITE_HIGH_WATER = 1 << 20
-_RECEIVE_HEADERS = tuple(RECEIVE[s][_HEADERS] for s in State)
-_REMEMBER_CLOSED = 256  # closed streams whose way of closing is remembered (for late frames)
+_REMEMBER_CLOSED = 64  # closed streams whose way of closing is remembered (for late frames)
 
 
 def keepalive(sock: socket.socket | None) -> None:
@@ -70,7 +70,7 @@ def keepalive(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
-class Connection(ControlFrames, asyncio.Protocol):
+class Connection(HeaderBlocks, asyncio.Protocol):
     """Frame reader/writer shared by the server (downstream) and client (upstream) sides."""
 
     client = False
@@ -79,21 +79,13 @@ class Connection(ControlFrames, asyncio.Protocol):
     def __init__(self, limits: H2Limits | None = None) -> None:
         super().__init__(limits or H2Limits())
         self.transport: asyncio.Transport | None = None
-        self.streams: dict[int, Stream] = {}
-        self.blocked: dict[int, Stream] = {}
-        self.closed_streams: dict[int, ClosedBy] = {}
         self._buf = bytearray()
         self._out: list[bytes] = []
-        self._decoder = HeaderDecoder(max_header_list=self.limits.max_header_list_bytes)
         self._encoder = HeaderEncoder()
         self._preface = self.client  # False: a server still expects the client preface
-        self._cont: tuple[int, int, bytearray, int] | None = None  # stream, flags, block so far, frames
-        self._max_block_frames = self.limits.max_header_list_bytes // f.MAX_FRAME + 16
         self._recv_window = f.CONNECTION_WINDOW
         self._unacked = 0
-        self.header_bytes = 0  # decoded request header bytes of the open streams
         self.closed = False
-        self.last_peer_stream = 0
 
     # -- transport ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,22 +155,25 @@ class Connection(ControlFrames, asyncio.Protocol):
         block = self._encoder.encode(headers)
         self.write(f.header_frames(stream.id, block, end_stream, self.peer_max_frame))
         self.allowance += 1
-        if stream.state != _OPEN:
+        if stream.state == _IDLE:  # (in any other state it may send, HEADERS change nothing)
             stream._advance(Event.SEND_HEADERS)
         if end_stream:
             stream._advance(Event.SEND_END_STREAM)
 
-    def forget(self, stream: Stream, closed_by: ClosedBy) -> None:
+    def forget(self, stream: Stream, closed_by: int) -> None:
         """A stream reached CLOSED: drop it, remember how it closed, refund the reset budget."""
         sid = stream.id
         self.streams.pop(sid, None)
-        self.blocked.pop(sid, None)
+        if self.blocked:
+            self.blocked.pop(sid, None)
         remembered = self.closed_streams
         remembered[sid] = closed_by
-        if len(remembered) > _REMEMBER_CLOSED:
-            del remembered[next(iter(remembered))]
-        self.header_bytes -= stream.header_bytes
-        if closed_by is ClosedBy.END_STREAM:
+        if len(remembered) > 2 * _REMEMBER_CLOSED:  # trimmed in batches: popping the oldest one
+            # at a time makes a dict scan ever more deleted slots
+            self.closed_streams = dict(list(remembered.items())[_REMEMBER_CLOSED:])
+        if stream.header_bytes:
+            self.header_bytes -= stream.header_bytes
+        if closed_by == _BY_END_STREAM:
             self.resets.refund()
         if self.goaway_sent or self.goaway_received is not None:
             self._close_if_idle()
@@ -195,7 +190,7 @@ class Connection(ControlFrames, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self._buf
         buf += data
-        self.last_received = self.loop.time()
+        self.last_received = monotonic()  # the clock asyncio loops run on, without the method call
         try:
             if not self._preface:
                 if len(buf) < 24:
@@ -261,7 +256,8 @@ class Connection(ControlFrames, asyncio.Protocol):
             stream.reset(code)
             if stream.owner is not None:
                 stream.owner.on_reset(stream, code)
-        self.spend(self.resets, "streams reset")
+        if not self.client:  # a reset flood provoked by the peer (CVE-2019-9514)
+            self.spend(self.resets, "streams reset")
 
     def _on_data(self, sid: int, flags: int, payload: bytes) -> None:
         size = len(payload)
@@ -307,104 +303,6 @@ class Connection(ControlFrames, asyncio.Protocol):
             stream.consumed(len(payload))
             return
         owner.on_data(stream, payload, bool(end))
-
-    def late_frame(self, sid: int, kind: int) -> None:
-        """A frame for a stream not open: idle (a connection error) or closed (§5.1, by how it closed)."""
-        if sid > self._max_known_stream():
-            if kind == _DATA or kind == FrameType.RST_STREAM or kind == FrameType.WINDOW_UPDATE:
-                raise H2Error(ErrorCode.PROTOCOL_ERROR, f"frame type {kind} on idle stream {sid}")
-            return
-        error = closed_stream_error(self.closed_streams.get(sid), kind)
-        if error is None:
-            return
-        scope, code = error
-        if scope == CONNECTION:
-            raise H2Error(code, f"frame type {kind} on closed stream {sid}")
-        raise StreamError(sid, code, f"frame type {kind} on closed stream {sid}")
-
-    def _max_known_stream(self) -> int:
-        return self.last_peer_stream
-
-    def _on_headers_frame(self, sid: int, flags: int, payload: bytes) -> None:
-        if sid == 0:
-            raise H2Error(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
-        if flags & _PADDED:
-            pad = payload[0] if payload else 0
-            if len(payload) - 1 - (5 if flags & _PRIO else 0) < pad:
-                raise H2Error(ErrorCode.PROTOCOL_ERROR, "HEADERS padding exceeds payload")
-            payload = payload[1 : len(payload) - pad]
-        self_dependent = False
-        if flags & _PRIO:
-            if len(payload) < 5:
-                raise H2Error(ErrorCode.FRAME_SIZE_ERROR, "HEADERS priority fields truncated")
-            self_dependent = f.u32(payload) & 0x7FFFFFFF == sid
-            payload = payload[5:]
-        if flags & _END_HEADERS:
-            self._on_header_block(sid, flags, payload, self_dependent)
-        else:
-            if not payload:
-                self.spend(self.idle_frames, "empty header fragments")
-            self._cont = (sid, flags | (0x100 if self_dependent else 0), bytearray(payload), 1)
-
-    def _on_continuation(self, sid: int, flags: int, payload: bytes) -> None:
-        cont = self._cont
-        if cont is None or cont[0] != sid:
-            raise H2Error(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
-        block = cont[2]
-        block.extend(payload)
-        count = cont[3] + 1
-        if len(block) > self.limits.max_header_list_bytes or count > self._max_block_frames:
-            raise H2Error(ErrorCode.ENHANCE_YOUR_CALM, f"header block: {len(block)} bytes, {count} frames")
-        if not payload and not flags & _END_HEADERS:
-            self.spend(self.idle_frames, "empty CONTINUATION frames")
-        if flags & _END_HEADERS:
-            self._cont = None
-            self._on_header_block(sid, cont[1], bytes(block), bool(cont[1] & 0x100))
-        else:
-            self._cont = (sid, cont[1], block, count)
-
-    def _on_header_block(self, sid: int, flags: int, block: bytes, self_dependent: bool) -> None:
-        decoder = self._decoder
-        headers = decoder.decode(block)  # always: the HPACK table must stay in step
-        end = bool(flags & _END_STREAM)
-        stream = self.streams.get(sid)
-        if stream is None:
-            if sid <= self._max_known_stream():
-                self.late_frame(sid, _HEADERS)
-                return
-            if self_dependent:
-                raise H2Error(ErrorCode.PROTOCOL_ERROR, f"stream {sid} depends on itself")
-            self.new_stream(sid, headers, end, decoder.malformed, decoder.listed)
-            return
-        problem = _RECEIVE_HEADERS[stream.state]
-        if problem is not None:
-            raise StreamError(sid, problem[1], "HEADERS after END_STREAM")
-        if self_dependent:
-            raise StreamError(sid, ErrorCode.PROTOCOL_ERROR, "stream depends on itself")
-        malformed = decoder.malformed
-        if malformed is None:
-            malformed = self._check_block(stream, headers, end)
-        if malformed is not None:
-            raise StreamError(sid, ErrorCode.PROTOCOL_ERROR, f"malformed header block: {malformed}")
-        stream.blocks_in += 1
-        if end:
-            stream._advance(Event.RECV_END_STREAM)
-        if stream.owner is not None:
-            stream.owner.on_headers(stream, headers, end)
-
-    def _check_block(self, stream: Stream, headers: Headers, end: bool) -> str | None:
-        """A block on an open stream: trailers (with END_STREAM), or a client's response headers."""
-        if self.client and not stream.blocks_in:
-            return check_response(headers)
-        if not end:
-            return "a second header block without END_STREAM"
-        return check_trailers(headers)
-
-    def new_stream(
-        self, sid: int, headers: Headers, end_stream: bool, malformed: str | None, size: int
-    ) -> None:
-        """Hook: HEADERS opened a stream the peer initiated (server side)."""
-        raise H2Error(ErrorCode.PROTOCOL_ERROR, f"HEADERS on unknown stream {sid}")
 
     def _unblock(self) -> None:
         for stream in list(self.blocked.values()):

@@ -16,13 +16,14 @@ cut off.
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, H2Error, Setting, StreamError
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder
 from grpcmesh.sidecar.h2.limits import Budget, H2Limits
-from grpcmesh.sidecar.h2.states import ClosedBy, Event
+from grpcmesh.sidecar.h2.states import Event
 
 if TYPE_CHECKING:
     from grpcmesh.sidecar.h2.stream import Stream
@@ -31,7 +32,10 @@ __all__ = ["ControlFrames"]
 
 _MAX_WINDOW = 0x7FFFFFFF
 _KEEPALIVE_PING = b"grpcmesh"
-_MAX_ALLOWANCE = 64  # PING / WINDOW_UPDATE frames paid for in advance by frames we wrote
+# PING / WINDOW_UPDATE frames paid for in advance by frames we wrote. gRPC clients send a stream and
+# a connection WINDOW_UPDATE per call, often before the response (which writes three frames), so the
+# bank must cover the calls in flight.
+_MAX_ALLOWANCE = 4096
 
 
 class ControlFrames:
@@ -41,13 +45,13 @@ class ControlFrames:
     closed: bool
     streams: dict[int, Stream]
     blocked: dict[int, Stream]
-    closed_streams: dict[int, ClosedBy]
+    closed_streams: dict[int, int]
     _encoder: HeaderEncoder
 
     def __init__(self, limits: H2Limits) -> None:
         self.loop = asyncio.get_running_loop()
         self.limits = limits
-        now = self.loop.time()
+        now = monotonic()
         self.peer_initial_window = f.DEFAULT_WINDOW
         self.peer_max_frame = f.MAX_FRAME
         self.peer_max_streams = 1 << 31
@@ -92,7 +96,7 @@ class ControlFrames:
 
     # -- guards -------------------------------------------------------------------------
     def spend(self, budget: Budget, what: str) -> None:
-        if not budget.take(self.loop.time()):
+        if not budget.take(monotonic()):
             raise H2Error(ErrorCode.ENHANCE_YOUR_CALM, f"too many {what}")
 
     def _paid(self) -> bool:
@@ -262,7 +266,7 @@ class ControlFrames:
         self._timer = None
         if self.closed:
             return
-        now = self.loop.time()
+        now = monotonic()
         lim = self.limits
         if self.streams:
             self._idle_since = now

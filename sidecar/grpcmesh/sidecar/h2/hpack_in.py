@@ -47,13 +47,24 @@ class HeaderListTooLarge(HPACKDecodeError):
     """The decoded list exceeds the limit: the connection ends with ENHANCE_YOUR_CALM."""
 
 
+_GOOD_NAMES: set[str] = set()  # names already found valid (a proxy sees the same few again and again)
+
+
 def field_problem(name: str, value: str) -> str | None:
     """Why a field may not appear in HTTP/2 (RFC 9113 §8.2.1), or None."""
-    if not name:
-        return "empty header name"
-    if _BAD_NAME.search(name, 1 if name[0] == ":" else 0):
-        return f"invalid header name {name!r}"
-    if value and _BAD_VALUE.search(value):
+    if name not in _GOOD_NAMES:
+        if not name:
+            return "empty header name"
+        if _BAD_NAME.search(name, 1 if name[0] == ":" else 0):
+            return f"invalid header name {name!r}"
+        if len(_GOOD_NAMES) < 4096:
+            _GOOD_NAMES.add(name)
+    # str.isprintable is False for NUL, CR, LF and TAB: only then (or a leading/trailing space) look closer
+    if (
+        value
+        and (not value.isprintable() or value[0] == " " or value[-1] == " ")
+        and _BAD_VALUE.search(value)
+    ):
         return f"invalid value for header {name!r}"
     return None
 
@@ -136,7 +147,10 @@ class HeaderDecoder:
         else:
             name, at = _string(block, at)
         value, at = _string(block, at)
-        if self.malformed is None:
+        # the common case inline: a name seen before, a printable value without edge spaces
+        # (str.strip returns the very same object when there is nothing to strip)
+        good = name in _GOOD_NAMES and value.isprintable() and value.strip(" ") is value
+        if not good and self.malformed is None:
             self.malformed = field_problem(name, value)
         return (name, value), at
 

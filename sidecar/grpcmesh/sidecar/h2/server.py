@@ -24,10 +24,14 @@ from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, snapshot
 from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error, StreamError
 from grpcmesh.sidecar.h2.grpcwire import status_trailers
 from grpcmesh.sidecar.h2.limits import H2Limits
-from grpcmesh.sidecar.h2.states import Event
+from grpcmesh.sidecar.h2.states import NEXT, Event, State
 from grpcmesh.sidecar.h2.validate import Request, check_request, grpc_refusal
 
 __all__ = ["H2Server", "ServerConnection", "StreamHandler"]
+
+# What HEADERS (with END_STREAM) does to an idle stream, read from the §5.1 table once.
+_AFTER_HEADERS = NEXT[State.IDLE][Event.RECV_HEADERS]
+_AFTER_HEADERS_END = NEXT[_AFTER_HEADERS][Event.RECV_END_STREAM]
 
 StreamHandler = Callable[[Stream, Headers, bool], None]
 
@@ -64,12 +68,10 @@ class ServerConnection(Connection):
         """A caller's request: checked (§5.1.1, §5.1.2, §8, gRPC) before the handler sees it."""
         if not sid & 1:
             raise H2Error(ErrorCode.PROTOCOL_ERROR, f"client opened even stream id {sid}")
-        self.last_peer_stream = sid
+        self.opened(sid)
         stream = Stream(self, sid, None)
         self.streams[sid] = stream
-        stream._advance(Event.RECV_HEADERS)
-        if end_stream:
-            stream._advance(Event.RECV_END_STREAM)
+        stream.state = _AFTER_HEADERS_END if end_stream else _AFTER_HEADERS
         if self.goaway_sent:
             stream.reset(ErrorCode.REFUSED_STREAM)
             return

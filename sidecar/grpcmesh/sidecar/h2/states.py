@@ -15,12 +15,11 @@ classified by :func:`closed_stream_error`.
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from grpcmesh.sidecar.h2.frames import ErrorCode, FrameType
 
 __all__ = [
     "CONNECTION",
+    "NEXT",
     "RECEIVE",
     "STREAM",
     "TRANSITIONS",
@@ -32,7 +31,9 @@ __all__ = [
 ]
 
 
-class State(IntEnum):
+class State:
+    """Stream states (plain ints: the hot path compares and hashes them, an IntEnum hashes in Python)."""
+
     IDLE = 0
     RESERVED_LOCAL = 1
     RESERVED_REMOTE = 2
@@ -40,18 +41,24 @@ class State(IntEnum):
     HALF_CLOSED_LOCAL = 4
     HALF_CLOSED_REMOTE = 5
     CLOSED = 6
+    NAMES: tuple[str, ...] = ("idle", "reserved (local)", "reserved (remote)", "open")
+    NAMES += ("half-closed (local)", "half-closed (remote)", "closed")
 
 
-class Event(IntEnum):
+class Event:
+    """What happens to a stream: frames sent and received that change its state."""
+
     SEND_HEADERS = 0
     SEND_END_STREAM = 1
     SEND_RST_STREAM = 2
     RECV_HEADERS = 3
     RECV_END_STREAM = 4
     RECV_RST_STREAM = 5
+    NAMES: tuple[str, ...] = ("send HEADERS", "send END_STREAM", "send RST_STREAM", "receive HEADERS")
+    NAMES += ("receive END_STREAM", "receive RST_STREAM")
 
 
-class ClosedBy(IntEnum):
+class ClosedBy:
     """How a stream the connection has forgotten was closed (decides what late frames mean)."""
 
     END_STREAM = 0  # the peer's END_STREAM was received: more frames are a STREAM_CLOSED error
@@ -61,7 +68,7 @@ class ClosedBy(IntEnum):
 
 S, E = State, Event
 # (state, event) -> next state; anything missing is a protocol violation (RFC 9113 §5.1 figure 2).
-TRANSITIONS: dict[tuple[State, Event], State] = {
+TRANSITIONS: dict[tuple[int, int], int] = {
     (S.IDLE, E.SEND_HEADERS): S.OPEN,
     (S.IDLE, E.RECV_HEADERS): S.OPEN,
     (S.OPEN, E.SEND_HEADERS): S.OPEN,
@@ -80,7 +87,11 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.HALF_CLOSED_REMOTE, E.RECV_RST_STREAM): S.CLOSED,
     (S.CLOSED, E.SEND_RST_STREAM): S.CLOSED,  # resetting twice is harmless (never sent twice)
 }
-_NEXT: tuple[tuple[int, ...], ...] = tuple(tuple(TRANSITIONS.get((s, e), -1) for e in Event) for s in State)
+_STATES, _EVENTS = range(len(State.NAMES)), range(len(Event.NAMES))
+# The same table as tuples indexed by state then event (what the hot path reads).
+NEXT: tuple[tuple[int, ...], ...] = tuple(
+    tuple(TRANSITIONS.get((s, e), -1) for e in _EVENTS) for s in _STATES
+)
 
 STREAM, CONNECTION = 0, 1  # the scope of an error a received frame causes
 _F = FrameType
@@ -88,7 +99,7 @@ _ANY = (_F.DATA, _F.HEADERS, _F.PRIORITY, _F.RST_STREAM, _F.WINDOW_UPDATE, _F.CO
 _IDLE_ERROR = (CONNECTION, ErrorCode.PROTOCOL_ERROR)
 _HALF_CLOSED_ERROR = (STREAM, ErrorCode.STREAM_CLOSED)
 # state -> {stream-level frame type: None (accepted) or (scope, error code)}; §5.1 state by state.
-RECEIVE: dict[State, dict[int, tuple[int, int] | None]] = {
+RECEIVE: dict[int, dict[int, tuple[int, int] | None]] = {
     S.IDLE: {
         **{k: _IDLE_ERROR for k in _ANY},
         _F.HEADERS: None,
@@ -123,24 +134,15 @@ RECEIVE: dict[State, dict[int, tuple[int, int] | None]] = {
 }
 
 
-def next_state(state: int, event: Event) -> int:
+def next_state(state: int, event: int) -> int:
     """The state after ``event``, or -1 when the RFC does not allow it in ``state``."""
-    return _NEXT[state][event]
+    return NEXT[state][event]
 
 
-def closed_stream_error(closed_by: ClosedBy | None, kind: int) -> tuple[int, int] | None:
-    """What a frame of ``kind`` on a closed stream means (None: ignore it).
-
-    ``closed_by`` is None when the stream id is at or below the highest one seen
-    but the connection no longer remembers it (or never opened it): HEADERS then
-    reuses a stream id, which §5.1.1 makes a connection PROTOCOL_ERROR.
-    """
-    if kind in (_F.PRIORITY, _F.RST_STREAM, _F.WINDOW_UPDATE) or closed_by is ClosedBy.RESET:
+def closed_stream_error(closed_by: int, kind: int) -> tuple[int, int] | None:
+    """What a frame of ``kind`` on a remembered closed stream means (None: ignore it)."""
+    if kind in (_F.PRIORITY, _F.RST_STREAM, _F.WINDOW_UPDATE) or closed_by == ClosedBy.RESET:
         return None
-    if closed_by is ClosedBy.END_STREAM:
+    if closed_by == ClosedBy.END_STREAM:
         return (CONNECTION, ErrorCode.STREAM_CLOSED)  # §5.1 "closed", after END_STREAM
-    if closed_by is ClosedBy.PEER_RESET:
-        return (STREAM, ErrorCode.STREAM_CLOSED)  # §5.1 "closed", after RST_STREAM
-    if kind == _F.HEADERS or kind == _F.CONTINUATION:
-        return (CONNECTION, ErrorCode.PROTOCOL_ERROR)
-    return (STREAM, ErrorCode.STREAM_CLOSED)
+    return (STREAM, ErrorCode.STREAM_CLOSED)  # §5.1 "closed", after RST_STREAM

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.frames import ErrorCode
-from grpcmesh.sidecar.h2.states import ClosedBy, Event, State, next_state
+from grpcmesh.sidecar.h2.states import NEXT, ClosedBy, Event, State
 
 if TYPE_CHECKING:
     from grpcmesh.sidecar.h2.connection import Connection
@@ -28,13 +28,9 @@ MAX_WINDOW = 0x7FFFFFFF
 _OPEN, _HCL, _HCR, _CLOSED = State.OPEN, State.HALF_CLOSED_LOCAL, State.HALF_CLOSED_REMOTE, State.CLOSED
 _LOCAL_CLOSED = frozenset({_HCL, _CLOSED})
 _REMOTE_CLOSED = frozenset({_HCR, _CLOSED})
-# How a stream came to be closed, by the event that closed it.
-_CLOSED_BY = {
-    Event.SEND_END_STREAM: ClosedBy.END_STREAM,  # the peer's END_STREAM came first
-    Event.RECV_END_STREAM: ClosedBy.END_STREAM,
-    Event.SEND_RST_STREAM: ClosedBy.RESET,
-    Event.RECV_RST_STREAM: ClosedBy.PEER_RESET,
-}
+# How a stream came to be closed, by the event that closed it (SEND_END_STREAM closes a
+# stream only after the peer's END_STREAM came first).
+_CLOSED_BY = (-1, ClosedBy.END_STREAM, ClosedBy.RESET, -1, ClosedBy.END_STREAM, ClosedBy.PEER_RESET)
 
 
 class StreamOwner(Protocol):
@@ -85,11 +81,12 @@ class Stream:
     def remote_closed(self) -> bool:
         return self.state in _REMOTE_CLOSED
 
-    def _advance(self, event: Event) -> None:
+    def _advance(self, event: int) -> None:
         """One transition of the §5.1 table; CLOSED hands the stream back to its connection."""
-        state = next_state(self.state, event)
+        state = NEXT[self.state][event]
         if state < 0:
-            raise f.StreamError(self.id, ErrorCode.STREAM_CLOSED, f"{event.name} in {State(self.state).name}")
+            what = f"{Event.NAMES[event]} in state {State.NAMES[self.state]}"
+            raise f.StreamError(self.id, ErrorCode.STREAM_CLOSED, what)
         self.state = state
         if state == _CLOSED:
             self.conn.forget(self, _CLOSED_BY[event])
@@ -185,7 +182,7 @@ class Stream:
         self.conn.write(f.rst_stream(self.id, code))
         self.close(Event.SEND_RST_STREAM)
 
-    def close(self, event: Event) -> None:
+    def close(self, event: int) -> None:
         """Closed by a reset either way (or the connection): queued data dropped and credited."""
         queue, self.queue = self.queue, None
         for item, _, credit in queue or ():

@@ -22,11 +22,16 @@ from grpcmesh.sidecar.h2.stream import Headers
 
 __all__ = ["Request", "check_request", "check_response", "check_trailers", "grpc_refusal"]
 
-_REQUEST_PSEUDO = frozenset({":method", ":scheme", ":path", ":authority"})
+_PSEUDO_BIT = {":method": 1, ":path": 2, ":scheme": 4, ":authority": 8}  # the request's pseudo-headers
 # RFC 9113 §8.2.2: connection-specific fields (``te`` is allowed with the value "trailers").
 _CONNECTION_SPECIFIC = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 )
+
+
+_CONTENT_TYPE, _TE, _CONTENT_LENGTH, _CONNECTION = range(4)
+_SPECIAL = {"content-type": _CONTENT_TYPE, "te": _TE, "content-length": _CONTENT_LENGTH}
+_SPECIAL.update(dict.fromkeys(_CONNECTION_SPECIFIC, _CONNECTION))
 
 
 class Request:
@@ -42,37 +47,39 @@ class Request:
 
 def check_request(headers: Headers, request: Request) -> str | None:
     """Why the request block is malformed (None: it is not); fills ``request``."""
-    seen: set[str] = set()
+    seen = 0
     regular = False
     path = scheme = None
     for name, value in headers:
         if name[0] == ":":
-            if regular:
-                return f"pseudo-header {name} after a regular field"
-            if name not in _REQUEST_PSEUDO:
+            bit = _PSEUDO_BIT.get(name)
+            if bit is None:
                 return f"pseudo-header {name} is not allowed in a request"
-            if name in seen:
-                return f"pseudo-header {name} repeated"
-            seen.add(name)
-            if name == ":method":
+            if regular or seen & bit:
+                return f"pseudo-header {name} repeated or after a regular field"
+            seen |= bit
+            if bit == 1:
                 request.method = value
-            elif name == ":path":
+            elif bit == 2:
                 path = value
-            elif name == ":scheme":
+            elif bit == 4:
                 scheme = value
             continue
         regular = True
-        if name == "content-type":
+        special = _SPECIAL.get(name)
+        if special is None:
+            continue
+        if special == _CONTENT_TYPE:
             request.content_type = value
-        elif name in _CONNECTION_SPECIFIC:
-            return f"connection-specific field {name}"
-        elif name == "te":
+        elif special == _TE:
             if value != "trailers":
                 return "te may only be 'trailers'"
-        elif name == "content-length":
+        elif special == _CONTENT_LENGTH:
             if not value.isdigit() or request.content_length is not None:
                 return "content-length is not one number"
             request.content_length = int(value)
+        else:
+            return f"connection-specific field {name}"
     if not request.method:
         return "missing :method"
     if request.method != "CONNECT":
