@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSUL_BIN ?= .cache/bin/consul
 
-.PHONY: demo test unit lint typecheck protos protos-check consul judges h2spec interop bench bench-quick clean
+.PHONY: demo test unit lint typecheck protos protos-check consul judges h2spec interop fuzz bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,15 @@ h2spec:
 interop:
 	scripts/build-go-tool.sh grpc-interop-server google.golang.org/grpc/interop/server@$(GRPC_GO_VERSION)
 	scripts/build-go-tool.sh grpc-interop-client google.golang.org/grpc/interop/client@$(GRPC_GO_VERSION)
+
+# Fuzz the sidecar's HTTP/2 frame reader and HPACK decoder: many structured (hypothesis) cases, then
+# coverage-guided atheris for FUZZ_SECONDS with its corpus kept in .cache/fuzz-h2. `make test` runs
+# a few seconds of both; a crash found here becomes a case in tests/unit/dataplane/test_h2_fuzz.py.
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	H2_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -p no:cacheprovider -o timeout=0 tests/unit/dataplane/test_h2_fuzz.py -k "not atheris"
+	@mkdir -p .cache/fuzz-h2
+	$(PY) -m tests.unit.dataplane.fuzz_h2 -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .cache/fuzz-h2
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

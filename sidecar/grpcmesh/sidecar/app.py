@@ -216,7 +216,9 @@ class Sidecar:
     ) -> None:
         host, port = split_host_port(listen, min_port=0)
         try:
-            self.ports[name] = await side.server.listen(host, port, reuse_port=self.cfg.reuse_port, tls=tls)
+            self.ports[name] = await side.server.listen(
+                host, port, reuse_port=self.cfg.reuse_port, tls=tls, limits=self.cfg.h2
+            )
         except OSError as err:
             raise OSError(f"{name}: cannot listen on {listen}: {err.strerror or err}") from err
 

@@ -19,6 +19,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     authz_policy = "policy.toml"  # inbound authorization (needs tls), reloaded on change
     [cluster]    balancer = "p2c_ewma"  [cluster.breaker] ...  [cluster.retry] ...
     [services.payments]  balancer = "round_robin"   # per-service cluster overrides
+    [h2]         max_concurrent_streams = 1000  max_header_list_bytes = 16777216  idle_timeout_s = 300
     [client]     ...                                   # read by the SDK, ignored here
 """
 
@@ -40,6 +41,7 @@ from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodInfo
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
 from grpcmesh.sdk.tracing import EXPORTERS
+from grpcmesh.sidecar.h2.limits import H2Limits
 
 __all__ = [
     "ConfigError",
@@ -130,6 +132,7 @@ class SidecarConfig:
     authz_policy: str | None = None
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     services: Mapping[str, ClusterConfig] = field(default_factory=dict)
+    h2: H2Limits = field(default_factory=H2Limits)  # per-connection HTTP/2 limits (h2/limits.py)
 
     def __post_init__(self) -> None:
         if not self.service:

@@ -97,6 +97,7 @@ class Peer:
         self, stream_id: int, extra: Headers = (), end: bool = False, path: str = "/t.v1.T/M"
     ) -> None:  # type: ignore[assignment]
         base = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "t")]
+        base.append(("content-type", "application/grpc"))
         self.conn.send_headers(stream_id, [*base, *extra], end_stream=end)
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from grpcmesh.sidecar.h2 import frames as f
 from grpcmesh.sidecar.h2.grpcwire import MessageLimit, format_timeout, parse_timeout, trailers_only
-from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder, HPACKDecodeError
+from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder, HeaderListTooLarge, HPACKDecodeError
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder, encode_int
 
 names = st.sampled_from(
@@ -185,7 +185,9 @@ def test_malformed_blocks_raise_a_decode_error(raw: bytes) -> None:
         HeaderDecoder().decode(raw)
 
 
-def test_oversized_header_list_is_refused() -> None:
+def test_header_list_limit_is_grpc_gos_by_default() -> None:
+    """70 KB of metadata passes (grpc-go accepts 16 MiB); a list over the set limit does not."""
     block = HeaderEncoder().encode([("x-big", "v" * 70_000)])
-    with pytest.raises(HPACKDecodeError):
-        HeaderDecoder().decode(block)
+    assert HeaderDecoder().decode(block) == [("x-big", "v" * 70_000)]
+    with pytest.raises(HeaderListTooLarge):
+        HeaderDecoder(max_header_list=64 * 1024).decode(block)

@@ -15,6 +15,7 @@ import ssl
 
 from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, StreamOwner, snapshot
 from grpcmesh.sidecar.h2.frames import ErrorCode
+from grpcmesh.sidecar.h2.states import Event
 
 __all__ = ["ClientConnection", "ConnectFailed", "Pool"]
 
@@ -57,7 +58,7 @@ class ClientConnection(Connection):
         self.goaway_received = last_stream_id
         for sid, stream in list(self.streams.items()):
             if sid > last_stream_id:  # never processed by the peer: the owner may retry anywhere
-                stream._drop()
+                stream.close(Event.RECV_RST_STREAM)
                 if stream.owner is not None:
                     stream.owner.on_reset(stream, ErrorCode.REFUSED_STREAM)
         self._close_if_idle()

@@ -7,6 +7,12 @@ objects. Parsing frames directly and handing each stream's events to its
 grpc.aio server call plus client call, which is what made a grpc.aio proxy
 cost 1.7x the service it fronts.
 
+Every frame is checked before it acts: its layout against RFC 9113 §6
+(:mod:`control` for the frames that carry no request data), its stream's state
+against the §5.1 table (:mod:`states`), header blocks against §8
+(:mod:`validate`). A connection error sends GOAWAY with its code and closes;
+a stream error resets only that stream (RST_STREAM) and tells its owner.
+
 Flow control is end to end: data received on one stream is credited back to
 its sender (WINDOW_UPDATE) only when the proxy has written it onward
 (:meth:`Stream.send_data` with ``credit=``), so a slow receiver slows its
@@ -19,28 +25,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterable
-from typing import Protocol
+from time import monotonic
 
 from grpcmesh.sidecar.h2 import frames as f
-from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, H2Error, Setting
-from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder, HPACKDecodeError
+from grpcmesh.sidecar.h2.blocks import HeaderBlocks
+from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType, H2Error, Setting, StreamError
+from grpcmesh.sidecar.h2.hpack_in import HeaderListTooLarge, HPACKDecodeError
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder
+from grpcmesh.sidecar.h2.limits import H2Limits
+from grpcmesh.sidecar.h2.states import ClosedBy, Event, State
+from grpcmesh.sidecar.h2.stream import (
+    CONNECTION_LOST,
+    STREAM_WINDOW,
+    Headers,
+    Stream,
+    StreamOwner,
+    snapshot,
+)
 
-__all__ = ["Connection", "Headers", "Stream", "StreamOwner"]
+__all__ = ["CONNECTION_LOST", "Connection", "Headers", "Stream", "StreamOwner", "snapshot"]
 
 log = logging.getLogger("grpcmesh.sidecar.h2")
-
-Headers = list[tuple[str, str]]
 
 _HDR = f.HEADER
 _DATA, _HEADERS, _CONT = FrameType.DATA, FrameType.HEADERS, FrameType.CONTINUATION
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = Flag.END_STREAM, Flag.END_HEADERS, Flag.PADDED, Flag.PRIORITY
-STREAM_WINDOW = 1 << 20  # what we grant per stream
+_IDLE, _OPEN, _HCL = State.IDLE, State.OPEN, State.HALF_CLOSED_LOCAL
+_BY_END_STREAM = ClosedBy.END_STREAM
 # Transport buffer above which DATA waits in stream queues (asyncio's 64 KiB stalls big messages).
 WRITE_HIGH_WATER = 1 << 20
-MAX_HEADER_LIST = 64 * 1024  # RFC 9113 §6.5.2 size of a decoded header block we accept
-CONNECTION_LOST = -1  # pseudo error code given to owners when the TCP connection ends
+_REMEMBER_CLOSED = 64  # closed streams whose way of closing is remembered (for late frames)
 
 
 def keepalive(sock: socket.socket | None) -> None:
@@ -56,167 +70,22 @@ def keepalive(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
-class StreamOwner(Protocol):
-    """Receives one stream's events (a relay half)."""
-
-    def on_headers(self, stream: Stream, headers: Headers, end_stream: bool) -> None: ...
-
-    def on_data(self, stream: Stream, data: bytes, end_stream: bool) -> None: ...
-
-    def on_reset(self, stream: Stream, code: int) -> None: ...
-
-
-class Stream:
-    """One HTTP/2 stream: send window, queued output, half-closed state."""
-
-    __slots__ = ("conn", "id", "local_closed", "owner", "queue", "remote_closed", "send_window", "unacked")
-
-    def __init__(self, conn: Connection, stream_id: int, owner: StreamOwner | None) -> None:
-        self.conn = conn
-        self.id = stream_id
-        self.owner = owner
-        self.send_window = conn.peer_initial_window
-        self.queue: list[tuple[bytes | Headers, bool, Stream | None]] | None = None
-        self.local_closed = False
-        self.remote_closed = False
-        self.unacked = 0  # received bytes not yet credited back to the peer
-
-    def send_headers(self, headers: Headers, end_stream: bool = False) -> None:
-        if self.local_closed:
-            return
-        if self.queue:  # trailers must follow the data still waiting for window
-            self.queue.append((headers, end_stream, None))
-            return
-        self.conn.write_headers(self, headers, end_stream)
-
-    def send_data(self, data: bytes, end_stream: bool = False, credit: Stream | None = None) -> None:
-        """Sends ``data`` within the flow-control windows, queueing the rest.
-
-        ``credit`` is the stream the bytes were received on: it is credited back
-        when they are written here (or dropped), never earlier.
-        """
-        if self.local_closed:
-            if credit is not None:
-                credit.consumed(len(data))
-            return
-        if self.queue:
-            self.queue.append((data, end_stream, credit))
-            return
-        conn = self.conn
-        n = len(data)
-        if n <= self.send_window and n <= conn.send_window and not conn.paused:
-            self.send_window -= n
-            conn.send_window -= n
-            conn.write(f.data_frames(self.id, data, end_stream, conn.peer_max_frame))
-            if end_stream:
-                self.local_closed = True
-                conn.maybe_forget(self)
-            if credit is not None and n:
-                credit.consumed(n)
-            return
-        self.queue = [(data, end_stream, credit)]
-        conn.blocked[self.id] = self
-        self.flush_queue()
-
-    def queued_bytes(self) -> int:
-        return sum(len(item) for item, _, _ in self.queue or () if isinstance(item, bytes))
-
-    def flush_queue(self) -> None:
-        """Writes queued output as far as the windows allow (on WINDOW_UPDATE / SETTINGS)."""
-        queue = self.queue
-        conn = self.conn
-        while queue:
-            item, end, credit = queue[0]
-            if not isinstance(item, bytes):
-                queue.pop(0)
-                conn.write_headers(self, item, end)
-                continue
-            room = 0 if conn.paused else min(self.send_window, conn.send_window)
-            if room <= 0 and item:
-                return
-            chunk, rest = item[:room], item[room:]
-            self.send_window -= len(chunk)
-            conn.send_window -= len(chunk)
-            last = end and not rest
-            conn.write(f.data_frames(self.id, chunk, last, conn.peer_max_frame))
-            if credit is not None and chunk:
-                credit.consumed(len(chunk))
-            if rest:
-                queue[0] = (rest, end, credit)
-                return
-            queue.pop(0)
-            if last:
-                self.local_closed = True
-        self.queue = None
-        conn.blocked.pop(self.id, None)
-        conn.maybe_forget(self)
-
-    def consumed(self, n: int) -> None:
-        """``n`` received bytes were forwarded: give the peer its window back (batched)."""
-        self.conn.credit(n)
-        if self.remote_closed:
-            return
-        self.unacked += n
-        if self.unacked >= STREAM_WINDOW // 2:
-            self.conn.write(f.window_update(self.id, self.unacked))
-            self.unacked = 0
-
-    def reset(self, code: int = ErrorCode.CANCEL) -> None:
-        """RST_STREAM: the stream is closed both ways; queued data is dropped (and credited)."""
-        conn = self.conn
-        if self.id in conn.streams:
-            conn.write(f.rst_stream(self.id, code))
-        self._drop()
-
-    def _drop(self) -> None:
-        queue, self.queue = self.queue, None
-        for item, _, credit in queue or ():
-            if credit is not None and isinstance(item, bytes) and item:
-                credit.consumed(len(item))
-        self.local_closed = self.remote_closed = True
-        self.conn.blocked.pop(self.id, None)
-        self.conn.streams.pop(self.id, None)
-
-
-def snapshot(conns: Iterable[Connection]) -> dict[str, int]:
-    """Connections, open streams, connections paused on a slow reader, DATA bytes waiting (for /clusters)."""
-    conns = list(conns)
-    return {
-        "connections": len(conns),
-        "streams": sum(len(c.streams) for c in conns),
-        "paused": sum(c.paused for c in conns),
-        "queued_bytes": sum(s.queued_bytes() for c in conns for s in c.blocked.values()),
-    }
-
-
-class Connection(asyncio.Protocol):
+class Connection(HeaderBlocks, asyncio.Protocol):
     """Frame reader/writer shared by the server (downstream) and client (upstream) sides."""
 
     client = False
     peer_identity: str | None = None  # the service a verified client certificate names (server side)
 
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
+    def __init__(self, limits: H2Limits | None = None) -> None:
+        super().__init__(limits or H2Limits())
         self.transport: asyncio.Transport | None = None
-        self.streams: dict[int, Stream] = {}
-        self.blocked: dict[int, Stream] = {}
         self._buf = bytearray()
         self._out: list[bytes] = []
-        self._decoder = HeaderDecoder(max_header_list=MAX_HEADER_LIST)
         self._encoder = HeaderEncoder()
         self._preface = self.client  # False: a server still expects the client preface
-        self._cont: tuple[int, int, bytearray] | None = None  # stream id, flags, header block so far
-        self.peer_initial_window = f.DEFAULT_WINDOW
-        self.peer_max_frame = f.MAX_FRAME
-        self.peer_max_streams = 1 << 31
-        self.send_window = f.DEFAULT_WINDOW
         self._recv_window = f.CONNECTION_WINDOW
         self._unacked = 0
-        self.paused = False  # the transport's buffer is over its high-water mark: send no DATA
-        self.goaway_sent = False
-        self.goaway_received: int | None = None
         self.closed = False
-        self.last_peer_stream = 0
 
     # -- transport ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -225,21 +94,24 @@ class Connection(asyncio.Protocol):
         keepalive(transport.get_extra_info("socket"))
         stream_transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         ours = {
-            Setting.MAX_CONCURRENT_STREAMS: 100_000,
+            Setting.MAX_CONCURRENT_STREAMS: self.limits.max_concurrent_streams,
             Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,  # what HeaderDecoder enforces
+            Setting.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_bytes,  # what HeaderDecoder enforces
         }
         if self.client:
             ours[Setting.ENABLE_PUSH] = 0
         start = f.settings(ours) + f.window_update(0, f.CONNECTION_WINDOW - f.DEFAULT_WINDOW)
         stream_transport.write((f.PREFACE + start) if self.client else start)
+        self.start_timers()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.stop_timers()
         streams, self.streams = list(self.streams.values()), {}
         self.blocked.clear()
         for stream in streams:
-            stream.local_closed = stream.remote_closed = True
+            stream.state = State.CLOSED
+            stream.queue = None
             if stream.owner is not None:
                 stream.owner.on_reset(stream, CONNECTION_LOST)
         self.on_closed()
@@ -274,6 +146,7 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         self._flush()
         self.closed = True  # no new streams; connection_lost still resets the open ones
+        self.stop_timers()
         if self.transport is not None:
             self.transport.close()
 
@@ -281,16 +154,29 @@ class Connection(asyncio.Protocol):
     def write_headers(self, stream: Stream, headers: Headers, end_stream: bool) -> None:
         block = self._encoder.encode(headers)
         self.write(f.header_frames(stream.id, block, end_stream, self.peer_max_frame))
+        self.allowance += 1
+        if stream.state == _IDLE:  # (in any other state it may send, HEADERS change nothing)
+            stream._advance(Event.SEND_HEADERS)
         if end_stream:
-            stream.local_closed = True
-            self.maybe_forget(stream)
+            stream._advance(Event.SEND_END_STREAM)
 
-    def maybe_forget(self, stream: Stream) -> None:
-        if stream.local_closed and stream.remote_closed:
-            self.streams.pop(stream.id, None)
-            self.blocked.pop(stream.id, None)
-            if self.goaway_sent or self.goaway_received is not None:
-                self._close_if_idle()
+    def forget(self, stream: Stream, closed_by: int) -> None:
+        """A stream reached CLOSED: drop it, remember how it closed, refund the reset budget."""
+        sid = stream.id
+        self.streams.pop(sid, None)
+        if self.blocked:
+            self.blocked.pop(sid, None)
+        remembered = self.closed_streams
+        remembered[sid] = closed_by
+        if len(remembered) > 2 * _REMEMBER_CLOSED:  # trimmed in batches: popping the oldest one
+            # at a time makes a dict scan ever more deleted slots
+            self.closed_streams = dict(list(remembered.items())[_REMEMBER_CLOSED:])
+        if stream.header_bytes:
+            self.header_bytes -= stream.header_bytes
+        if closed_by == _BY_END_STREAM:
+            self.resets.refund()
+        if self.goaway_sent or self.goaway_received is not None:
+            self._close_if_idle()
 
     # -- flow control -----------------------------------------------------------------------
     def credit(self, n: int) -> None:
@@ -304,6 +190,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self._buf
         buf += data
+        self.last_received = monotonic()  # the clock asyncio loops run on, without the method call
         try:
             if not self._preface:
                 if len(buf) < 24:
@@ -317,6 +204,8 @@ class Connection(asyncio.Protocol):
             self._read_frames(buf)
         except H2Error as err:
             self.fail(err.code, str(err))
+        except HeaderListTooLarge as err:
+            self.fail(ErrorCode.ENHANCE_YOUR_CALM, str(err))
         except HPACKDecodeError as err:
             self.fail(ErrorCode.COMPRESSION_ERROR, f"bad header block: {err}")
         except Exception:  # a bug in a stream owner: say so, and end only this connection
@@ -327,6 +216,8 @@ class Connection(asyncio.Protocol):
         pos = 0
         n = len(buf)
         unpack = _HDR.unpack_from
+        if not self.settings_seen and n >= 9:
+            self.first_frame(buf[3], buf[4])
         while n - pos >= 9:
             hi, lo, kind, flags, sid = unpack(buf, pos)
             length = (hi << 16) | lo
@@ -340,150 +231,78 @@ class Connection(asyncio.Protocol):
             sid &= 0x7FFFFFFF
             if self._cont is not None and kind != _CONT:
                 raise H2Error(ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION")
-            if kind == _DATA:
-                self._on_data(sid, flags, payload)
-            elif kind == _HEADERS:
-                self._on_headers_frame(sid, flags, payload)
-            elif kind == _CONT:
-                self._on_continuation(sid, flags, payload)
-            else:
-                self._on_control(kind, flags, sid, payload)
+            try:
+                if kind == _DATA:
+                    self._on_data(sid, flags, payload)
+                elif kind == _HEADERS:
+                    self._on_headers_frame(sid, flags, payload)
+                elif kind == _CONT:
+                    self._on_continuation(sid, flags, payload)
+                else:
+                    self.on_control(kind, flags, sid, payload)
+            except StreamError as err:
+                self.stream_error(err.stream_id, err.code, str(err))
             if self.closed:
                 return
         del buf[:pos]
+
+    def stream_error(self, sid: int, code: int, message: str) -> None:
+        """RST_STREAM(code) on ``sid``; its owner hears of it as a reset. Too many: ENHANCE_YOUR_CALM."""
+        log.debug("http/2 stream %d error %d: %s", sid, code, message)
+        stream = self.streams.get(sid)
+        if stream is None:  # a closed stream (idle ones only ever get connection errors)
+            self.write(f.rst_stream(sid, code))
+        else:
+            stream.reset(code)
+            if stream.owner is not None:
+                stream.owner.on_reset(stream, code)
+        if not self.client:  # a reset flood provoked by the peer (CVE-2019-9514)
+            self.spend(self.resets, "streams reset")
 
     def _on_data(self, sid: int, flags: int, payload: bytes) -> None:
         size = len(payload)
         self._recv_window -= size
         if self._recv_window < 0:
             raise H2Error(ErrorCode.FLOW_CONTROL_ERROR, "peer exceeded the connection window")
-        if flags & _PADDED and payload:
-            pad = payload[0]
-            if pad >= size:
-                raise H2Error(ErrorCode.PROTOCOL_ERROR, "DATA padding exceeds payload")
-            self.credit(pad + 1)
-            payload = payload[1 : size - pad]
-        stream = self.streams.get(sid)
-        if stream is None or stream.remote_closed or stream.owner is None:
-            if sid == 0 or sid > self._max_known_stream():
-                raise H2Error(ErrorCode.PROTOCOL_ERROR, f"DATA on idle stream {sid}")
-            self.credit(len(payload))  # a stream we already ended (reset): drop, keep the window
-            return
-        end = bool(flags & _END_STREAM)
-        if end:
-            stream.remote_closed = True
-        stream.owner.on_data(stream, payload, end)
-        if end:
-            self.maybe_forget(stream)
-
-    def _max_known_stream(self) -> int:
-        return self.last_peer_stream
-
-    def _on_headers_frame(self, sid: int, flags: int, payload: bytes) -> None:
         if sid == 0:
-            raise H2Error(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
+            raise H2Error(ErrorCode.PROTOCOL_ERROR, "DATA on stream 0")
+        pad = 0
         if flags & _PADDED:
-            pad = payload[0] if payload else 0
-            payload = payload[1 : len(payload) - pad]
-        if flags & _PRIO:
-            payload = payload[5:]
-        if flags & _END_HEADERS:
-            self._on_header_block(sid, flags, payload)
-        else:
-            self._cont = (sid, flags, bytearray(payload))
-
-    def _on_continuation(self, sid: int, flags: int, payload: bytes) -> None:
-        cont = self._cont
-        if cont is None or cont[0] != sid:
-            raise H2Error(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
-        cont[2].extend(payload)
-        if len(cont[2]) > 1 << 20:
-            raise H2Error(ErrorCode.ENHANCE_YOUR_CALM, "header block over 1 MiB")
-        if flags & _END_HEADERS:
-            self._cont = None
-            self._on_header_block(sid, cont[1], bytes(cont[2]))
-
-    def _on_header_block(self, sid: int, flags: int, block: bytes) -> None:
-        headers = self._decoder.decode(block)
-        end = bool(flags & _END_STREAM)
+            if not payload or payload[0] >= size:
+                raise H2Error(ErrorCode.PROTOCOL_ERROR, "DATA padding exceeds payload")
+            pad = payload[0] + 1
+            payload = payload[1 : size - payload[0]]
         stream = self.streams.get(sid)
         if stream is None:
-            if sid > self._max_known_stream():
-                self.new_stream(sid, headers, end)
-            # else: a stream we already reset; the block was decoded only to keep HPACK in step
+            self.credit(size)  # a stream we no longer track: keep the connection window
+            self.late_frame(sid, _DATA)
             return
+        state = stream.state
+        if state != _OPEN and state != _HCL:  # half-closed (remote)
+            self.credit(size)
+            raise StreamError(sid, ErrorCode.STREAM_CLOSED, "DATA after END_STREAM")
+        stream.recv_window -= size
+        if stream.recv_window < 0:
+            self.credit(size)
+            raise StreamError(sid, ErrorCode.FLOW_CONTROL_ERROR, "peer exceeded the stream window")
+        end = flags & _END_STREAM
+        if not payload and not end:
+            self.spend(self.idle_frames, "empty DATA frames")
+        if stream.content_length is not None:
+            left = stream.content_length - len(payload)
+            stream.content_length = left
+            if left < 0 or (end and left):
+                self.credit(size)
+                raise StreamError(sid, ErrorCode.PROTOCOL_ERROR, "DATA does not add up to content-length")
+        if pad:
+            stream.consumed(pad)
         if end:
-            stream.remote_closed = True
-        if stream.owner is not None:
-            stream.owner.on_headers(stream, headers, end)
-        if end:
-            self.maybe_forget(stream)
-
-    def new_stream(self, sid: int, headers: Headers, end_stream: bool) -> None:
-        """Hook: HEADERS opened a stream the peer initiated (server side)."""
-        raise H2Error(ErrorCode.PROTOCOL_ERROR, f"HEADERS on unknown stream {sid}")
-
-    def _on_control(self, kind: int, flags: int, sid: int, payload: bytes) -> None:
-        if kind == FrameType.SETTINGS:
-            if sid:
-                raise H2Error(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
-            if not flags & Flag.ACK:
-                self._apply_settings(f.parse_settings(payload))
-                self.write(f.frame(FrameType.SETTINGS, Flag.ACK, 0))
-        elif kind == FrameType.WINDOW_UPDATE:
-            self._on_window_update(sid, payload)
-        elif kind == FrameType.PING:
-            if len(payload) != 8:
-                raise H2Error(ErrorCode.FRAME_SIZE_ERROR, "PING payload must be 8 bytes")
-            if not flags & Flag.ACK:
-                self.write(f.frame(FrameType.PING, Flag.ACK, 0, payload))
-        elif kind == FrameType.RST_STREAM:
-            stream = self.streams.pop(sid, None)
-            if stream is not None:
-                stream._drop()
-                if stream.owner is not None:
-                    stream.owner.on_reset(stream, f.u32(payload) if len(payload) == 4 else 0)
-                if self.goaway_sent or self.goaway_received is not None:
-                    self._close_if_idle()
-        elif kind == FrameType.GOAWAY:
-            self.on_goaway(f.u32(payload) & 0x7FFFFFFF, f.u32(payload, 4), payload[8:])
-        elif kind == FrameType.PUSH_PROMISE:
-            raise H2Error(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE is disabled")
-        # PRIORITY and unknown frame types are ignored, as RFC 9113 requires
-
-    def _apply_settings(self, values: list[tuple[int, int]]) -> None:
-        for key, value in values:
-            if key == Setting.INITIAL_WINDOW_SIZE:
-                if value > 0x7FFFFFFF:
-                    raise H2Error(ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large")
-                delta = value - self.peer_initial_window
-                self.peer_initial_window = value
-                for stream in self.streams.values():
-                    stream.send_window += delta
-                if delta > 0:
-                    self._unblock()
-            elif key == Setting.MAX_FRAME_SIZE:
-                if not f.MAX_FRAME <= value <= 0xFFFFFF:
-                    raise H2Error(ErrorCode.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range")
-                self.peer_max_frame = value
-            elif key == Setting.HEADER_TABLE_SIZE:
-                self._encoder.table_size(value)
-            elif key == Setting.MAX_CONCURRENT_STREAMS:
-                self.peer_max_streams = value
-
-    def _on_window_update(self, sid: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise H2Error(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE payload must be 4 bytes")
-        increment = f.u32(payload) & 0x7FFFFFFF
-        if sid == 0:
-            self.send_window += increment
-            self._unblock()
+            stream._advance(Event.RECV_END_STREAM)
+        owner = stream.owner
+        if owner is None:  # a stream answered early (no relay): drop its request body
+            stream.consumed(len(payload))
             return
-        stream = self.streams.get(sid)
-        if stream is not None:
-            stream.send_window += increment
-            if stream.queue:
-                stream.flush_queue()
+        owner.on_data(stream, payload, bool(end))
 
     def _unblock(self) -> None:
         for stream in list(self.blocked.values()):

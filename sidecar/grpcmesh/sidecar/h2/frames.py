@@ -20,6 +20,7 @@ __all__ = [
     "FrameType",
     "H2Error",
     "Setting",
+    "StreamError",
     "data_frames",
     "frame",
     "goaway",
@@ -91,6 +92,15 @@ class H2Error(Exception):
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
+        self.code = code
+
+
+class StreamError(Exception):
+    """A stream error (RFC 9113 §5.4.2): RST_STREAM(code) on that stream; the connection lives on."""
+
+    def __init__(self, stream_id: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.stream_id = stream_id
         self.code = code
 
 

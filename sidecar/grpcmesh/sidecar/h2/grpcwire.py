@@ -12,8 +12,8 @@ from urllib.parse import quote, unquote
 
 import grpc
 
-from grpcmesh.sidecar.h2.connection import CONNECTION_LOST, Headers
 from grpcmesh.sidecar.h2.frames import ErrorCode
+from grpcmesh.sidecar.h2.stream import CONNECTION_LOST, Headers
 
 __all__ = [
     "MessageLimit",

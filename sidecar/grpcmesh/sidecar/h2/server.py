@@ -1,7 +1,11 @@
 """The accepting side: HTTP/2 connections from callers, each new stream handed to a handler.
 
-The handler (a listener) receives ``(stream, headers, end_stream)`` and sets
-``stream.owner``; everything after that is the owner's business. While
+The handler (a listener) receives ``(stream, headers, end_stream)`` of a
+well-formed gRPC request and sets ``stream.owner``; everything after that is
+the owner's business. A malformed request (RFC 9113 §8) is reset with
+PROTOCOL_ERROR, one over MAX_CONCURRENT_STREAMS with REFUSED_STREAM, and one
+that is not gRPC gets grpc-go's answer (HTTP 415 or 405 with a grpc-status)
+before any handler sees it. While
 shutting down, connections send GOAWAY and new streams are refused with
 REFUSED_STREAM, which gRPC clients retry transparently elsewhere.
 """
@@ -13,11 +17,21 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+import grpc
+
 from grpcmesh.sdk.waiting import wait_set
 from grpcmesh.sidecar.h2.connection import Connection, Headers, Stream, snapshot
-from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error
+from grpcmesh.sidecar.h2.frames import ErrorCode, H2Error, StreamError
+from grpcmesh.sidecar.h2.grpcwire import status_trailers
+from grpcmesh.sidecar.h2.limits import H2Limits
+from grpcmesh.sidecar.h2.states import NEXT, Event, State
+from grpcmesh.sidecar.h2.validate import Request, check_request, grpc_refusal
 
 __all__ = ["H2Server", "ServerConnection", "StreamHandler"]
+
+# What HEADERS (with END_STREAM) does to an idle stream, read from the §5.1 table once.
+_AFTER_HEADERS = NEXT[State.IDLE][Event.RECV_HEADERS]
+_AFTER_HEADERS_END = NEXT[_AFTER_HEADERS][Event.RECV_END_STREAM]
 
 StreamHandler = Callable[[Stream, Headers, bool], None]
 
@@ -34,7 +48,7 @@ class ServerConnection(Connection):
     client = False
 
     def __init__(self, handler: StreamHandler, server: H2Server) -> None:
-        super().__init__()
+        super().__init__(server.limits)
         self._handler = handler
         self._server = server
 
@@ -48,36 +62,61 @@ class ServerConnection(Connection):
     def on_closed(self) -> None:
         self._server.forget(self)
 
-    def new_stream(self, sid: int, headers: Headers, end_stream: bool) -> None:
+    def new_stream(
+        self, sid: int, headers: Headers, end_stream: bool, malformed: str | None, size: int
+    ) -> None:
+        """A caller's request: checked (§5.1.1, §5.1.2, §8, gRPC) before the handler sees it."""
         if not sid & 1:
             raise H2Error(ErrorCode.PROTOCOL_ERROR, f"client opened even stream id {sid}")
-        self.last_peer_stream = sid
+        self.opened(sid)
         stream = Stream(self, sid, None)
-        stream.remote_closed = end_stream
+        self.streams[sid] = stream
+        stream.state = _AFTER_HEADERS_END if end_stream else _AFTER_HEADERS
         if self.goaway_sent:
-            self.streams[sid] = stream
             stream.reset(ErrorCode.REFUSED_STREAM)
             return
-        self.streams[sid] = stream
-        method = path = None
-        for k, v in headers:
-            if k == ":path":
-                path = v
-            elif k == ":method":
-                method = v
-            elif not k.startswith(":"):
-                break
-        if method != "POST" or not path:
-            stream.reset(ErrorCode.PROTOCOL_ERROR)
+        if len(self.streams) > self.limits.max_concurrent_streams:
+            raise StreamError(sid, ErrorCode.REFUSED_STREAM, "over MAX_CONCURRENT_STREAMS")
+        request = Request()
+        problem = malformed or check_request(headers, request)
+        if problem is not None:
+            raise StreamError(sid, ErrorCode.PROTOCOL_ERROR, f"malformed request: {problem}")
+        stream.content_length = request.content_length
+        if end_stream and request.content_length:
+            raise StreamError(sid, ErrorCode.PROTOCOL_ERROR, "content-length but no DATA")
+        refusal = grpc_refusal(request)
+        if refusal is not None:
+            _answer_early(stream, *refusal)
             return
+        if self.header_bytes + size > self.limits.max_header_bytes_per_connection:
+            raise StreamError(sid, ErrorCode.ENHANCE_YOUR_CALM, "header bytes of open streams over the limit")
+        stream.header_bytes = size
+        self.header_bytes += size
         self._handler(stream, headers, end_stream)
+
+
+def _answer_early(stream: Stream, http_status: int, grpc_status: grpc.StatusCode, message: str) -> None:
+    """What grpc-go answers a request it will not serve: an HTTP status and grpc-status.
+
+    A short text body follows for the HTTP clients such requests come from. The
+    request body, if any, is read and dropped (the stream has no owner), so its
+    content-length is still checked.
+    """
+    headers: Headers = [
+        (":status", str(http_status)),
+        ("content-type", "text/plain; charset=utf-8"),
+        *status_trailers(grpc_status, message),
+    ]
+    stream.send_headers(headers)
+    stream.send_data(message.encode() + b"\n", end_stream=True)
 
 
 class H2Server:
     """A listening socket whose connections hand their streams to ``handler``."""
 
-    def __init__(self, handler: StreamHandler) -> None:
+    def __init__(self, handler: StreamHandler, limits: H2Limits | None = None) -> None:
         self._handler = handler
+        self.limits = limits or H2Limits()
         self.connections: set[ServerConnection] = set()
         self.stopping = False
         self._idle = asyncio.Event()
@@ -85,8 +124,16 @@ class H2Server:
         self.port = 0
 
     async def listen(
-        self, host: str, port: int, *, reuse_port: bool = False, tls: ssl.SSLContext | None = None
+        self,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        tls: ssl.SSLContext | None = None,
+        limits: H2Limits | None = None,
     ) -> int:
+        if limits is not None:
+            self.limits = limits
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ServerConnection(self._handler, self),
