@@ -239,7 +239,7 @@ class ConsulResolver:
         assert self._table is not None
         self.stats.feed_answers += 1
         table = self._table
-        new = digests(checks, table)
+        new = digests(checks)
         if self._digests is None:  # a baseline: anything read before it may have missed a change
             changed = {e.service for e in table if e.read_index is not None}
         else:

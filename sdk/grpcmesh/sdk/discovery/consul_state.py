@@ -11,7 +11,7 @@ answer's, so one held query tells which of thousands of services changed.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -52,8 +52,12 @@ def endpoints_from_health(entries: list[dict[str, Any]] | None) -> tuple[Endpoin
     return tuple(sorted(endpoints, key=lambda ep: (ep.id, ep.address, ep.port)))
 
 
-def digests(checks: Iterable[Mapping[str, Any]] | None, watched: Container[str]) -> dict[str, int]:
-    """``{service: digest}`` for the watched services present in a ``/v1/health/state/any`` answer.
+def digests(checks: Iterable[Mapping[str, Any]] | None) -> dict[str, int]:
+    """``{service: digest}`` for every service in a ``/v1/health/state/any`` answer.
+
+    Every service, not only the watched ones: a service first watched between
+    two answers is then compared with the previous answer too, which covers
+    any change after its first read without re-reading it just in case.
 
     A digest is a hash (stable within one process) of the sorted
     ``(node, check id, service id, status, service tags)`` of the service's
@@ -70,7 +74,7 @@ def digests(checks: Iterable[Mapping[str, Any]] | None, watched: Container[str])
         status = str(check.get("Status") or "")
         if not service:
             node_checks.setdefault(node, []).append((str(check.get("CheckID") or ""), status))
-        elif service in watched:
+        else:
             tags = tuple(check.get("ServiceTags") or ())
             row = (node, str(check.get("CheckID") or ""), str(check.get("ServiceID") or ""), status, tags)
             by_service.setdefault(service, []).append(row)
