@@ -110,6 +110,11 @@ class ConsulResolver:
         return len(self._table) if self._table is not None else 0
 
     @property
+    def pending_reads(self) -> int:
+        """Targeted reads waiting for a free connection."""
+        return self._table.pending if self._table is not None else 0
+
+    @property
     def evictions(self) -> int:
         return self._table.evictions if self._table is not None else 0
 

@@ -63,6 +63,11 @@ class WatchTable:
     def __contains__(self, service: object) -> bool:
         return service in self._entries
 
+    @property
+    def pending(self) -> int:
+        """Reads queued (an upper bound: superseded entries are skipped when reached)."""
+        return self._queue.qsize()
+
     def get(self, service: str) -> WatchEntry | None:
         return self._entries.get(service)
 

@@ -1,0 +1,77 @@
+"""The scaled ConsulResolver on a real agent: first calls overtake a backlog, idle services expire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.request
+
+import pytest
+
+from grpcmesh.sdk.discovery import ConsulResolver
+from tests.support.consul import ConsulAgent
+from tests.support.consul_scale import agent_connections, register_services, service_name
+from tests.support.procs import wait_for_async
+
+pytestmark = pytest.mark.consul
+
+PORTS = (7001, 7002)
+
+
+def flip_all(url: str, names: list[str], status: str) -> None:
+    """Sets instance 0 of every service to ``status`` in as few transactions as possible."""
+    ops: list[dict[str, object]] = []
+    for name in names:
+        check = {"Node": "scale-node-0", "CheckID": f"check-{name}-0", "Name": "scale", "Status": status}
+        ops.append({"Check": {"Verb": "set", "Check": {**check, "ServiceID": f"{name}-0"}}})
+    for start in range(0, len(ops), 64):
+        req = urllib.request.Request(
+            f"{url}/v1/txn", data=json.dumps(ops[start : start + 64]).encode(), method="PUT"
+        )
+        urllib.request.urlopen(req, timeout=30).close()
+
+
+async def test_a_first_call_is_read_ahead_of_a_backlog_of_changes(consul: ConsulAgent) -> None:
+    names = [service_name(i) for i in range(400)]
+    register_services(consul.http_url, [*names, "late"], PORTS)
+    async with ConsulResolver(consul.http_url, max_reads=1) as resolver:
+        answers = await asyncio.gather(*(resolver.resolve(n) for n in names))
+        assert all(len(a.endpoints) == 2 for a in answers)
+        await asyncio.to_thread(flip_all, consul.http_url, names, "critical")
+
+        async def backlog() -> bool:
+            return resolver.pending_reads >= 100
+
+        await wait_for_async(backlog, timeout=30, interval=0.001, what="a backlog of change reads")
+        late = await resolver.resolve("late")
+        assert {ep.port for ep in late.endpoints} == set(PORTS)
+        assert resolver.pending_reads >= 50, "the first call waited for the backlog"
+
+        async def settled() -> bool:
+            answers = [await resolver.resolve(n) for n in names]
+            return all(len(a.endpoints) == 1 for a in answers)
+
+        await wait_for_async(settled, timeout=30, interval=0.05, what="every change applied")
+        assert agent_connections(os.getpid(), consul.http_port) <= resolver.settings.max_connections
+
+
+async def test_idle_services_expire_and_come_back_on_next_use(consul: ConsulAgent) -> None:
+    names = [service_name(i) for i in range(5)]
+    register_services(consul.http_url, names, PORTS)
+    async with ConsulResolver(consul.http_url, idle_ttl=0.5, max_services=3) as resolver:
+        for name in names:
+            assert len((await resolver.resolve(name)).endpoints) == 2
+        assert resolver.watched == 3  # the least recently used two were dropped at once
+        watch = resolver.watch(names[4])
+        await anext(watch)
+
+        async def expired() -> bool:
+            return resolver.watched == 1
+
+        await wait_for_async(expired, timeout=15, interval=0.05, what="idle services to expire")
+        assert resolver.evictions == 4  # two over the cap, then the two idle ones (not the watched one)
+        await watch.aclose()
+        reads = resolver.stats.reads
+        assert len((await resolver.resolve(names[0])).endpoints) == 2  # back: one fresh read
+        assert resolver.stats.reads == reads + 1
