@@ -23,7 +23,6 @@ import json
 import os
 import queue
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -197,7 +196,9 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     for r in rows:
         for key, value in asdict(r).items():
             if key not in ("mode", "services"):
-                result[f"{r.mode}_{r.services}_{key}"] = round(value, 2) if isinstance(value, float) else value
+                result[f"{r.mode}_{r.services}_{key}"] = (
+                    round(value, 2) if isinstance(value, float) else value
+                )
     for size in (10, 100):
         old = next(r for r in rows if r.mode == "per_service" and r.services == size)
         new = next(r for r in rows if r.mode == "feed" and r.services == size)
