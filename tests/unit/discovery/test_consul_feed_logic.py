@@ -48,6 +48,7 @@ def test_settings_from_url_query_with_types_aliases_and_bound() -> None:
         ({"max_reads": "0"}, "max_reads must be >= 1"),
         ({"idle_ttl": "-1"}, "idle_ttl must be >= 0"),
         ({"wait": "0s"}, "wait must be a positive duration"),
+        ({"stale_feed": "maybe"}, "'stale_feed': 'maybe' is not a boolean"),
     ],
 )
 def test_settings_reject_bad_values_naming_the_field(query: dict[str, str], message: str) -> None:

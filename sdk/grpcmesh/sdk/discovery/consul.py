@@ -21,7 +21,11 @@ How it works, and why:
   ``idle_ttl`` is forgotten; past ``max_services`` the least recently used goes.
 * **Outage = stale, not failure.** On an agent error the last endpoints stay,
   marked ``stale``; the feed retries with backoff and jitter and, once back,
-  re-reads every watched service (a restarted agent's index starts lower).
+  re-reads the services left stale and those whose digest moved meanwhile.
+* **The feed is a ``?stale`` read by default** (``stale_feed``): any server
+  answers it, so thousands of processes' feeds spread over the servers
+  instead of all sitting on the leader. The targeted reads stay consistent
+  (leader), so a change the feed reports is never read back older.
 * What the feed cannot see (an instance re-registered in place with a new
   address, or a service without any check) is caught by a low-priority re-read
   of every watched service each ``resync_interval``.
@@ -219,6 +223,8 @@ class ConsulResolver:
         failures = 0
         while True:
             params = {"wait": s.wait, "dc": s.datacenter, "index": None}
+            if s.stale_feed:
+                params["stale"] = ""
             if self._feed_index is not None:
                 params["index"] = str(self._feed_index)
             try:
@@ -230,34 +236,37 @@ class ConsulResolver:
                 failures += 1
                 stale = [entry.pub.mark_stale() for entry in self._table]
                 self._failed(err, any(stale) or failures == 1, "the change feed")
-                self._feed_index, self._digests = None, None
+                self._feed_index = None  # the digests stay: the next answer is compared with the last
                 await asyncio.sleep(backoff_delay(failures, cap=s.backoff_cap))
                 continue
             if failures:
-                log.info("consul reachable again; re-reading %d services", len(self._table))
-            failures = 0
+                log.info("consul reachable again; re-reading the services marked stale")
             self.last_error = None
-            self._on_feed(index, checks)
+            self._on_feed(index, checks, recovered=failures > 0)
+            failures = 0
 
-    def _on_feed(self, index: int | None, checks: Any) -> None:
-        """Queues a read of every watched service the answer shows changed."""
+    def _on_feed(self, index: int | None, checks: Any, *, recovered: bool) -> None:
+        """Queues a read of every watched service the answer shows changed (or left stale)."""
         assert self._table is not None
         self.stats.feed_answers += 1
         table = self._table
         new = digests(checks)
-        if self._digests is None:  # a baseline: anything read before it may have missed a change
+        if self._digests is None:  # the first answer: a service read before it may have missed a change
             changed = {e.service for e in table if e.read_index is not None}
         else:
             changed = changed_services(self._digests, new, (e.service for e in table))
+        if recovered:
+            changed |= {e.service for e in table if e.pub.current.stale}
         for service in changed:
             entry = table.get(service)
             if entry is not None:
                 table.schedule(entry, CHANGE)
-        # The index must grow; if it went backwards (agent restarted) start over with a plain query.
-        if index is None or (self._feed_index is not None and index < self._feed_index):
-            self._feed_index, self._digests = None, None
-        else:
-            self._feed_index, self._digests = index, new
+        self._digests = new
+        # The index must grow. If it went backwards (the agent restarted, or a stale answer came
+        # from a server further behind) the next query starts without one; the digests stay
+        # valid either way, since a diff between two states finds what changed whichever is older.
+        grew = index is not None and (self._feed_index is None or index >= self._feed_index)
+        self._feed_index = index if grew else None
 
     # -- expiry and resync ---------------------------------------------------------
     async def _housekeeping(self) -> None:

@@ -22,6 +22,28 @@ def parse_duration(text: str) -> float:
     return float(text)
 
 
+def _parse_bool(key: str, raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"consul URL parameter {key!r}: {raw!r} is not a boolean (true/false)")
+
+
+def _convert(key: str, raw: str, kind: str) -> object:
+    """``raw`` as the field's type (the annotation's text, as ``from __future__`` keeps it)."""
+    if kind == "bool":
+        return _parse_bool(key, raw)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return parse_duration(raw)
+    except ValueError:
+        raise ValueError(f"consul URL parameter {key!r}: {raw!r} is not a number") from None
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class ConsulSettings:
     """How the resolver talks to its agent and how much it keeps.
@@ -54,6 +76,8 @@ class ConsulSettings:
     """
     read_timeout: float = 10.0
     """Bound on one targeted read."""
+    stale_feed: bool = True
+    """Let any server answer the change feed (``?stale``) rather than only the leader."""
 
     def __post_init__(self) -> None:
         for name in ("max_reads", "max_services"):
@@ -86,14 +110,5 @@ class ConsulSettings:
             if field is None:
                 names = ", ".join(sorted(known))
                 raise ValueError(f"consul URL parameter {key!r} is unknown (known: {names})")
-            kind = str(field.type)
-            try:
-                if "int" in kind:
-                    values[name] = int(raw)
-                elif "float" in kind:
-                    values[name] = parse_duration(raw)
-                else:
-                    values[name] = raw
-            except ValueError:
-                raise ValueError(f"consul URL parameter {key!r}: {raw!r} is not a number") from None
+            values[name] = _convert(key, raw, str(field.type))
         return cls(**values)  # type: ignore[arg-type]
