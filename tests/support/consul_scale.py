@@ -3,8 +3,10 @@
 Registration goes through ``/v1/txn`` (many catalog writes in one raft entry),
 so 1,000 services of 3 instances register in about a second instead of one
 HTTP call per instance. The instances live on external catalog nodes
-(``scale-node-<i>``), which the dev agent's anti-entropy leaves alone, and
-each carries one catalog check whose status a test flips with :func:`set_status`.
+(``scale-node-<instance>-<n>``, at most ~50 services each: Consul's catalog
+writes slow down with the number of services on one node), which the dev
+agent's anti-entropy leaves alone, and each instance carries one catalog check
+whose status a test flips with :func:`set_status`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["agent_connections", "register_services", "service_name", "set_status"]
 
 _OPS_PER_TXN = 64  # Consul accepts at most 128 operations in one transaction
+_NODES = 200  # per instance number: 10,000 services -> ~50 per node
 
 
 def service_name(i: int) -> str:
@@ -31,8 +35,12 @@ def _txn(url: str, ops: list[dict[str, Any]]) -> None:
             raise RuntimeError(f"txn failed: HTTP {resp.status} {resp.read()[:300]!r}")
 
 
+def _node(service: str, i: int) -> str:
+    return f"scale-node-{i}-{zlib.crc32(service.encode()) % _NODES}"
+
+
 def _instance_ops(service: str, i: int, port: int, status: str) -> list[dict[str, Any]]:
-    node = f"scale-node-{i}"
+    node = _node(service, i)
     sid = f"{service}-{i}"
     svc = {"ID": sid, "Service": service, "Address": "127.0.0.1", "Port": port, "Meta": {"i": str(i)}}
     check = {"Node": node, "CheckID": f"check-{sid}", "Name": "scale", "Status": status, "ServiceID": sid}
@@ -43,12 +51,14 @@ def _instance_ops(service: str, i: int, port: int, status: str) -> list[dict[str
 
 
 def register_services(url: str, names: Sequence[str], ports: Sequence[int]) -> None:
-    """Registers each name with one passing instance per port (instance ``i`` on node ``i``)."""
-    ops: list[dict[str, Any]] = [
-        {"Node": {"Verb": "set", "Node": {"Node": f"scale-node-{i}", "Address": "127.0.0.1"}}}
+    """Registers each name with one passing instance per port (instance ``i`` on a node of its own)."""
+    nodes = [
+        {"Node": {"Verb": "set", "Node": {"Node": f"scale-node-{i}-{n}", "Address": "127.0.0.1"}}}
         for i in range(len(ports))
+        for n in range(_NODES)
     ]
-    _txn(url, ops)
+    for start in range(0, len(nodes), _OPS_PER_TXN):
+        _txn(url, nodes[start : start + _OPS_PER_TXN])
     batch: list[dict[str, Any]] = []
     for name in names:
         for i, port in enumerate(ports):
@@ -60,9 +70,11 @@ def register_services(url: str, names: Sequence[str], ports: Sequence[int]) -> N
         _txn(url, batch)
 
 
-def set_status(url: str, service: str, i: int, port: int, status: str) -> None:
-    """Sets instance ``i`` of ``service`` to ``passing`` / ``critical`` (one catalog write)."""
-    _txn(url, _instance_ops(service, i, port, status))
+def set_status(url: str, services: Sequence[str], i: int, port: int, status: str) -> None:
+    """Sets instance ``i`` of each service to ``passing`` / ``critical`` (few catalog writes)."""
+    ops = [op for service in services for op in _instance_ops(service, i, port, status)]
+    for start in range(0, len(ops), _OPS_PER_TXN):
+        _txn(url, ops[start : start + _OPS_PER_TXN])
 
 
 def agent_connections(pid: int, agent_port: int) -> int:

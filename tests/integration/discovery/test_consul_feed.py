@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import urllib.request
 
 import pytest
 
 from grpcmesh.sdk.discovery import ConsulResolver
 from tests.support.consul import ConsulAgent
-from tests.support.consul_scale import agent_connections, register_services, service_name
+from tests.support.consul_scale import agent_connections, register_services, service_name, set_status
 from tests.support.procs import wait_for_async
 
 pytestmark = pytest.mark.consul
 
 PORTS = (7001, 7002)
-
-
-def flip_all(url: str, names: list[str], status: str) -> None:
-    """Sets instance 0 of every service to ``status`` in as few transactions as possible."""
-    ops: list[dict[str, object]] = []
-    for name in names:
-        check = {"Node": "scale-node-0", "CheckID": f"check-{name}-0", "Name": "scale", "Status": status}
-        ops.append({"Check": {"Verb": "set", "Check": {**check, "ServiceID": f"{name}-0"}}})
-    for start in range(0, len(ops), 64):
-        req = urllib.request.Request(
-            f"{url}/v1/txn", data=json.dumps(ops[start : start + 64]).encode(), method="PUT"
-        )
-        urllib.request.urlopen(req, timeout=30).close()
 
 
 async def test_a_first_call_is_read_ahead_of_a_backlog_of_changes(consul: ConsulAgent) -> None:
@@ -38,7 +23,7 @@ async def test_a_first_call_is_read_ahead_of_a_backlog_of_changes(consul: Consul
     async with ConsulResolver(consul.http_url, max_reads=1) as resolver:
         answers = await asyncio.gather(*(resolver.resolve(n) for n in names))
         assert all(len(a.endpoints) == 2 for a in answers)
-        await asyncio.to_thread(flip_all, consul.http_url, names, "critical")
+        await asyncio.to_thread(set_status, consul.http_url, names, 0, PORTS[0], "critical")
 
         async def backlog() -> bool:
             return resolver.pending_reads >= 100

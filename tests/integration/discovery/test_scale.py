@@ -117,7 +117,7 @@ def test_one_sidecar_calls_1000_services_within_a_bounded_number_of_agent_connec
         victim, i = random.choice(names), random.randrange(INSTANCES)
         everyone = {f"127.0.0.1:{p}" for p in ports}
         assert targets_of(sidecar, victim) == everyone
-        set_status(consul.http_url, victim, i, ports[i], "critical")
+        set_status(consul.http_url, [victim], i, ports[i], "critical")
         changed_at = time.monotonic()
         while targets_of(sidecar, victim) != everyone - {f"127.0.0.1:{ports[i]}"}:
             elapsed = time.monotonic() - changed_at
@@ -126,7 +126,7 @@ def test_one_sidecar_calls_1000_services_within_a_bounded_number_of_agent_connec
             )
             time.sleep(0.02)
         propagation = time.monotonic() - changed_at
-        set_status(consul.http_url, victim, i, ports[i], "passing")
+        set_status(consul.http_url, [victim], i, ports[i], "passing")
 
     print(
         f"\nmax agent connections {max(connections)} (bound {BOUND}), change seen in {propagation * 1000:.0f} ms"
