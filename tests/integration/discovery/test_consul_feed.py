@@ -60,3 +60,18 @@ async def test_idle_services_expire_and_come_back_on_next_use(consul: ConsulAgen
         reads = resolver.stats.reads
         assert len((await resolver.resolve(names[0])).endpoints) == 2  # back: one fresh read
         assert resolver.stats.reads == reads + 1
+
+
+async def test_resync_catches_what_the_feed_cannot_see(consul: ConsulAgent) -> None:
+    """An instance re-registered in place on a new port changes no check: only the resync sees it."""
+    register_services(consul.http_url, ["moved"], PORTS)
+    async with ConsulResolver(consul.http_url, resync_interval=1.0, wait="5m") as resolver:
+        assert {ep.port for ep in (await resolver.resolve("moved")).endpoints} == set(PORTS)
+        feed_answers = resolver.stats.feed_answers
+        await asyncio.to_thread(register_services, consul.http_url, ["moved"], (7001, 7999))
+
+        async def moved() -> bool:
+            return {ep.port for ep in (await resolver.resolve("moved")).endpoints} == {7001, 7999}
+
+        await wait_for_async(moved, timeout=15, interval=0.05, what="the new port after a resync")
+        assert resolver.stats.feed_answers == feed_answers, "the feed saw it: this test proves nothing"

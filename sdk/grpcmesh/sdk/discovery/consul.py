@@ -138,7 +138,8 @@ class ConsulResolver:
             self._tasks = [asyncio.create_task(self._feed(), name="consul-feed")]
             readers = [asyncio.create_task(self._reader(), name="consul-read") for _ in range(s.max_reads)]
             self._tasks += readers
-            self._tasks.append(asyncio.create_task(self._housekeeping(), name="consul-housekeeping"))
+            upkeep = self._table.upkeep(s.resync_interval)
+            self._tasks.append(asyncio.create_task(upkeep, name="consul-upkeep"))
         return self._table
 
     def _use(self, service: str) -> WatchEntry:
@@ -183,14 +184,17 @@ class ConsulResolver:
                 self._table.done_reading(entry)
 
     async def _read(self, entry: WatchEntry) -> None:
+        """Reads one service. First and change reads are consistent (leader): the feed said
+        it changed, so an older answer would be wrong until the next change. A resync read
+        may come from any server (``?stale``) and is dropped if older than what we have."""
         assert self._http is not None
         s = self.settings
+        resync = entry.reading_as == RESYNC
         path = "/v1/health/service/" + urllib.parse.quote(entry.service, safe="")
+        params = {"passing": "1", "tag": s.tag, "dc": s.datacenter, "stale": "" if resync else None}
         self.stats.reads += 1
         try:
-            index, answer = await self._http.get(
-                path, {"passing": "1", "tag": s.tag, "dc": s.datacenter}, seconds=s.read_timeout
-            )
+            index, answer = await self._http.get(path, params, seconds=s.read_timeout)
         except AgentError as err:
             entry.failures += 1
             self._failed(err, entry.pub.mark_stale() or entry.failures == 1, entry.service)
@@ -200,6 +204,8 @@ class ConsulResolver:
             return
         entry.failures = 0
         self.last_error = None
+        if resync and index is not None and entry.read_index is not None and index < entry.read_index:
+            return  # a server behind the one that answered last time
         entry.read_index = index
         if entry.pub.publish(endpoints_from_health(answer)):
             self.stats.changes += 1
@@ -267,24 +273,6 @@ class ConsulResolver:
         # valid either way, since a diff between two states finds what changed whichever is older.
         grew = index is not None and (self._feed_index is None or index >= self._feed_index)
         self._feed_index = index if grew else None
-
-    # -- expiry and resync ---------------------------------------------------------
-    async def _housekeeping(self) -> None:
-        assert self._table is not None
-        s = self.settings
-        tick = min(30.0, max(0.5, s.idle_ttl / 4))
-        if s.resync_interval:
-            tick = min(tick, max(0.5, s.resync_interval / 4))
-        last_resync = time.monotonic()
-        while True:
-            await asyncio.sleep(tick)
-            gone = self._table.expire()
-            if gone:
-                log.debug("consul: %d idle services no longer watched", len(gone))
-            if s.resync_interval and time.monotonic() - last_resync >= s.resync_interval:
-                last_resync = time.monotonic()
-                for entry in self._table:
-                    self._table.schedule(entry, RESYNC)
 
     async def close(self) -> None:
         """Cancels the feed and the readers, ends watchers and closes the connections."""

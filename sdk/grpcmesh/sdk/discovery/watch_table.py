@@ -35,6 +35,8 @@ class WatchEntry:
     """``X-Consul-Index`` of the last successful read; None before the first one."""
     queued: int | None = None
     reading: bool = False
+    reading_as: int = FIRST
+    """Priority of the read in progress (a resync read may be served by any server)."""
     dirty: bool = False
     failures: int = 0
 
@@ -129,6 +131,7 @@ class WatchTable:
             if entry is not None and entry.queued == priority and not entry.reading:
                 entry.queued = None
                 entry.reading = True
+                entry.reading_as = priority
                 return entry
 
     def done_reading(self, entry: WatchEntry) -> None:
@@ -137,6 +140,21 @@ class WatchTable:
         if entry.dirty:
             entry.dirty = False
             self.schedule(entry, CHANGE)
+
+    async def upkeep(self, resync_interval: float) -> None:
+        """Runs for ever: expires idle services, and queues every service for a low-priority
+        re-read each ``resync_interval`` seconds (0: never)."""
+        tick = min(30.0, max(0.5, self.idle_ttl / 4))
+        if resync_interval:
+            tick = min(tick, max(0.5, resync_interval / 4))
+        last_resync = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            self.expire()
+            if resync_interval and time.monotonic() - last_resync >= resync_interval:
+                last_resync = time.monotonic()
+                for entry in self:
+                    self.schedule(entry, RESYNC)
 
     def close(self) -> None:
         for service in list(self._entries):
