@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def feed_kb(url: str) -> float:
+    """Size of one answer of the change feed (every check in the datacenter), in KB."""
+    with urllib.request.urlopen(f"{url}/v1/health/state/any", timeout=60) as resp:
+        return len(resp.read()) / 1024
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
@@ -77,6 +84,8 @@ class Row:
     first_p99_ms: float = 0.0
     prop_p50_ms: float = 0.0
     prop_p99_ms: float = 0.0
+    feed_kb: float = 0.0
+    agent_ms_per_change: float = 0.0
     missed: int = 0
     empty: int = 0
 
@@ -153,7 +162,10 @@ def measure(agent: ConsulAgent, mode: str, services: int, args: argparse.Namespa
         row.agent_cpu_pct = 100 * (cpu_seconds(agent_pid) - agent0) / elapsed
         row.rss_mb = rss_mb(pid)
         row.connections = agent_connections(pid, agent.http_port)
+        agent0 = cpu_seconds(agent_pid)
         latencies, row.missed = propagation(agent, child, services, args.changes)
+        row.agent_ms_per_change = 1000 * (cpu_seconds(agent_pid) - agent0) / args.changes
+        row.feed_kb = feed_kb(agent.http_url)
         row.prop_p50_ms, row.prop_p99_ms = pct(latencies, 0.5), pct(latencies, 0.99)
     finally:
         child.stop()

@@ -250,6 +250,7 @@ class ConsulResolver:
             self.last_error = None
             self._on_feed(index, checks, recovered=failures > 0)
             failures = 0
+            await asyncio.sleep(s.feed_min_interval)
 
     def _on_feed(self, index: int | None, checks: Any, *, recovered: bool) -> None:
         """Queues a read of every watched service the answer shows changed (or left stale)."""

@@ -76,6 +76,9 @@ class ConsulSettings:
     """
     read_timeout: float = 10.0
     """Bound on one targeted read."""
+    feed_min_interval: float = 0.1
+    """Least time between two change-feed queries: in a burst of changes (a deploy) each
+    answer, which carries every check of the datacenter, then covers many changes."""
     stale_feed: bool = True
     """Let any server answer the change feed (``?stale``) rather than only the leader."""
 
@@ -83,7 +86,8 @@ class ConsulSettings:
         for name in ("max_reads", "max_services"):
             if getattr(self, name) < 1:
                 raise ValueError(f"consul setting {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("first_answer_timeout", "backoff_cap", "idle_ttl", "resync_interval", "read_timeout"):
+        durations = ("first_answer_timeout", "backoff_cap", "idle_ttl", "resync_interval", "read_timeout")
+        for name in (*durations, "feed_min_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"consul setting {name} must be >= 0, got {getattr(self, name)}")
         if parse_duration(self.wait) <= 0:
