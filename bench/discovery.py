@@ -88,6 +88,7 @@ class Row:
     agent_ms_per_change: float = 0.0
     missed: int = 0
     empty: int = 0
+    ramp_s: float = 0.0
 
 
 class Child:
@@ -152,7 +153,7 @@ def measure(agent: ConsulAgent, mode: str, services: int, args: argparse.Namespa
         if ready is None or ready.get("event") != "ready":
             raise RuntimeError(f"{mode}/{services}: resolver process not ready: {ready}")
         row.first_p50_ms, row.first_p99_ms = pct(ready["first_ms"], 0.5), pct(ready["first_ms"], 0.99)
-        row.empty = ready["empty"]
+        row.empty, row.ramp_s = ready["empty"], ready["ramp_s"]
         time.sleep(1.0)  # let the first answers settle
         pid, agent_pid = child.proc.pid, agent.proc.pid if agent.proc else 0
         cpu0, agent0, t0 = cpu_seconds(pid), cpu_seconds(agent_pid), time.monotonic()

@@ -5,7 +5,8 @@ Run: ``python -m tests.support.resolver_proc --url URL --mode feed|per_service
 then times the first resolve of ``P`` never-seen services one after another
 (while the N stay watched), then watches all N and prints one JSON line per
 change it sees, until its stdin closes. Lines: ``{"event": "ready", "first_ms":
-[...], "empty": k}`` then ``{"event": "change", "service": s, "t": unix time,
+[...], "empty": k, "ramp_s": s}`` (``empty``: first resolves that timed out,
+re-resolved until all answered; ``ramp_s``: time until all N had endpoints) then ``{"event": "change", "service": s, "t": unix time,
 "ports": [...]}``.
 
 ``per_service`` is the old design, the baseline: one blocking query per service,
@@ -94,14 +95,23 @@ async def follow(resolver: Resolver, service: str) -> None:
 async def run(url: str, mode: str, services: int, probes: int) -> None:
     resolver: Resolver = ConsulResolver(url) if mode == "feed" else PerServiceResolver(url)
     names = [service_name(i) for i in range(services)]
+    started = time.perf_counter()
     answers = await asyncio.gather(*(resolver.resolve(n) for n in names))
+    empty = sum(1 for a in answers if not a.endpoints)  # first resolves that gave up (first_answer_timeout)
+    while pending := [n for n, a in zip(names, answers, strict=True) if not a.endpoints]:
+        answers = [
+            a if a.endpoints else await resolver.resolve(n) for n, a in zip(names, answers, strict=True)
+        ]
+        if len(pending) == sum(1 for a in answers if not a.endpoints):
+            await asyncio.sleep(0.1)
+    ramp_s = time.perf_counter() - started
     first_ms = []
     for i in range(services, services + probes):
         started = time.perf_counter()
         await resolver.resolve(service_name(i))
         first_ms.append((time.perf_counter() - started) * 1000)
     watchers = [asyncio.create_task(follow(resolver, n)) for n in names]
-    emit(event="ready", first_ms=first_ms, empty=sum(1 for a in answers if not a.endpoints))
+    emit(event="ready", first_ms=first_ms, empty=empty, ramp_s=ramp_s)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes it
     for task in watchers:
         task.cancel()

@@ -67,6 +67,11 @@ async def test_resync_catches_what_the_feed_cannot_see(consul: ConsulAgent) -> N
     register_services(consul.http_url, ["moved"], PORTS)
     async with ConsulResolver(consul.http_url, resync_interval=1.0, wait="5m") as resolver:
         assert {ep.port for ep in (await resolver.resolve("moved")).endpoints} == set(PORTS)
+
+        async def fed() -> bool:
+            return resolver.stats.feed_answers > 0
+
+        await wait_for_async(fed, timeout=15, interval=0.02, what="the feed's first answer")
         feed_answers = resolver.stats.feed_answers
         await asyncio.to_thread(register_services, consul.http_url, ["moved"], (7001, 7999))
 
@@ -75,3 +80,34 @@ async def test_resync_catches_what_the_feed_cannot_see(consul: ConsulAgent) -> N
 
         await wait_for_async(moved, timeout=15, interval=0.05, what="the new port after a resync")
         assert resolver.stats.feed_answers == feed_answers, "the feed saw it: this test proves nothing"
+
+
+async def test_a_small_watch_set_gets_a_feed_the_size_of_what_it_watches(consul: ConsulAgent) -> None:
+    names = [service_name(i) for i in range(300)]
+    register_services(consul.http_url, names, PORTS)
+    async with ConsulResolver(consul.http_url, feed_filter_max=10) as resolver:
+
+        async def feed_covers(checks: int) -> bool:
+            return resolver.stats.feed_checks == checks
+
+        for name in names[:3]:
+            assert len((await resolver.resolve(name)).endpoints) == 2
+        await wait_for_async(lambda: feed_covers(6), timeout=15, interval=0.02, what="a feed of 3 x 2 checks")
+
+        # A fourth service: the held query is re-issued with it, and its changes arrive.
+        watch = resolver.watch(names[150])
+        assert len((await anext(watch)).endpoints) == 2
+        await wait_for_async(lambda: feed_covers(8), timeout=15, interval=0.02, what="a feed of 4 x 2 checks")
+        await asyncio.to_thread(set_status, consul.http_url, [names[150]], 0, PORTS[0], "critical")
+        changed = await asyncio.wait_for(anext(watch), 15)
+        assert {ep.port for ep in changed.endpoints} == {PORTS[1]}
+        await watch.aclose()
+
+        # Past feed_filter_max the feed covers the whole datacenter.
+        for name in names[:20]:
+            await resolver.resolve(name)
+
+        async def unfiltered() -> bool:  # every service check, plus the agent's own node check
+            return resolver.stats.feed_checks > 600
+
+        await wait_for_async(unfiltered, timeout=15, interval=0.02, what="an unfiltered feed")

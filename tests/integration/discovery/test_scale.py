@@ -108,8 +108,8 @@ def test_one_sidecar_calls_1000_services_within_a_bounded_number_of_agent_connec
     connections: list[int] = []
     statuses: Counter[int] = Counter()
     with (
-        sampling(lambda: connections.append(agent_connections(sidecar.proc.pid, consul.http_port)), 0.02),
-        sampling(lambda: second_client_get(consul.http_url, statuses), 0.01),
+        sampling(lambda: connections.append(agent_connections(sidecar.proc.pid, consul.http_port)), 0.1),
+        sampling(lambda: second_client_get(consul.http_url, statuses), 0.05),
     ):
         failures = asyncio.run(call_all(sidecar.outbound, names))
         assert failures == [], f"{len(failures)} failed calls, e.g. {failures[:5]}"
@@ -119,6 +119,8 @@ def test_one_sidecar_calls_1000_services_within_a_bounded_number_of_agent_connec
         assert targets_of(sidecar, victim) == everyone
         set_status(consul.http_url, [victim], i, ports[i], "critical")
         changed_at = time.monotonic()
+        # Each poll reads /clusters (1,000 clusters): the time counted ends when a poll that
+        # shows the change returns, so it includes that poll's own cost.
         while targets_of(sidecar, victim) != everyone - {f"127.0.0.1:{ports[i]}"}:
             elapsed = time.monotonic() - changed_at
             assert elapsed < CHANGE_BOUND, (
@@ -126,6 +128,9 @@ def test_one_sidecar_calls_1000_services_within_a_bounded_number_of_agent_connec
             )
             time.sleep(0.02)
         propagation = time.monotonic() - changed_at
+        assert propagation < CHANGE_BOUND, (
+            f"{victim} instance {i} left the cluster only after {propagation:.2f}s"
+        )
         set_status(consul.http_url, [victim], i, ports[i], "passing")
 
     print(

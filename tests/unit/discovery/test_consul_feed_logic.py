@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from grpcmesh.sdk.discovery import ConsulResolver, ConsulSettings, resolver_from_url
+from grpcmesh.sdk.discovery.consul_feed import feed_filter
 from grpcmesh.sdk.discovery.consul_state import changed_services, digests
 from grpcmesh.sdk.discovery.watch_table import CHANGE, FIRST, RESYNC, WatchTable
 
@@ -123,3 +124,11 @@ def test_lru_cap_drops_idle_services_first_and_ttl_spares_watched_ones() -> None
     assert table.expire() == ["e", "f"]  # past the TTL, but "a" is still watched
     assert [e.service for e in table] == ["a"]
     assert table.evictions == 5
+
+
+def test_feed_filter_names_each_service_and_keeps_failing_node_checks() -> None:
+    text = feed_filter(frozenset({"b", 'we"ird'}))
+    assert (
+        text
+        == '(ServiceName == "" and Status != "passing") or ServiceName == "b" or ServiceName == "we\\"ird"'
+    )

@@ -39,19 +39,14 @@ import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from grpcmesh.sdk.discovery.base import Resolution
 from grpcmesh.sdk.discovery.consul_client import consul_client
+from grpcmesh.sdk.discovery.consul_feed import ChangeFeed
 from grpcmesh.sdk.discovery.consul_http import AgentError, AgentHTTP
 from grpcmesh.sdk.discovery.consul_settings import ConsulSettings
-from grpcmesh.sdk.discovery.consul_state import (
-    backoff_delay,
-    changed_services,
-    digests,
-    endpoints_from_health,
-)
+from grpcmesh.sdk.discovery.consul_state import ConsulStats, backoff_delay, endpoints_from_health
 from grpcmesh.sdk.discovery.watch_table import CHANGE, FIRST, RESYNC, WatchEntry, WatchTable
 from grpcmesh.sdk.waiting import cancel_and_wait, wait_set
 
@@ -65,17 +60,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("grpcmesh.discovery.consul")
-
-
-@dataclass
-class ConsulStats:
-    """Counters of one resolver (mutable on purpose: its tasks update them)."""
-
-    http_requests: int = 0
-    errors: int = 0
-    changes: int = 0
-    feed_answers: int = 0
-    reads: int = 0
 
 
 class ConsulResolver:
@@ -92,8 +76,7 @@ class ConsulResolver:
         self._table: WatchTable | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._retries: dict[str, asyncio.TimerHandle] = {}  # service -> pending retry of its read
-        self._digests: dict[str, int] | None = None  # None: no baseline yet (start, outage, restart)
-        self._feed_index: int | None = None
+        self._feed: ChangeFeed | None = None
         self._closed = False
 
     @property
@@ -135,7 +118,8 @@ class ConsulResolver:
             self._http = AgentHTTP(
                 self.url, max_connections=s.max_connections, token=s.token, on_request=self._count_request
             )
-            self._tasks = [asyncio.create_task(self._feed(), name="consul-feed")]
+            self._feed = ChangeFeed(self._http, self._table, s, self.stats, self._failed)
+            self._tasks = [asyncio.create_task(self._feed.run(), name="consul-feed")]
             readers = [asyncio.create_task(self._reader(), name="consul-read") for _ in range(s.max_reads)]
             self._tasks += readers
             upkeep = self._table.upkeep(s.resync_interval)
@@ -147,6 +131,8 @@ class ConsulResolver:
         entry, created = table.use(service)
         if created:
             table.schedule(entry, FIRST)
+            assert self._feed is not None
+            self._feed.watching(service)
         return entry
 
     async def resolve(self, service: str) -> Resolution:
@@ -215,65 +201,14 @@ class ConsulResolver:
         if self._table is not None and not self._closed:
             self._table.schedule(entry, CHANGE)
 
-    def _failed(self, err: AgentError, loud: bool, what: str) -> None:
+    def _failed(self, err: AgentError | None, loud: bool, what: str) -> None:
+        if err is None:
+            self.last_error = None
+            return
         self.stats.errors += 1
         self.last_error = str(err)
         if loud:
             log.warning("consul query for %s failed (%s); serving last known endpoints", what, err)
-
-    # -- the change feed -----------------------------------------------------------
-    async def _feed(self) -> None:
-        assert self._http is not None
-        assert self._table is not None
-        s = self.settings
-        failures = 0
-        while True:
-            params = {"wait": s.wait, "dc": s.datacenter, "index": None}
-            if s.stale_feed:
-                params["stale"] = ""
-            if self._feed_index is not None:
-                params["index"] = str(self._feed_index)
-            try:
-                # Consul holds a blocking query up to wait + wait/16; leave room before giving up.
-                index, checks = await self._http.get(
-                    "/v1/health/state/any", params, seconds=s.wait_seconds * 1.1 + 5.0
-                )
-            except AgentError as err:
-                failures += 1
-                stale = [entry.pub.mark_stale() for entry in self._table]
-                self._failed(err, any(stale) or failures == 1, "the change feed")
-                self._feed_index = None  # the digests stay: the next answer is compared with the last
-                await asyncio.sleep(backoff_delay(failures, cap=s.backoff_cap))
-                continue
-            if failures:
-                log.info("consul reachable again; re-reading the services marked stale")
-            self.last_error = None
-            self._on_feed(index, checks, recovered=failures > 0)
-            failures = 0
-            await asyncio.sleep(s.feed_min_interval)
-
-    def _on_feed(self, index: int | None, checks: Any, *, recovered: bool) -> None:
-        """Queues a read of every watched service the answer shows changed (or left stale)."""
-        assert self._table is not None
-        self.stats.feed_answers += 1
-        table = self._table
-        new = digests(checks)
-        if self._digests is None:  # the first answer: a service read before it may have missed a change
-            changed = {e.service for e in table if e.read_index is not None}
-        else:
-            changed = changed_services(self._digests, new, (e.service for e in table))
-        if recovered:
-            changed |= {e.service for e in table if e.pub.current.stale}
-        for service in changed:
-            entry = table.get(service)
-            if entry is not None:
-                table.schedule(entry, CHANGE)
-        self._digests = new
-        # The index must grow. If it went backwards (the agent restarted, or a stale answer came
-        # from a server further behind) the next query starts without one; the digests stay
-        # valid either way, since a diff between two states finds what changed whichever is older.
-        grew = index is not None and (self._feed_index is None or index >= self._feed_index)
-        self._feed_index = index if grew else None
 
     async def close(self) -> None:
         """Cancels the feed and the readers, ends watchers and closes the connections."""

@@ -79,10 +79,15 @@ class ConsulSettings:
     feed_min_interval: float = 0.1
     """Least time between two change-feed queries: in a burst of changes (a deploy) each
     answer, which carries every check of the datacenter, then covers many changes."""
+    feed_filter_max: int = 200
+    """While at most this many services are watched, the feed names them in a server-side
+    filter, so its answers are the size of what is watched, not of the datacenter (0: never)."""
     stale_feed: bool = True
     """Let any server answer the change feed (``?stale``) rather than only the leader."""
 
     def __post_init__(self) -> None:
+        if self.feed_filter_max < 0:
+            raise ValueError(f"consul setting feed_filter_max must be >= 0, got {self.feed_filter_max}")
         for name in ("max_reads", "max_services"):
             if getattr(self, name) < 1:
                 raise ValueError(f"consul setting {name} must be >= 1, got {getattr(self, name)}")

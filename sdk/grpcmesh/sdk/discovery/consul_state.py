@@ -12,12 +12,26 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from grpcmesh.sdk.discovery.base import Endpoint
 
-__all__ = ["backoff_delay", "changed_services", "digests", "endpoints_from_health"]
+__all__ = ["ConsulStats", "backoff_delay", "changed_services", "digests", "endpoints_from_health"]
+
+
+@dataclass
+class ConsulStats:
+    """Counters of one resolver (mutable on purpose: its tasks update them)."""
+
+    http_requests: int = 0
+    errors: int = 0
+    changes: int = 0
+    feed_answers: int = 0
+    feed_checks: int = 0
+    """Checks in the last feed answer: how big the feed is."""
+    reads: int = 0
 
 
 def backoff_delay(
@@ -61,7 +75,7 @@ def digests(checks: Iterable[Mapping[str, Any]] | None) -> dict[str, int]:
 
     A digest is a hash (stable within one process) of the sorted
     ``(node, check id, service id, status, service tags)`` of the service's
-    checks plus the node checks of its nodes: a node going critical takes
+    checks plus the failing node checks of its nodes: a node going critical takes
     every instance on it out of the passing set, so it changes their digests.
     Check output and ``ModifyIndex`` are left out on purpose: Consul rewrites
     them without the passing set changing (output sync every few minutes).
@@ -73,7 +87,8 @@ def digests(checks: Iterable[Mapping[str, Any]] | None) -> dict[str, int]:
         service = check.get("ServiceName") or ""
         status = str(check.get("Status") or "")
         if not service:
-            node_checks.setdefault(node, []).append((str(check.get("CheckID") or ""), status))
+            if status != "passing":  # only failing node checks count, whether the feed is filtered or not
+                node_checks.setdefault(node, []).append((str(check.get("CheckID") or ""), status))
         else:
             tags = tuple(check.get("ServiceTags") or ())
             row = (node, str(check.get("CheckID") or ""), str(check.get("ServiceID") or ""), status, tags)
