@@ -6,13 +6,16 @@ against a real ``consul agent -dev`` holding that many services of 3 instances
 and its RSS per watched service, its idle CPU and the agent's over an idle window,
 its established connections to the agent, the first-resolve latency of services
 never seen before (while all the others stay watched), and how long a check
-flipping in the catalog takes to reach the process (p50/p99). The baseline, the
+flipping in the catalog takes to reach the process (p50/p99), the checks in the
+process's feed answers, the size of an unfiltered feed answer (the whole
+datacenter) and the agent's CPU per change. A last row watches 100 services of
+the biggest datacenter, as a typical sidecar would. The baseline, the
 old one-blocking-query-per-service resolver, runs in the same run at 10 and
 100 services (beyond that it needs one connection per service: Consul's default
 ``http_max_conns_per_client`` of 200 answers 429). Prints a table, the ratios
 and exactly one JSON line (keys in bench/README.md).
 
-    python bench/discovery.py            # 10 .. 10,000 services, ~3 min
+    python bench/discovery.py            # 10 .. 10,000 services, ~8 min on a loaded 2-core box
     python bench/discovery.py --quick    # 10 .. 1,000, < 45 s
 """
 
@@ -84,7 +87,8 @@ class Row:
     first_p99_ms: float = 0.0
     prop_p50_ms: float = 0.0
     prop_p99_ms: float = 0.0
-    feed_kb: float = 0.0
+    feed_checks: int = 0
+    dc_feed_kb: float = 0.0
     agent_ms_per_change: float = 0.0
     missed: int = 0
     empty: int = 0
@@ -153,7 +157,7 @@ def measure(agent: ConsulAgent, mode: str, services: int, args: argparse.Namespa
         if ready is None or ready.get("event") != "ready":
             raise RuntimeError(f"{mode}/{services}: resolver process not ready: {ready}")
         row.first_p50_ms, row.first_p99_ms = pct(ready["first_ms"], 0.5), pct(ready["first_ms"], 0.99)
-        row.empty, row.ramp_s = ready["empty"], ready["ramp_s"]
+        row.empty, row.ramp_s, row.feed_checks = ready["empty"], ready["ramp_s"], ready["feed_checks"]
         time.sleep(1.0)  # let the first answers settle
         pid, agent_pid = child.proc.pid, agent.proc.pid if agent.proc else 0
         cpu0, agent0, t0 = cpu_seconds(pid), cpu_seconds(agent_pid), time.monotonic()
@@ -166,7 +170,7 @@ def measure(agent: ConsulAgent, mode: str, services: int, args: argparse.Namespa
         agent0 = cpu_seconds(agent_pid)
         latencies, row.missed = propagation(agent, child, services, args.changes)
         row.agent_ms_per_change = 1000 * (cpu_seconds(agent_pid) - agent0) / args.changes
-        row.feed_kb = feed_kb(agent.http_url)
+        row.dc_feed_kb = feed_kb(agent.http_url)
         row.prop_p50_ms, row.prop_p99_ms = pct(latencies, 0.5), pct(latencies, 0.99)
     finally:
         child.stop()
@@ -190,11 +194,14 @@ def run(args: argparse.Namespace) -> list[Row]:
                 for mode in ("per_service", "feed") if size <= 100 else ("feed",):
                     rows.append(measure(agent, mode, size, args))
                     print(f"  {mode:>11} {size:>6}: done", file=sys.stderr)
+            # What a typical sidecar sees in a big datacenter: 100 watched among all of them.
+            rows.append(measure(agent, "feed", 100, args))
+            rows[-1].mode = f"feed_dc{sizes[-1]}"
         finally:
             agent.stop()
     base = {r.mode: r.rss_mb for r in rows if r.services == sizes[0]}
     for r in rows:
-        if r.services > sizes[0]:
+        if r.services > sizes[0] and r.mode in base:
             r.kb_per_service = (r.rss_mb - base[r.mode]) * 1024 / (r.services - sizes[0])
     return rows
 

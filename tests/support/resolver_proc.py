@@ -111,7 +111,9 @@ async def run(url: str, mode: str, services: int, probes: int) -> None:
         await resolver.resolve(service_name(i))
         first_ms.append((time.perf_counter() - started) * 1000)
     watchers = [asyncio.create_task(follow(resolver, n)) for n in names]
-    emit(event="ready", first_ms=first_ms, empty=empty, ramp_s=ramp_s)
+    await asyncio.sleep(0.5)  # the feed's answer after the last first read
+    feed_checks = resolver.stats.feed_checks if isinstance(resolver, ConsulResolver) else 0
+    emit(event="ready", first_ms=first_ms, empty=empty, ramp_s=ramp_s, feed_checks=feed_checks)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes it
     for task in watchers:
         task.cancel()

@@ -2,13 +2,15 @@
 
 How it works, and why:
 
-* **One change feed.** A single blocking query on ``/v1/health/state/any``
-  (held up to ``wait``) returns every check in the datacenter when any of them
-  changes. Each watched service's digest (:func:`consul_state.digests`) is
-  compared with the previous answer's, and only services whose digest changed
-  are re-read. One held connection serves 10 or 10,000 watched services; the
-  old design held one connection per service, starved past py-consul's 100
-  and hit Consul's ``http_max_conns_per_client`` (429 to the whole host) at 200.
+* **One change feed** (:mod:`~grpcmesh.sdk.discovery.consul_feed`). A single
+  blocking query on ``/v1/health/state/any`` (held up to ``wait``) returns the
+  checks when any check changes; each watched service's digest is compared
+  with the previous answer's, and only services whose digest changed are
+  re-read. While few services are watched the query names them in a
+  server-side filter, so its answers are the size of what is watched. One held
+  connection serves 10 or 10,000 watched services; the old design held one
+  connection per service, starved past py-consul's 100 and hit Consul's
+  ``http_max_conns_per_client`` (429 to the whole host) at 200.
 * **Targeted reads**, ``/v1/health/service/<name>?passing``, run on at most
   ``max_reads`` connections, taken from a priority queue
   (:class:`~grpcmesh.sdk.discovery.watch_table.WatchTable`): a never-seen

@@ -103,8 +103,9 @@ class ChangeFeed:
 
     async def _query(self, params: dict[str, str | None]) -> tuple[int | None, Any] | None:
         """The answer, or None if a service outside the filter was watched while it was held."""
-        # Consul holds a blocking query up to wait + wait/16; leave room before giving up.
-        seconds = self.settings.wait_seconds * 1.1 + 5.0
+        # Consul holds a blocking query up to wait + wait/16, then a whole-datacenter answer
+        # (14 MB at 10,000 services) takes seconds to build on a busy agent: leave room.
+        seconds = self.settings.wait_seconds * 1.25 + 15.0
         if params.get("index") is None:  # answers at once: no need to race it
             return await self.http.get("/v1/health/state/any", params, seconds=seconds)
         request = asyncio.ensure_future(self.http.get("/v1/health/state/any", params, seconds=seconds))
