@@ -127,8 +127,7 @@ def test_lru_cap_drops_idle_services_first_and_ttl_spares_watched_ones() -> None
 
 
 def test_feed_filter_names_each_service_and_keeps_failing_node_checks() -> None:
-    text = feed_filter(frozenset({"b", 'we"ird'}))
-    assert (
-        text
-        == '(ServiceName == "" and Status != "passing") or ServiceName == "b" or ServiceName == "we\\"ird"'
+    text = feed_filter(frozenset({"b-1", 'we"ird', "a.b"}))
+    assert text == (
+        '(ServiceName == "" and Status != "passing") or ServiceName matches "^(a\\\\.b|b\\\\-1|we\\"ird)$"'
     )

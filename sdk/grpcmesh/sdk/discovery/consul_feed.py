@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +39,14 @@ Failed = Callable[[AgentError | None, bool, str], None]
 
 
 def feed_filter(services: frozenset[str]) -> str:
-    """A Consul filter keeping the checks of ``services`` and every failing node check."""
-    named = " or ".join(f"ServiceName == {json.dumps(s)}" for s in sorted(services))
-    return f'(ServiceName == "" and Status != "passing") or {named}'
+    """A Consul filter keeping the checks of ``services`` and every failing node check.
+
+    One regular expression rather than one ``==`` per service: measured on 15,000
+    checks with 100 names, the agent answers in ~0.1 s instead of 1-2.6 s (slower than
+    no filter at all); Go's RE2 accepts Python's escapes of punctuation.
+    """
+    pattern = "^(" + "|".join(re.escape(s) for s in sorted(services)) + ")$"
+    return f'(ServiceName == "" and Status != "passing") or ServiceName matches {json.dumps(pattern)}'
 
 
 class ChangeFeed:
