@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from grpcmesh.sdk.discovery import ConsulResolver, ConsulSettings, resolver_from_url
-from grpcmesh.sdk.discovery.consul_feed import feed_filter
-from grpcmesh.sdk.discovery.consul_state import changed_services, digests
+from grpcmesh.sdk.discovery.consul_feed import ChangeFeed, feed_filter
+from grpcmesh.sdk.discovery.consul_http import AgentHTTP
+from grpcmesh.sdk.discovery.consul_state import ConsulStats, changed_services, digests
 from grpcmesh.sdk.discovery.watch_table import CHANGE, FIRST, RESYNC, WatchTable
 
 
@@ -131,3 +132,34 @@ def test_feed_filter_names_each_service_and_keeps_failing_node_checks() -> None:
     assert text == (
         '(ServiceName == "" and Status != "passing") or ServiceName matches "^(a\\\\.b|b\\\\-1|we\\"ird)$"'
     )
+
+
+async def test_feed_answers_queue_changed_services_and_re_read_new_ones_at_low_priority() -> None:
+    table = WatchTable(max_services=10, idle_ttl=60)
+    feed = ChangeFeed(
+        AgentHTTP("http://127.0.0.1:1", max_connections=1),
+        table,
+        ConsulSettings(),
+        ConsulStats(),
+        lambda *a: None,
+    )
+    a, b = table.use("a")[0], table.use("b")[0]
+    a.read_index = b.read_index = 7
+    feed.on_answer(10, [check("a"), check("b")], scope=frozenset({"a", "b"}), recovered=False)
+    assert {(await table.next_read()).service for _ in range(2)} == {"a", "b"}  # first answer: re-read
+    for entry in (a, b):
+        table.done_reading(entry)
+
+    c = table.use("c")[0]
+    c.read_index = 9
+    feed.on_answer(
+        11, [check("a", "critical"), check("b"), check("c")], scope=frozenset("abc"), recovered=False
+    )
+    first = await table.next_read()
+    assert (first.service, first.reading_as) == ("a", CHANGE)  # a changed; b did not
+    table.done_reading(first)
+    second = await table.next_read()
+    assert (second.service, second.reading_as) == ("c", RESYNC)  # c: new to the filter, checked once
+    assert table.pending == 0
+    assert feed.stats.feed_answers == 2
+    assert feed.stats.feed_checks == 3
