@@ -15,7 +15,12 @@ from typing import Any
 import consul
 import consul.aio
 
-__all__ = ["consul_client"]
+__all__ = ["REGISTRATION_CONNECTIONS", "consul_client"]
+
+REGISTRATION_CONNECTIONS = 2
+"""Connections a registration client may hold to its agent (py-consul's default is 100):
+its requests are few and background, so queueing them costs nothing and keeps a process's
+total to the agent bounded (discovery's ``max_reads + 1`` plus this)."""
 
 
 class _CountingHTTPClient(consul.aio.HTTPClient):  # type: ignore[misc]
@@ -47,6 +52,7 @@ class _CountingConsul(consul.aio.Consul):  # type: ignore[misc]
             verify=verify,
             cert=cert,
             connections_timeout=self.connections_timeout,
+            connections_limit=REGISTRATION_CONNECTIONS,
             on_request=self._on_request,
         )
 

@@ -98,8 +98,9 @@ class ChangeFeed:
                 self._index = None  # the digests stay: the next answer is compared with the last
                 await asyncio.sleep(backoff_delay(failures, cap=s.backoff_cap))
                 continue
-            if answer is None:
-                continue  # the watched set outgrew the filter: re-issued at once
+            if answer is None:  # the watched set outgrew the filter: re-issue at once, once the
+                await asyncio.sleep(0.01)  # cancelled query's socket is closed (bound on connections)
+                continue
             if failures:
                 log.info("consul reachable again; re-reading the services marked stale")
             self._report(None, False, "the change feed")
