@@ -4,7 +4,7 @@
 # every process that resolves through this agent (sidecar, gateway, an app in direct
 # mode) holds at most max_reads + 1 = 4 HTTP connections to it (one blocking query on
 # /v1/health/state/any, the change feed, plus up to 3 short reads), and the sidecar's
-# registration client 1 more, whatever the number of services it watches.
+# registration client at most 2 more, whatever the number of services it watches.
 data_dir = "/var/lib/consul"
 client_addr = "127.0.0.1"
 bind_addr = "{{ GetPrivateIP }}"
@@ -16,8 +16,8 @@ ports {
 
 limits {
   # Counted per client IP, and every local process connects from 127.0.0.1: this is a
-  # budget for the whole host. 5 per sidecar -> room for ~80 sidecars plus operators'
-  # tools on one host (Consul's default, 200, fits ~35). Past it the agent answers 429
+  # budget for the whole host. 6 per sidecar -> room for ~80 sidecars plus operators'
+  # tools on one host (Consul's default, 200, fits ~30). Past it the agent answers 429
   # to every local client alike, deregistrations included: size it, do not disable it.
   http_max_conns_per_client = 512
   # rpc_rate / rpc_max_burst would cap the RPCs this agent sends to the servers (default:
