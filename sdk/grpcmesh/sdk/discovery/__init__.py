@@ -14,7 +14,10 @@ and :class:`Endpoint`; which registry answers is chosen once at the edge, by
                                    file is an empty registry until it appears)
 =================================  ==========================================
 
-Consul URLs may carry ``?dc=…&tag=…&wait=…&token=…`` query parameters.
+Consul URLs may carry query parameters naming any :class:`ConsulSettings` field
+(``?dc=…&tag=…&wait=…&token=…&max_reads=…&max_services=…&idle_ttl=…&resync=…``);
+an unknown one is an error. One resolver serves the sidecar, the SDK's direct
+mode and the gateway (all three build theirs here), so all three scale alike.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import urllib.parse
 
 from grpcmesh.sdk.discovery.base import Endpoint, Resolution, ResolveError, Resolver, require_endpoints
 from grpcmesh.sdk.discovery.consul import ConsulResolver
+from grpcmesh.sdk.discovery.consul_settings import ConsulSettings
 from grpcmesh.sdk.discovery.memory import MemoryResolver
 from grpcmesh.sdk.discovery.static import RegistryFileError, StaticResolver
 
 __all__ = [
     "DEFAULT_REGISTRY_FILE",
     "ConsulResolver",
+    "ConsulSettings",
     "Endpoint",
     "MemoryResolver",
     "RegistryFileError",
@@ -56,15 +61,9 @@ def resolver_from_url(url: str | None) -> Resolver:
     if parts.scheme in ("consul", "http", "https"):
         if not parts.netloc:
             raise ValueError(f"registry URL {url!r}: missing host:port")
-        query = dict(urllib.parse.parse_qsl(parts.query))
         scheme = "http" if parts.scheme == "consul" else parts.scheme
-        return ConsulResolver(
-            f"{scheme}://{parts.netloc}",
-            datacenter=query.get("dc"),
-            tag=query.get("tag"),
-            wait=query.get("wait", "30s"),
-            token=query.get("token"),
-        )
+        settings = ConsulSettings.from_query(dict(urllib.parse.parse_qsl(parts.query)))
+        return ConsulResolver(f"{scheme}://{parts.netloc}", settings)
     if parts.scheme == "file":
         return StaticResolver(urllib.parse.unquote(parts.path))
     if parts.scheme and len(parts.scheme) > 1:  # one letter: a Windows drive, i.e. a path

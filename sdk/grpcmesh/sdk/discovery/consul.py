@@ -1,270 +1,228 @@
-"""Consul resolver: passing instances of a service, kept current by blocking queries.
+"""Consul resolver: a bounded number of connections to the agent, whatever the number of services.
 
-Why it is built this way:
+How it works, and why:
 
-* **No lookup per call.** The first ``resolve(service)`` starts one background
-  task for that service, shared by every caller and watcher; it long-polls
-  ``/v1/health/service/<name>?passing=1&index=N&wait=30s`` and publishes a new
-  :class:`Resolution` when Consul's answer changes. ``resolve`` then only reads
-  that snapshot. ``stats.http_requests`` counts every HTTP request the resolver
-  makes, so tests (and the admin page) can prove it.
-* **py-consul's asyncio client** (``consul.aio``, over aiohttp) rather than the
-  blocking client in a thread: a blocking query holds its request for up to
-  ``wait``; a thread could not be cancelled, so ``close()`` would hang (or leak
-  a thread) for that long. aiohttp requests are cancelled at once. The client
-  is created lazily inside the running loop because aiohttp sessions belong to
-  one loop.
-* **Outage = stale, not failure.** On any Consul error the last endpoints stay
-  in place, marked ``stale`` (``age`` = seconds since Consul last answered);
-  the task retries with exponential backoff and jitter, restarting with a
-  non-blocking query (index reset), which also covers a Consul restart where
-  the raft index starts again from a lower number.
-* A service's task lives as long as the resolver (services a process talks
-  to are few and long-lived); ``close()`` cancels them all and ends watchers.
-* Endpoint ``id`` is the Consul service id, ``meta`` the service meta,
-  ``weight`` the service's ``Weights.Passing``; the address falls back to the
-  node address when the service registered none.
+* **One change feed** (:mod:`~grpcmesh.sdk.discovery.consul_feed`). A single
+  blocking query on ``/v1/health/state/any`` (held up to ``wait``) returns the
+  checks when any check changes; each watched service's digest is compared
+  with the previous answer's, and only services whose digest changed are
+  re-read. While few services are watched the query names them in a
+  server-side filter, so its answers are the size of what is watched. One held
+  connection serves 10 or 10,000 watched services; the old design held one
+  connection per service, starved past py-consul's 100 and hit Consul's
+  ``http_max_conns_per_client`` (429 to the whole host) at 200.
+* **Targeted reads**, ``/v1/health/service/<name>?passing``, run on at most
+  ``max_reads`` connections, taken from a priority queue
+  (:class:`~grpcmesh.sdk.discovery.watch_table.WatchTable`): a never-seen
+  service's first read goes ahead of change reads and the background resync,
+  so a first call costs about one agent round trip. Connections to the agent
+  are therefore at most ``max_reads + 1`` (:attr:`ConsulSettings.max_connections`).
+* **No lookup per call.** ``resolve`` reads the service's cached snapshot;
+  only its first ``resolve`` waits (bounded) for the first read.
+* **Bounded memory.** A service nobody watches and nobody resolved for
+  ``idle_ttl`` is forgotten; past ``max_services`` the least recently used goes.
+* **Outage = stale, not failure.** On an agent error the last endpoints stay,
+  marked ``stale``; the feed retries with backoff and jitter and, once back,
+  re-reads the services left stale and those whose digest moved meanwhile.
+* **The feed is a ``?stale`` read by default** (``stale_feed``): any server
+  answers it, so thousands of processes' feeds spread over the servers
+  instead of all sitting on the leader. The targeted reads stay consistent
+  (leader), so a change the feed reports is never read back older.
+* What the feed cannot see (an instance re-registered in place with a new
+  address, or a service without any check) is caught by a low-priority re-read
+  of every watched service each ``resync_interval``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import random
+import time
 import urllib.parse
-import warnings
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import AsyncIterator
 from typing import Any
 
-import consul
-import consul.aio
-
-from grpcmesh.sdk.discovery.base import Endpoint, Resolution
-from grpcmesh.sdk.discovery.published import Published
+from grpcmesh.sdk.discovery.base import Resolution
+from grpcmesh.sdk.discovery.consul_client import consul_client
+from grpcmesh.sdk.discovery.consul_feed import ChangeFeed
+from grpcmesh.sdk.discovery.consul_http import AgentError, AgentHTTP
+from grpcmesh.sdk.discovery.consul_settings import ConsulSettings
+from grpcmesh.sdk.discovery.consul_state import ConsulStats, backoff_delay, endpoints_from_health
+from grpcmesh.sdk.discovery.watch_table import CHANGE, FIRST, RESYNC, WatchEntry, WatchTable
 from grpcmesh.sdk.waiting import cancel_and_wait, wait_set
 
-__all__ = ["ConsulResolver", "ConsulStats", "backoff_delay", "consul_client", "endpoints_from_health"]
+__all__ = [
+    "ConsulResolver",
+    "ConsulSettings",
+    "ConsulStats",
+    "backoff_delay",
+    "consul_client",
+    "endpoints_from_health",
+]
 
 log = logging.getLogger("grpcmesh.discovery.consul")
-
-
-@dataclass
-class ConsulStats:
-    """Counters of one resolver (mutable on purpose: the refresher updates them)."""
-
-    http_requests: int = 0
-    errors: int = 0
-    changes: int = 0
-
-
-class _CountingHTTPClient(consul.aio.HTTPClient):  # type: ignore[misc]
-    """py-consul's aiohttp transport, counting each request it sends."""
-
-    def __init__(self, *args: Any, on_request: Callable[[], None], **kwargs: Any) -> None:
-        with warnings.catch_warnings():  # py-consul passes aiohttp's deprecated ssl kwargs
-            warnings.simplefilter("ignore", DeprecationWarning)
-            super().__init__(*args, **kwargs)
-        self._on_request = on_request
-
-    async def _request(self, *args: Any, **kwargs: Any) -> Any:
-        self._on_request()
-        return await super()._request(*args, **kwargs)
-
-
-class _CountingConsul(consul.aio.Consul):  # type: ignore[misc]
-    def __init__(self, *args: Any, on_request: Callable[[], None], **kwargs: Any) -> None:
-        self._on_request = on_request
-        super().__init__(*args, **kwargs)
-
-    def http_connect(
-        self, host: str, port: int, scheme: str, verify: bool | str = True, cert: Any = None
-    ) -> Any:
-        return _CountingHTTPClient(
-            host,
-            port,
-            scheme,
-            verify=verify,
-            cert=cert,
-            connections_timeout=self.connections_timeout,
-            on_request=self._on_request,
-        )
-
-
-def consul_client(
-    url: str,
-    *,
-    token: str | None = None,
-    datacenter: str | None = None,
-    timeout: float = 10.0,
-    on_request: Callable[[], None] = lambda: None,
-) -> Any:
-    """A py-consul asyncio client for ``http(s)://host:port``; call inside the running loop."""
-    parts = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")
-    scheme = "https" if parts.scheme == "https" else "http"
-    return _CountingConsul(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 8500,
-        scheme=scheme,
-        token=token,
-        dc=datacenter,
-        verify=scheme == "https",
-        connections_timeout=timeout,
-        on_request=on_request,
-    )
-
-
-def backoff_delay(
-    attempt: int, *, base: float = 0.1, cap: float = 5.0, rng: Callable[[], float] = random.random
-) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, never above ``cap``.
-
-    The fixed half keeps a flapping registry from being hammered in a tight
-    loop; the random half spreads the retries of many sidecars apart.
-    """
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return ceiling / 2 + rng() * ceiling / 2
-
-
-def _parse_wait(wait: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if wait.endswith(suffix):
-            return float(wait[: -len(suffix)]) * units[suffix]
-    return float(wait)
-
-
-def endpoints_from_health(entries: list[dict[str, Any]] | None) -> tuple[Endpoint, ...]:
-    """Endpoints from a ``/v1/health/service`` answer, sorted by service id."""
-    endpoints = []
-    for entry in entries or ():
-        svc = entry.get("Service") or {}
-        node = entry.get("Node") or {}
-        weights = svc.get("Weights") or {}
-        endpoints.append(
-            Endpoint(
-                address=svc.get("Address") or node.get("Address") or "",
-                port=int(svc.get("Port") or 0),
-                tags=tuple(svc.get("Tags") or ()),
-                meta=MappingProxyType(dict(svc.get("Meta") or {})),
-                weight=int(weights.get("Passing", 1)),
-                id=str(svc.get("ID") or ""),
-            )
-        )
-    return tuple(sorted(endpoints, key=lambda ep: (ep.id, ep.address, ep.port)))
 
 
 class ConsulResolver:
     """:class:`~grpcmesh.sdk.discovery.Resolver` backed by a Consul agent."""
 
     def __init__(
-        self,
-        url: str = "http://127.0.0.1:8500",
-        *,
-        datacenter: str | None = None,
-        tag: str | None = None,
-        wait: str = "30s",
-        token: str | None = None,
-        first_answer_timeout: float = 5.0,
-        backoff_cap: float = 5.0,
+        self, url: str = "http://127.0.0.1:8500", settings: ConsulSettings | None = None, **overrides: Any
     ) -> None:
         self.url = url
-        self.datacenter = datacenter
-        self.tag = tag
-        self.wait = wait
-        self.token = token
-        self.first_answer_timeout = first_answer_timeout
-        self.backoff_cap = backoff_cap
+        self.settings = dataclasses.replace(settings or ConsulSettings(), **overrides)
         self.stats = ConsulStats()
         self.last_error: str | None = None
-        self._client: Any = None
-        self._services: dict[str, Published] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._http: AgentHTTP | None = None
+        self._table: WatchTable | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # service -> pending retry of its read
+        self._feed: ChangeFeed | None = None
         self._closed = False
+
+    @property
+    def datacenter(self) -> str | None:
+        return self.settings.datacenter
+
+    @property
+    def tag(self) -> str | None:
+        return self.settings.tag
+
+    @property
+    def wait(self) -> str:
+        return self.settings.wait
+
+    @property
+    def watched(self) -> int:
+        """Number of services currently watched."""
+        return len(self._table) if self._table is not None else 0
+
+    @property
+    def pending_reads(self) -> int:
+        """Targeted reads waiting for a free connection."""
+        return self._table.pending if self._table is not None else 0
+
+    @property
+    def evictions(self) -> int:
+        return self._table.evictions if self._table is not None else 0
 
     def _count_request(self) -> None:
         self.stats.http_requests += 1
 
-    def _published(self, service: str) -> Published:
+    def _start(self) -> WatchTable:
+        """Creates the client and the tasks on first use, inside the running loop."""
         if self._closed:
             raise RuntimeError("ConsulResolver is closed")
-        pub = self._services.get(service)
-        if pub is None:
-            if self._client is None:
-                # Consul holds a blocking query up to wait + wait/16; leave room before giving up.
-                timeout = _parse_wait(self.wait) * 1.1 + 5.0
-                self._client = consul_client(
-                    self.url,
-                    token=self.token,
-                    datacenter=self.datacenter,
-                    timeout=timeout,
-                    on_request=self._count_request,
-                )
-            pub = self._services[service] = Published(service)
-            self._tasks[service] = asyncio.create_task(self._refresh(pub), name=f"consul-watch:{service}")
-        return pub
+        if self._table is None:
+            s = self.settings
+            self._table = WatchTable(max_services=s.max_services, idle_ttl=s.idle_ttl)
+            self._http = AgentHTTP(
+                self.url, max_connections=s.max_connections, token=s.token, on_request=self._count_request
+            )
+            self._feed = ChangeFeed(self._http, self._table, s, self.stats, self._failed)
+            self._tasks = [asyncio.create_task(self._feed.run(), name="consul-feed")]
+            readers = [asyncio.create_task(self._reader(), name="consul-read") for _ in range(s.max_reads)]
+            self._tasks += readers
+            upkeep = self._table.upkeep(s.resync_interval)
+            self._tasks.append(asyncio.create_task(upkeep, name="consul-upkeep"))
+        return self._table
+
+    def _use(self, service: str) -> WatchEntry:
+        table = self._start()
+        entry, created = table.use(service)
+        if created:
+            table.schedule(entry, FIRST)
+            assert self._feed is not None
+            self._feed.watching(service)
+        return entry
 
     async def resolve(self, service: str) -> Resolution:
         """The cached snapshot; waits (bounded) only for a service's very first answer."""
-        pub = self._published(service)
-        if not pub.ready.is_set():
-            await wait_set(pub.ready, self.first_answer_timeout)
-        if not pub.ready.is_set():
+        entry = self._use(service)
+        if not entry.pub.ready.is_set():
+            await wait_set(entry.pub.ready, self.settings.first_answer_timeout)
+        if not entry.pub.ready.is_set():
             return Resolution(service, (), stale=True)
-        return pub.current
+        return entry.pub.current
 
     async def watch(self, service: str) -> AsyncIterator[Resolution]:
-        """The current snapshot, then one per change (endpoints or staleness)."""
-        async for resolution in self._published(service).changes():
-            yield resolution
+        """The current snapshot, then one per change (endpoints or staleness).
 
-    async def _query(self, service: str, index: str | None) -> tuple[str | None, Any]:
-        result: tuple[str | None, Any] = await self._client.health.service(
-            service, index=index, wait=self.wait, passing=True, tag=self.tag, dc=self.datacenter
-        )
-        return result
+        A watched service is never expired for idleness; past ``max_services``
+        it may still be dropped, which ends this iterator.
+        """
+        entry = self._use(service)
+        entry.watchers += 1
+        try:
+            async for resolution in entry.pub.changes():
+                yield resolution
+        finally:
+            entry.watchers -= 1
+            entry.last_used = time.monotonic()
 
-    async def _refresh(self, pub: Published) -> None:
-        index: str | None = None
-        failures = 0
-        while not self._closed:
+    # -- targeted reads ------------------------------------------------------------
+    async def _reader(self) -> None:
+        assert self._table is not None
+        while True:
+            entry = await self._table.next_read()
             try:
-                new_index, entries = await self._query(pub.service, index)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # any transport or API error: serve stale, back off
-                failures += 1
-                self.stats.errors += 1
-                self.last_error = f"{type(err).__name__}: {err}"
-                if pub.mark_stale() or failures == 1:
-                    log.warning(
-                        "consul query for %s failed (%s); serving last known endpoints",
-                        pub.service,
-                        self.last_error,
-                        extra={"service": pub.service, "consul": self.url},
-                    )
-                index = None  # the agent may have restarted with a lower raft index
-                await asyncio.sleep(backoff_delay(failures, cap=self.backoff_cap))
-                continue
-            if failures:
-                log.info("consul reachable again for %s", pub.service, extra={"service": pub.service})
-            failures = 0
+                await self._read(entry)
+            finally:
+                self._table.done_reading(entry)
+
+    async def _read(self, entry: WatchEntry) -> None:
+        """Reads one service. First and change reads are consistent (leader): the feed said
+        it changed, so an older answer would be wrong until the next change. A resync read
+        may come from any server (``?stale``) and is dropped if older than what we have."""
+        assert self._http is not None
+        s = self.settings
+        resync = entry.reading_as == RESYNC
+        path = "/v1/health/service/" + urllib.parse.quote(entry.service, safe="")
+        params = {"passing": "1", "tag": s.tag, "dc": s.datacenter, "stale": "" if resync else None}
+        self.stats.reads += 1
+        try:
+            index, answer = await self._http.get(path, params, seconds=s.read_timeout)
+        except AgentError as err:
+            entry.failures += 1
+            self._failed(err, entry.pub.mark_stale() or entry.failures == 1, entry.service)
+            self._retries[entry.service] = asyncio.get_running_loop().call_later(
+                backoff_delay(entry.failures, cap=s.backoff_cap), self._retry, entry
+            )
+            return
+        entry.failures = 0
+        self.last_error = None
+        if resync and index is not None and entry.read_index is not None and index < entry.read_index:
+            return  # a server behind the one that answered last time
+        entry.read_index = index
+        if entry.pub.publish(endpoints_from_health(answer)):
+            self.stats.changes += 1
+
+    def _retry(self, entry: WatchEntry) -> None:
+        self._retries.pop(entry.service, None)
+        if self._table is not None and not self._closed:
+            self._table.schedule(entry, CHANGE)
+
+    def _failed(self, err: AgentError | None, loud: bool, what: str) -> None:
+        if err is None:
             self.last_error = None
-            if pub.publish(endpoints_from_health(entries)):
-                self.stats.changes += 1
-            # Index must grow; if it went backwards (or is missing) start over with a plain query.
-            index = new_index if new_index and (index is None or int(new_index) >= int(index)) else None
+            return
+        self.stats.errors += 1
+        self.last_error = str(err)
+        if loud:
+            log.warning("consul query for %s failed (%s); serving last known endpoints", what, err)
 
     async def close(self) -> None:
-        """Cancels every watch task and closes the HTTP session; watchers end."""
+        """Cancels the feed and the readers, ends watchers and closes the connections."""
         self._closed = True
-        await cancel_and_wait(*self._tasks.values())
-        for pub in self._services.values():
-            pub.close()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for handle in self._retries.values():
+            handle.cancel()
+        await cancel_and_wait(*self._tasks)
+        if self._table is not None:
+            self._table.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def __aenter__(self) -> ConsulResolver:
         return self
