@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterable, Sequence
@@ -94,6 +95,8 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def main(argv: Sequence[str] | None = None, eps: Iterable[EntryPoint] | None = None) -> int:
     parser = build_parser(eps)
     args = _parse(parser, argv)
+    if not args.verbose:  # grpc's C core would print its own line before ours on a failed bind
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -115,6 +118,6 @@ def describe(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, ModuleNotFoundError) and err.name:
         return f"cannot import {err.name!r}: no such module (check the name and PYTHONPATH)"
-    if isinstance(err, CommandError | ValueError):
+    if isinstance(err, CommandError | ValueError) or (isinstance(err, OSError) and err.errno is None):
         return text
     return f"{type(err).__name__}: {text}"

@@ -105,9 +105,13 @@ class Server:
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        self.port = self._server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        where = f"{self._host}:{self._requested_port}"
+        try:
+            self.port = self._server.add_insecure_port(where)
+        except RuntimeError:  # grpc's way of saying the bind failed: an OSError, as for any socket
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind {self._host}:{self._requested_port}")
+            raise OSError(f"cannot listen on {where}: address already in use or not available here")
         await self._server.start()
         for svc in ["", *self.service_names]:
             await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)

@@ -132,4 +132,5 @@ def test_a_bad_database_argument_is_a_usage_error(
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert f"usage: grpcmesh {argv[0]}" in err
-    assert "argument --db" in err and problem in err
+    assert "argument --db" in err
+    assert problem in err
