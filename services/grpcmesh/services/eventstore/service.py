@@ -55,6 +55,7 @@ T = TypeVar("T")
 
 DOMAIN = "eventstore.grpcmesh"
 _PAGE = 256  # rows fetched per storage read while streaming a response
+_MAX_STORED = 2**63 - 1  # largest revision / position the storage adapters can hold
 
 
 async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
@@ -113,7 +114,8 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         await _checked(context, lambda: validate_stream_id(request.stream_id))
         backwards = request.direction == pb.DIRECTION_BACKWARDS
         remaining = read_count(request.max_count, self.limits)
-        cursor = request.from_revision if request.HasField("from_revision") else None
+        # uint64 on the wire, signed 64-bit in storage: nothing can exist beyond that
+        cursor = min(request.from_revision, _MAX_STORED) if request.HasField("from_revision") else None
         sent = 0
         while remaining > 0:
             page = await self.storage.read_stream(
@@ -160,7 +162,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     async def ReadAll(
         self, request: pb.ReadAllRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.RecordedEvent]:
-        after = max(request.from_position, 1) - 1
+        after = min(max(request.from_position, 1) - 1, _MAX_STORED)
         remaining = read_count(request.max_count, self.limits)
         while remaining > 0:
             page = await self.storage.read_all(after, min(remaining, _PAGE))
@@ -178,7 +180,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         guard = _WriteGuard()
         sub = Subscription(
             self.storage,
-            request.after_position,
+            min(request.after_position, _MAX_STORED),
             stream_prefixes=list(request.stream_prefixes),
             event_types=list(request.event_types),
             config=self.subscriptions,

@@ -27,7 +27,7 @@ __all__ = ["openapi_document"]
 FD = descriptor.FieldDescriptor
 _REF = "#/components/schemas/"
 _INT64 = {"type": ["string", "integer"], "pattern": r"^-?[0-9]{1,18}$"}
-_UINT64 = {"type": ["string", "integer"], "pattern": r"^[0-9]{1,19}$", "minimum": 0}
+_UINT64 = {"type": ["string", "integer"], "format": "uint64", "pattern": r"^[0-9]{1,19}$", "minimum": 0}
 _SPECIAL_FLOATS = {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}
 _SCALARS: dict[int, dict[str, Any]] = {
     FD.TYPE_INT32: {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1},
