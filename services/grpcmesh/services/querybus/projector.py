@@ -70,10 +70,10 @@ class Projector:
     def name(self) -> str:
         return self.projection.name
 
-    async def written(self, position: int, timeout: float) -> bool:
+    async def written(self, position: int, budget: float) -> bool:
         """Whether the event store holds an event at ``position`` (True when it cannot tell)."""
         try:
-            call = self._stub.ReadAll(es.ReadAllRequest(from_position=position, max_count=1), timeout=timeout)
+            call = self._stub.ReadAll(es.ReadAllRequest(from_position=position, max_count=1), timeout=budget)
             async for _event in call:
                 return True
         except MeshError:
