@@ -95,6 +95,8 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def main(argv: Sequence[str] | None = None, eps: Iterable[EntryPoint] | None = None) -> int:
     parser = build_parser(eps)
     args = _parse(parser, argv)
+    if os.getcwd() not in sys.path:  # --app / --definitions modules of the project at hand, as with -m;
+        sys.path.append(os.getcwd())  # last, so a local file never shadows an installed package
     if not args.verbose:  # grpc's C core would print its own line before ours on a failed bind
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     logging.basicConfig(
