@@ -105,13 +105,13 @@ class Server:
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        where = f"{self._host}:{self._requested_port}"
+        address = f"{self._host}:{self._requested_port}"
         try:
-            self.port = self._server.add_insecure_port(where)
+            self.port = self._server.add_insecure_port(address)
         except RuntimeError:  # grpc's way of saying the bind failed: an OSError, as for any socket
             self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {where}: address already in use or not available here")
+            raise OSError(f"cannot listen on {address}: address already in use or not available here")
         await self._server.start()
         for svc in ["", *self.service_names]:
             await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)
