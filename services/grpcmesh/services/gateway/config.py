@@ -169,7 +169,8 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
         config = _parse(data, base)
     except (TypeError, ValueError) as err:
         text = str(err)
-        raise ValueError(text if text.startswith("gateway config") else f"gateway config: {text}") from None
+        text = text if text.startswith("gateway config") else f"gateway config: {text}"
+        raise ValueError(f"{text} (in {os.fspath(path)})" if path is not None else text) from None
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if config.timeout <= 0 or config.max_timeout < config.timeout:
         raise ValueError("gateway config: need 0 < timeout <= max_timeout")
