@@ -115,3 +115,17 @@ def test_allow_empty_registry_starts_anyway(tmp_path: Path) -> None:
         assert "registry missing.toml: no such file; starting with an empty registry" in proc.output()
     finally:
         procs.stop_all()
+
+
+def test_otlp_without_its_extra_is_one_line(tmp_path: Path) -> None:
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - the extra is installed here
+        pytest.skip("the otlp extra is installed")
+    argv = ["sidecar", "--service", "s", "--app", "127.0.0.1:1", "--trace-exporter", "otlp"]
+    line = failed(grpcmesh(*argv, cwd=tmp_path), "sidecar")
+    assert line.endswith(
+        "tracing.exporter: 'otlp' needs the extra: pip install 'grpcmesh[otlp]' (from flag --trace-exporter)"
+    )
