@@ -134,3 +134,12 @@ def test_a_bad_database_argument_is_a_usage_error(
     assert f"usage: grpcmesh {argv[0]}" in err
     assert "argument --db" in err
     assert problem in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["gateway", "--config", "gw.toml", "openapi"], ["gateway", "openapi", "--config", "gw.toml"]]
+)
+def test_gateway_openapi_takes_the_config_either_side(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert args.config == "gw.toml"
+    assert args.func.__name__ == "_openapi"

@@ -14,8 +14,8 @@ from grpcmesh.cli.service_args import ALLOW_EMPTY_HELP
 __all__ = ["add_parser"]
 
 
-def _config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="gateway TOML file (routes, auth, limits, cache)")
+def _config_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--config", default=default, help="gateway TOML file (routes, auth, limits, cache)")
 
 
 def add_parser(sub: Any) -> None:
@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=_run)
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=False)
     openapi = verbs.add_parser("openapi", help="print the gateway's OpenAPI 3.1 document (JSON)")
-    _config_arguments(openapi)
+    _config_arguments(openapi, argparse.SUPPRESS)  # `gateway --config X openapi` keeps X
     openapi.set_defaults(func=_openapi)
 
 
