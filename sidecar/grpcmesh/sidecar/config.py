@@ -36,12 +36,12 @@ from typing import Any
 import grpc
 
 from grpcmesh.sdk.cluster import ClusterConfig
+from grpcmesh.sdk.config_sources import CFG_PREFIX, env_layer, locate, toml_origins
 from grpcmesh.sdk.discovery import DEFAULT_REGISTRY_FILE, registry_file
 from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodInfo
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
 from grpcmesh.sdk.tracing import EXPORTERS
-from grpcmesh.sidecar.config_sources import CFG_PREFIX, env_layer, locate, toml_origins
 
 __all__ = [
     "ConfigError",

@@ -67,7 +67,7 @@ def test_a_bad_app_module_is_one_line(tmp_path: Path) -> None:
 def test_a_bad_gateway_number_names_its_key(tmp_path: Path) -> None:
     (tmp_path / "gw.toml").write_text("[cache]\nttl = 'ten'\n")
     line = failed(grpcmesh("gateway", "--config", "gw.toml", cwd=tmp_path), "gateway")
-    assert line == "grpcmesh gateway: gateway config [cache] ttl: expected a number, got 'ten' (in gw.toml)"
+    assert line == "grpcmesh gateway: gateway config [cache] ttl: expected a number, got 'ten' (in gw.toml:2)"
 
 
 def test_a_bad_env_override_names_the_variable(tmp_path: Path) -> None:

@@ -9,12 +9,14 @@ never live in the file: the HS256 secret is read from the environment variable
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grpcmesh.sdk.config_sources import toml_origins
 from grpcmesh.sdk.direct import Discovery
 from grpcmesh.services.gateway.auth import AuthConfig
 from grpcmesh.services.gateway.ratelimit import Limit
@@ -159,18 +161,19 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
     """The config in ``path`` (``None``: defaults) with CLI ``overrides`` (non-None values) on top."""
     data: dict[str, Any] = {}
     base = Path.cwd()
+    text = ""
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            data = tomllib.loads(text)
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise ValueError(f"gateway config {os.fspath(path)!r}: {err}") from None
         base = Path(path).resolve().parent
     try:
         config = _parse(data, base)
     except (TypeError, ValueError) as err:
-        text = str(err)
-        text = text if text.startswith("gateway config") else f"gateway config: {text}"
-        raise ValueError(f"{text} (in {os.fspath(path)})" if path is not None else text) from None
+        message = str(err) if str(err).startswith("gateway config") else f"gateway config: {err}"
+        raise ValueError(_located(message, path, text)) from None
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if config.timeout <= 0 or config.max_timeout < config.timeout:
         raise ValueError("gateway config: need 0 < timeout <= max_timeout")
@@ -178,6 +181,22 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
     if backend != "memory" and not backend.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"gateway config [rate_limit] backend: 'memory' or a redis:// URL, got {backend!r}")
     return config
+
+
+_WHERE = re.compile(r"^gateway config (?:\[([^\]]+)\] ?)?([\w.]*):")
+
+
+def _located(message: str, path: str | os.PathLike[str] | None, text: str) -> str:
+    """``message`` plus ``(in FILE:LINE)`` of the key it names (``(in FILE)`` when not found)."""
+    if path is None:
+        return message
+    where = _WHERE.match(message)
+    section, key = (where.group(1) or "", where.group(2)) if where else ("", "")
+    unknown = re.search(r"unknown key '([^']+)'", message)
+    key = unknown.group(1) if unknown else key
+    dotted = ".".join(p for p in (section.replace('"', ""), key) if p)
+    origins = toml_origins(os.fspath(path), text)
+    return f"{message} (in {origins.get(dotted) or os.fspath(path)})"
 
 
 def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:

@@ -1,6 +1,6 @@
-"""Where each sidecar config value came from, so an error can say so.
+"""Where each config value came from (file:line, env var, flag), so an error can say so.
 
-Three layers feed :func:`grpcmesh.sidecar.config.load_config`: the TOML file, the
+Three layers feed a command's config (the sidecar's; the gateway reads the file layer): the TOML file, the
 environment and flags. Config overrides in the environment live under their own
 prefix, ``GRPCMESH_CFG__SECTION__KEY``, so they can never collide with the plain
 ``GRPCMESH_*`` settings every command shares (``GRPCMESH_REGISTRY``,
@@ -22,7 +22,7 @@ from typing import Any
 
 __all__ = ["CFG_PREFIX", "LEGACY_PREFIX", "Origins", "env_layer", "locate", "toml_origins"]
 
-log = logging.getLogger("grpcmesh.sidecar.config")
+log = logging.getLogger("grpcmesh.config")
 
 CFG_PREFIX = "GRPCMESH_CFG__"
 LEGACY_PREFIX = "GRPCMESH_"
