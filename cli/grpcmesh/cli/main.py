@@ -107,12 +107,21 @@ def main(argv: Sequence[str] | None = None, eps: Iterable[EntryPoint] | None = N
         result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except STARTUP_ERRORS as err:
+    except Exception as err:
+        if not _startup_error(err):
+            raise
         if args.verbose:
             traceback.print_exc()
         print(f"grpcmesh {args.command}: {describe(err)}", file=sys.stderr)
         return USAGE_ERROR
     return result
+
+
+def _startup_error(err: Exception) -> bool:
+    """A mistake in the input or environment (see STARTUP_ERRORS), or a database that will not open."""
+    import sqlite3
+
+    return isinstance(err, (*STARTUP_ERRORS, sqlite3.Error)) or type(err).__module__.startswith("psycopg")
 
 
 def describe(err: BaseException) -> str:
@@ -122,4 +131,6 @@ def describe(err: BaseException) -> str:
         return f"cannot import {err.name!r}: no such module (check the name and PYTHONPATH)"
     if isinstance(err, CommandError | ValueError) or (isinstance(err, OSError) and err.errno is None):
         return text
-    return f"{type(err).__name__}: {text}"
+    module = type(err).__module__
+    prefix = "" if module == "builtins" else f"{module.split('.')[0]}."
+    return f"{prefix}{type(err).__name__}: {text}"

@@ -129,3 +129,9 @@ def test_otlp_without_its_extra_is_one_line(tmp_path: Path) -> None:
     assert line.endswith(
         "tracing.exporter: 'otlp' needs the extra: pip install 'grpcmesh[otlp]' (from flag --trace-exporter)"
     )
+
+
+def test_a_database_that_will_not_open_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")  # a file where a directory should be
+    line = failed(grpcmesh("eventstore", "--db", "file/events.db", "--port", "0", cwd=tmp_path), "eventstore")
+    assert line.startswith("grpcmesh eventstore: ")
