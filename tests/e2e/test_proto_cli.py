@@ -78,14 +78,14 @@ def test_gen_reports_protoc_errors_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad/broken.proto").write_text('syntax = "proto3";\nmessage Broken { string x = ; }\n')
     run = _cli("proto", "gen", str(tmp_path / "bad"), "--out", str(tmp_path / "gen"))
-    assert run.returncode == 1
+    assert run.returncode == 2  # a usage error, as for every command
     assert "broken.proto:2" in run.stderr
     assert "Traceback" not in run.stderr
 
 
 def test_gen_missing_dir(tmp_path: Path) -> None:
     run = _cli("proto", "gen", str(tmp_path / "nope"), "--out", str(tmp_path / "gen"))
-    assert run.returncode == 1
+    assert run.returncode == 2  # a usage error, as for every command
     assert "no such directory" in run.stderr
     assert "Traceback" not in run.stderr
 

@@ -120,12 +120,15 @@ class Server:
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         address = f"{self._host}:{self._requested_port}"
-        if self._credentials is not None:
-            self.port = self._server.add_secure_port(address, self._credentials)
-        else:
-            self.port = self._server.add_insecure_port(address)
+        try:
+            if self._credentials is not None:
+                self.port = self._server.add_secure_port(address, self._credentials)
+            else:
+                self.port = self._server.add_insecure_port(address)
+        except RuntimeError:  # grpc's way of saying the bind failed: an OSError, as for any socket
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind {self._host}:{self._requested_port}")
+            raise OSError(f"cannot listen on {address}: address already in use or not available here")
         await self._server.start()
         for svc in ["", *self.service_names]:
             await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)

@@ -1,4 +1,4 @@
-"""Sidecar configuration: one TOML file, then GRPCMESH_* env, then flags → frozen dataclasses.
+"""Sidecar configuration: one TOML file, then GRPCMESH_CFG__* env, then flags → frozen dataclasses.
 
 Everything is validated up front, before any socket opens; a bad value raises
 :class:`ConfigError` naming the key (``cluster.retry.max_attempts: must be >= 1``),
@@ -26,6 +26,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import tomllib
@@ -37,6 +38,8 @@ from typing import Any
 import grpc
 
 from grpcmesh.sdk.cluster import ClusterConfig
+from grpcmesh.sdk.config_sources import CFG_PREFIX, env_layer, locate, toml_origins
+from grpcmesh.sdk.discovery import DEFAULT_REGISTRY_FILE, registry_file
 from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodInfo
 from grpcmesh.sdk.settings import ConfigError, build_dataclass
@@ -58,8 +61,13 @@ ENV_PREFIX = "GRPCMESH_"
 SECRET_KEYS = ("token", "password", "secret")
 # Query parameters whose values are credentials (``?token=``, ``?access_token=``, ``?api_key=``...).
 _SECRET_PARAMS = (*SECRET_KEYS, "key", "auth", "credential", "passwd", "pwd", "sig")
-# GRPCMESH_* variables that are not config keys: the file path, the span store default path.
-_NOT_CONFIG = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}TRACE_DB")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ class TracingConfig:
             raise ValueError("sample_ratio: must be within [0, 1]")
         if self.exporter not in EXPORTERS:
             raise ValueError(f"exporter: must be one of {', '.join(EXPORTERS)}")
+        if self.exporter == "otlp" and not _installed("opentelemetry.exporter.otlp.proto.grpc"):
+            raise ValueError("exporter: 'otlp' needs the extra: pip install 'grpcmesh[otlp]'")
 
 
 @dataclass(frozen=True)
@@ -202,20 +212,6 @@ def _special(cls: type[Any], key: str, value: Any, full: str) -> Any:
     return None
 
 
-def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
-    """GRPCMESH_MAX_CONCURRENCY=5 → max_concurrency; GRPCMESH_TRACING__SAMPLE_RATIO → tracing.sample_ratio."""
-    layer: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        node = layer
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    return layer
-
-
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in top.items():
@@ -230,25 +226,48 @@ def load_config(
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> SidecarConfig:
-    """Defaults < TOML file < GRPCMESH_* env < ``overrides`` (flags, nested dicts allowed)."""
+    """Defaults < TOML file < ``GRPCMESH_CFG__*`` env < ``overrides`` (flags, nested dicts allowed).
+
+    A bad value's error ends with where it came from (``flags`` maps dotted keys to the
+    flag that set them). With no discovery configured, the registry file is the one every
+    command uses: ``$GRPCMESH_DISCOVERY``, ``$GRPCMESH_REGISTRY``, ``./grpcmesh-registry.toml``.
+    """
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     path = path or env.get(f"{ENV_PREFIX}CONFIG")
     if path:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            data = tomllib.loads(text)
         except OSError as err:
             raise ConfigError(f"config: cannot read {path}: {err.strerror}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+        origins.update(toml_origins(str(path), text))
     data.pop("client", None)  # the SDK's own table in the shared file (ClientConfig.from_file)
-    data = _merge(data, _env_layer(env))
-    data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
-    for required in ("service", "app"):
-        if not data.get(required):
-            raise ConfigError(f"{required}: required (flag --{required}, env {ENV_PREFIX}{required.upper()})")
-    cfg: SidecarConfig = build_dataclass(SidecarConfig, data, special=_special)
+    names = [f.name for f in dataclasses.fields(SidecarConfig)]
+    env_data, env_origins = env_layer(env, names)
+    data = _merge(data, env_data)
+    origins.update(env_origins)
+    top = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data = _merge(data, top)
+    origins.update(_flag_origins(top, flags or {}))
+    _default_discovery(data, env, origins)
+    try:
+        unknown = sorted(set(data) - set(names))
+        if unknown:  # before "required": a typo'd key is reported as itself
+            raise ConfigError(f"{unknown[0]}: unknown key (valid: {', '.join(sorted(names))})")
+        for required in ("service", "app"):
+            if not data.get(required):
+                raise ConfigError(
+                    f"{required}: required (flag --{required}, env {CFG_PREFIX}{required.upper()})"
+                )
+        cfg: SidecarConfig = build_dataclass(SidecarConfig, data, special=_special)
+    except ConfigError as err:
+        raise ConfigError(locate(str(err), origins)) from None
     return cfg
 
 
@@ -268,6 +287,31 @@ def mask_url(url: str) -> str:
         secret = eq and any(s in name.lower() for s in _SECRET_PARAMS)
         params.append(f"{name}=***" if secret else pair)
     return f"{scheme}://{head}{qmark}{'&'.join(params)}{hash_}{fragment}"
+
+
+def _flag_origins(top: Mapping[str, Any], flags: Mapping[str, str], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in top.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping) and full not in flags:
+            out.update(_flag_origins(value, flags, f"{full}."))
+        else:
+            out[full] = f"flag {flags.get(full, '--' + full.replace('_', '-'))}"
+    return out
+
+
+def _default_discovery(data: dict[str, Any], env: Mapping[str, str], origins: dict[str, str]) -> None:
+    """No consul, registry file or inline endpoints given: the shared defaults (as the SDK's)."""
+    if data.get("consul") or data.get("endpoints_file") or data.get("endpoints"):
+        return
+    for name in (f"{ENV_PREFIX}DISCOVERY", f"{ENV_PREFIX}REGISTRY"):
+        url = env.get(name)
+        if url:
+            key = "endpoints_file" if registry_file(url) is not None else "consul"
+            data[key] = url
+            origins[key] = f"env {name}"
+            return
+    data["endpoints_file"] = DEFAULT_REGISTRY_FILE
 
 
 def masked(cfg: SidecarConfig) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import grpc
 import pytest
 from google.rpc import error_details_pb2
 
@@ -16,9 +17,9 @@ from grpcmesh.api.v1 import querybus_pb2 as qb
 from grpcmesh.sdk import (
     Aborted,
     AsyncMeshClient,
-    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    MeshError,
     NotFound,
 )
 from tests.integration.cqrs.conftest import Mesh, Stubs
@@ -204,9 +205,11 @@ async def test_stale_expected_revision_is_aborted(stubs: Stubs) -> None:
         await stubs.commands.Dispatch(command(add("b"), order_id, expected_revision=0))
 
 
-async def test_min_position_beyond_the_log_is_deadline_exceeded(stubs: Stubs) -> None:
+async def test_min_position_beyond_the_log_is_out_of_range_at_once(stubs: Stubs) -> None:
+    """No command returned a position the store never wrote: answer now instead of burning the deadline."""
     created = await create(stubs)
-    with pytest.raises(DeadlineExceeded, match="min_position"):
+    with pytest.raises(MeshError, match="beyond the event store's last position") as err:
         await stubs.queries.Query(
-            query(o.GetOrder(order_id=created.aggregate_id), created.position + 1000), timeout=0.5
+            query(o.GetOrder(order_id=created.aggregate_id), created.position + 1000), timeout=30
         )
+    assert err.value.code == grpc.StatusCode.OUT_OF_RANGE

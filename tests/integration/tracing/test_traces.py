@@ -117,7 +117,7 @@ async def test_store_cli_and_admin(procs: ProcessGroup, tmp_path: Path) -> None:
         assert server_line == client_line + 1
         assert "|  " + "  echo-sidecar" in lines[server_line]  # indented one level under the client span
     missing = grpcmesh("traces", "--db", db, "no-such-request")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert "no trace 'no-such-request'" in missing.stderr
     assert "Traceback" not in missing.stderr
 

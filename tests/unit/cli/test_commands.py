@@ -43,8 +43,8 @@ def test_a_package_adds_a_command_through_an_entry_point(capsys: pytest.CaptureF
     assert parser.parse_args(["eventstore", "--port", "0"]).port == 0  # built-ins still there
 
 
-def test_a_command_error_is_one_line_and_status_1(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["hello", "--name", ""], [PLUGIN]) == 1
+def test_a_command_error_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hello", "--name", ""], [PLUGIN]) == 2
     assert capsys.readouterr().err == "grpcmesh hello: --name: must not be empty\n"
 
 

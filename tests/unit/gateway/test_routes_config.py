@@ -219,7 +219,10 @@ def test_rs256_key_file_relative_to_the_config(tmp_path: Path) -> None:
     [
         ("rate_limit = 3\n", "[rate_limit]: must be a table"),
         ("routes = 1\n", "[routes]: must be a table"),
-        ("timeout = 'soon'\n", "gateway config: could not convert"),
+        ("timeout = 'soon'\n", "gateway config timeout: expected a number, got 'soon'"),
+        ("[cache]\nttl = 'ten'\n", "gateway config [cache] ttl: expected a number, got 'ten'"),
+        ("[rate_limit]\nburst = 2.5\n", "gateway config [rate_limit] burst: expected an integer, got 2.5"),
+        ('[routes."a.B.C"]\nrate = true\n', 'gateway config [routes."a.B.C"] rate: expected a number'),
     ],
 )
 def test_wrong_shapes_are_config_errors(tmp_path: Path, text: str, problem: str) -> None:

@@ -42,13 +42,13 @@ def test_rotation_bundle_holds_both_roots_until_finished(tmp_path: Path) -> None
 
 
 def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ca", "issue", "web", "--dir", str(tmp_path / "none")]) == 1
+    assert main(["ca", "issue", "web", "--dir", str(tmp_path / "none")]) == 2
     assert "no CA here" in capsys.readouterr().err
     assert main(["ca", "init", "--dir", str(tmp_path / "ca")]) == 0
-    assert main(["ca", "issue", "bad/name", "--dir", str(tmp_path / "ca")]) == 1
+    assert main(["ca", "issue", "bad/name", "--dir", str(tmp_path / "ca")]) == 2
     assert "service" in capsys.readouterr().err
     out = ["--out", str(tmp_path / "out")]
-    assert main(["ca", "issue", "web", "--hours", "0", "--dir", str(tmp_path / "ca"), *out]) == 1
+    assert main(["ca", "issue", "web", "--hours", "0", "--dir", str(tmp_path / "ca"), *out]) == 2
     assert "hours" in capsys.readouterr().err
     assert main(["ca", "inspect", "--dir", str(tmp_path / "ca")]) == 0
     assert "spiffe://grpcmesh.local" in capsys.readouterr().out

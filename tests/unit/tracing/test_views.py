@@ -83,7 +83,7 @@ def test_render_waterfall_text() -> None:
 
 
 def test_cli_missing_db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["traces", "--db", str(tmp_path / "none.db")]) == 1
+    assert main(["traces", "--db", str(tmp_path / "none.db")]) == 2
     err = capsys.readouterr().err
     assert "no span store at" in err
     assert "--trace-exporter store" in err
@@ -97,7 +97,7 @@ def test_cli_unknown_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     connect(db, create=True).close()
     assert main(["traces", "--db", str(db)]) == 0
     assert "no traces" in capsys.readouterr().out
-    assert main(["traces", "--db", str(db), "deadbeef"]) == 1
+    assert main(["traces", "--db", str(db), "deadbeef"]) == 2
     assert "no trace 'deadbeef'" in capsys.readouterr().err
 
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from grpcmesh.cli.service_args import add_listen_arguments
+from grpcmesh.cli.service_args import add_db_argument, add_listen_arguments
 
 __all__ = ["add_parser"]
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("eventstore", help="run the event store gRPC service (SQLite or PostgreSQL)")
-    p.add_argument(
-        "--db",
-        default="sqlite://eventstore.db",
-        help=(
-            "sqlite:///abs/path.db or sqlite://rel/path.db [?synchronous=full|normal], "
-            "or postgresql://user@host:port/db (default: sqlite://eventstore.db)"
-        ),
-    )
+    add_db_argument(p, "eventstore.db", "event log (sqlite URLs take ?synchronous=full|normal)")
     add_listen_arguments(p, 50061)
-    p.add_argument("--max-event-bytes", type=int, default=1024 * 1024, help="size limit of one event")
+    p.add_argument(
+        "--max-event-bytes", type=int, default=1024 * 1024, help="size limit of one event in bytes"
+    )
     p.add_argument("--max-batch", type=int, default=1000, help="most events in one append")
     p.add_argument(
         "--subscriber-buffer-bytes",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from grpcmesh.cli.service_args import add_service_arguments
+from grpcmesh.cli.service_args import add_db_argument, add_service_arguments
 
 __all__ = ["add_parser"]
 
@@ -13,7 +13,7 @@ __all__ = ["add_parser"]
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("querybus", help="run the query bus (projectors into SQLite read models + Query)")
     add_service_arguments(p, 50081, "projections() and query_handlers()")
-    p.add_argument("--db", default="readmodels.db", help="SQLite file of the read models and checkpoints")
+    add_db_argument(p, "readmodels.db", "read models and checkpoints", postgres=False)
     p.add_argument(
         "--max-wait", type=float, default=30.0, help="longest min_position wait without a deadline"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from grpcmesh.cli.service_args import add_listen_arguments
+from grpcmesh.cli.service_args import ALLOW_EMPTY_HELP, add_db_argument, add_listen_arguments
 
 __all__ = ["add_parser"]
 
@@ -17,11 +17,7 @@ def add_parser(sub: Any) -> None:
         required=True,
         help="module:attr naming a SagaDefinition, a list of them, or a function returning either",
     )
-    p.add_argument(
-        "--db",
-        default="sqlite://saga.db",
-        help="sqlite:///abs/path.db or sqlite://rel/path.db (default: saga.db)",
-    )
+    add_db_argument(p, "saga.db", "saga state")
     add_listen_arguments(p, 50091)
     p.add_argument(
         "--discovery",
@@ -29,14 +25,16 @@ def add_parser(sub: Any) -> None:
         help="call participants directly via this registry (file://registry.toml, consul://host:port); "
         "default: through the local sidecar",
     )
+    p.add_argument("--allow-empty-registry", action="store_true", help=ALLOW_EMPTY_HELP)
     p.add_argument("--sidecar", default=None, help="local sidecar address (default: $GRPCMESH_SIDECAR)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
-    import sys
 
+    from grpcmesh.cli.errors import CommandError
+    from grpcmesh.cli.registry_check import check_registry
     from grpcmesh.services.saga.definitions import load_definitions
     from grpcmesh.services.saga.main import SagaConfig, run
     from grpcmesh.services.saga.store.factory import make_store
@@ -45,8 +43,9 @@ def _run(args: argparse.Namespace) -> int:
         load_definitions(args.definitions)
         make_store(args.db)
     except (ImportError, AttributeError, TypeError, ValueError) as err:
-        sys.stderr.write(f"grpcmesh saga: {err}\n")
-        return 2
+        raise CommandError(str(err)) from None
+    if args.discovery:
+        check_registry(args.discovery, allow_empty=args.allow_empty_registry)
 
     config = SagaConfig(
         definitions=args.definitions,

@@ -1,45 +1,76 @@
 """``grpcmesh sidecar``: run the mesh proxy next to one service.
 
-Flags override ``GRPCMESH_*`` env, which overrides the TOML file (``--config``);
-an invalid value exits with status 2 and a message naming the key.
+Flags override ``GRPCMESH_CFG__*`` env, which overrides the TOML file (``--config``);
+an invalid value exits with status 2 and a message naming the key and where it was set.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from grpcmesh.cli.errors import CommandError
+from grpcmesh.cli.service_args import ALLOW_EMPTY_HELP
 
 __all__ = ["add_parser", "overrides_from_args"]
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("sidecar", help="run the sidecar proxy next to a service")
-    p.add_argument("--config", help="TOML config file (env GRPCMESH_CONFIG)")
-    p.add_argument("--service", help="name of the service this sidecar fronts")
-    p.add_argument("--app", help="host:port of the local app")
-    p.add_argument("--outbound", help="listen address for the app's outgoing calls (127.0.0.1:15001)")
-    p.add_argument("--inbound", help="listen address for calls from the mesh (0.0.0.0:15000)")
-    p.add_argument("--admin", help="admin HTTP address (127.0.0.1:15090)")
-    p.add_argument("--advertise", help="host:port registered in discovery (default: inbound)")
-    p.add_argument("--consul", help="Consul URL, e.g. http://127.0.0.1:8500")
+    p = sub.add_parser(
+        "sidecar",
+        help="run the sidecar proxy next to a service",
+        description="Run the mesh proxy next to one service: the app calls other services through "
+        "OUTBOUND, other sidecars reach the app through INBOUND. Settings: --config TOML < "
+        "GRPCMESH_CFG__SECTION__KEY env < flags. Discovery: --consul, --endpoints-file, --endpoints, "
+        "else $GRPCMESH_DISCOVERY, $GRPCMESH_REGISTRY or ./grpcmesh-registry.toml.",
+    )
+    p.add_argument("--config", help="TOML config file (default: $GRPCMESH_CONFIG)")
+    p.add_argument("--service", help="name of the service this sidecar fronts (required)")
+    p.add_argument("--app", help="host:port of the local app (required)")
+    p.add_argument(
+        "--outbound", help="listen address for the app's outgoing calls (default: 127.0.0.1:15001)"
+    )
+    p.add_argument("--inbound", help="listen address for calls from the mesh (default: 0.0.0.0:15000)")
+    p.add_argument("--admin", help="admin HTTP address (default: 127.0.0.1:15090)")
+    p.add_argument("--advertise", help="host:port registered in discovery (default: the inbound address)")
+    p.add_argument("--consul", help="Consul URL, e.g. http://127.0.0.1:8500 (also registers this sidecar)")
     p.add_argument(
         "--endpoints",
         action="append",
         help="static discovery: orders=127.0.0.1:5001,127.0.0.1:5002 (repeatable)",
     )
-    p.add_argument("--endpoints-file", help="registry file, TOML or .json, reloaded on change")
-    p.add_argument("--balancer", choices=("p2c_ewma", "round_robin"))
-    p.add_argument("--max-concurrency", type=int, help="inbound calls in flight before RESOURCE_EXHAUSTED")
-    p.add_argument("--max-message-bytes", type=int)
-    p.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", help="seconds to drain on SIGTERM")
-    p.add_argument("--sample-ratio", type=float, help="trace sampling ratio 0..1")
-    p.add_argument("--trace-exporter", choices=("none", "console", "otlp", "memory", "store", "zipkin"))
+    p.add_argument(
+        "--endpoints-file",
+        help="registry file, TOML or .json, reloaded on change "
+        "(default: $GRPCMESH_DISCOVERY, $GRPCMESH_REGISTRY, ./grpcmesh-registry.toml)",
+    )
+    p.add_argument("--allow-empty-registry", action="store_true", help=ALLOW_EMPTY_HELP)
+    p.add_argument(
+        "--balancer", choices=("p2c_ewma", "round_robin"), help="load balancer (default: p2c_ewma)"
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        help="inbound calls in flight before RESOURCE_EXHAUSTED (default: 1000)",
+    )
+    p.add_argument("--max-message-bytes", type=int, help="largest gRPC message (default: 16 MiB)")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        dest="drain_timeout_s",
+        help="seconds to drain on SIGTERM (default: 10)",
+    )
+    p.add_argument("--sample-ratio", type=float, help="trace sampling ratio 0..1 (default: 1.0)")
+    p.add_argument(
+        "--trace-exporter",
+        choices=("none", "console", "otlp", "memory", "store", "zipkin"),
+        help="where spans go (default: none)",
+    )
     p.add_argument("--trace-endpoint", help="store: SQLite file; zipkin/otlp: collector URL")
     p.add_argument("--no-tracing", action="store_true", help="no spans (trace headers pass through)")
     p.add_argument("--bare", action="store_true", help="policies off: plain proxy (benchmarks)")
     p.add_argument("--access-log", action="store_true", help="one log line per call (request id, trace id)")
-    p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio event loop")
     p.add_argument("--tls-cert", help="mTLS between sidecars: this service's certificate (PEM)")
     p.add_argument("--tls-key", help="mTLS: its private key (PEM)")
     p.add_argument("--tls-ca", help="mTLS: the trust bundle, the mesh root(s) (PEM)")
@@ -48,6 +79,22 @@ def add_parser(sub: Any) -> None:
         "--authz-policy", help="inbound authorization policy (TOML, needs mTLS; reloaded on change)"
     )
     p.set_defaults(func=_run)
+
+
+# Dotted config keys whose flag is not simply --key-with-dashes (for "from flag ..." in errors).
+FLAGS = {
+    "drain_timeout_s": "--drain-timeout",
+    "tracing.sample_ratio": "--sample-ratio",
+    "tracing.exporter": "--trace-exporter",
+    "tracing.endpoint": "--trace-endpoint",
+    "tracing.enabled": "--no-tracing",
+    "tls.cert_file": "--tls-cert",
+    "tls.key_file": "--tls-key",
+    "tls.ca_file": "--tls-ca",
+    "cluster.balancer": "--balancer",
+    "policies": "--bare",
+    "uvloop": "--no-uvloop",
+}
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,14 +145,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from grpcmesh.cli.registry_check import check_registry
     from grpcmesh.sidecar.app import run
     from grpcmesh.sidecar.config import ConfigError, load_config
 
     try:
-        cfg = load_config(args.config, overrides_from_args(args))
+        cfg = load_config(args.config, overrides_from_args(args), flags=FLAGS)
     except ConfigError as err:
-        print(f"grpcmesh sidecar: invalid config: {err}", file=sys.stderr)
-        return 2
+        raise CommandError(f"invalid config: {err}") from None
+    if not cfg.consul and cfg.endpoints_file:
+        check_registry(cfg.endpoints_file, allow_empty=args.allow_empty_registry)
     if cfg.uvloop:
         try:
             import uvloop

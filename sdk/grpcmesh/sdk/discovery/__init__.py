@@ -8,7 +8,8 @@ and :class:`Endpoint`; which registry answers is chosen once at the edge, by
 ``consul://host:port``             :class:`ConsulResolver` at ``http://host:port``
 ``http://…`` / ``https://…``       :class:`ConsulResolver` at that address
 ``host:port`` (no scheme)          :class:`ConsulResolver` at ``http://host:port``
-``file:///path`` or a plain path   :class:`StaticResolver` over that file
+``file:///abs`` / ``file://rel``   :class:`StaticResolver` over that file
+or a plain path
 ``None`` / ``""``                  :class:`StaticResolver` over ``$GRPCMESH_REGISTRY``,
                                    else ``./grpcmesh-registry.toml`` (a missing
                                    file is an empty registry until it appears)
@@ -43,6 +44,7 @@ __all__ = [
     "ResolveError",
     "Resolver",
     "StaticResolver",
+    "registry_file",
     "require_endpoints",
     "resolver_from_url",
 ]
@@ -51,10 +53,31 @@ DEFAULT_REGISTRY_FILE = "grpcmesh-registry.toml"
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}(\?.*)?$")
 
 
+def registry_file(url: str | None) -> str | None:
+    """The file a registry address names (``file:///abs``, ``file://rel``, a path), else ``None``.
+
+    ``None`` / ``""`` name the default file: ``$GRPCMESH_REGISTRY``, else
+    ``./grpcmesh-registry.toml``.
+    """
+    if not url:
+        return os.environ.get("GRPCMESH_REGISTRY") or DEFAULT_REGISTRY_FILE
+    if _HOST_PORT.match(url):
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":  # file://registry.toml puts the name in netloc: keep it relative
+        host = "" if parts.netloc == "localhost" else parts.netloc
+        return urllib.parse.unquote(host + parts.path)
+    if parts.scheme and len(parts.scheme) > 1:  # one letter: a Windows drive, i.e. a path
+        return None
+    return url
+
+
 def resolver_from_url(url: str | None) -> Resolver:
     """The resolver a registry address names (see the module docstring for the forms)."""
-    if not url:
-        return StaticResolver(os.environ.get("GRPCMESH_REGISTRY") or DEFAULT_REGISTRY_FILE)
+    path = registry_file(url)
+    if path is not None:
+        return StaticResolver(path)
+    assert url is not None
     if _HOST_PORT.match(url):
         url = f"consul://{url}"
     parts = urllib.parse.urlsplit(url)
@@ -64,8 +87,4 @@ def resolver_from_url(url: str | None) -> Resolver:
         scheme = "http" if parts.scheme == "consul" else parts.scheme
         settings = ConsulSettings.from_query(dict(urllib.parse.parse_qsl(parts.query)))
         return ConsulResolver(f"{scheme}://{parts.netloc}", settings)
-    if parts.scheme == "file":
-        return StaticResolver(urllib.parse.unquote(parts.path))
-    if parts.scheme and len(parts.scheme) > 1:  # one letter: a Windows drive, i.e. a path
-        raise ValueError(f"registry URL {url!r}: unknown scheme {parts.scheme!r} (consul, http(s), file)")
-    return StaticResolver(url)
+    raise ValueError(f"registry URL {url!r}: unknown scheme {parts.scheme!r} (consul, http(s), file)")

@@ -44,6 +44,8 @@ __all__ = ["RegistryFileError", "StaticResolver", "parse_registry"]
 
 log = logging.getLogger("grpcmesh.discovery.static")
 
+_KEYS = "address, port, tags, meta, weight, id"
+_UNKNOWN = re.compile(r"unknown key '([^']+)'")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -85,9 +87,24 @@ def _header_line(text: str, service: str, nth: int) -> int | None:
     return None
 
 
+def _key_line(text: str, header: int, key: str) -> int:
+    """Line of ``key = ...`` in the table that starts at line ``header`` (else the header's line)."""
+    lines = text.splitlines()
+    for number in range(header + 1, len(lines) + 1):
+        line = lines[number - 1].strip()
+        if line.startswith("["):
+            break
+        if re.match(rf"\"?{re.escape(key)}\"?\s*=", line):
+            return number
+    return header
+
+
 def _endpoint(service: str, raw: Any, where: str) -> Endpoint:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected a table/object with address and port")
+    unknown = set(raw) - {"address", "port", "tags", "meta", "weight", "id"}
+    if unknown:  # first: a typo (prot = 50051) is an unknown key, not a missing port
+        raise ValueError(f"{where}: unknown key {', '.join(map(repr, sorted(unknown)))} (valid: {_KEYS})")
     address, port = raw.get("address"), raw.get("port")
     if not isinstance(address, str) or not address:
         raise ValueError(f"{where}.address: expected a non-empty string")
@@ -100,9 +117,6 @@ def _endpoint(service: str, raw: Any, where: str) -> Endpoint:
         raise ValueError(f"{where}.meta: expected a table of strings")
     if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
         raise ValueError(f"{where}.weight: expected a positive integer, got {weight!r}")
-    unknown = set(raw) - {"address", "port", "tags", "meta", "weight", "id"}
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
     return Endpoint(
         address=address,
         port=port,
@@ -129,6 +143,9 @@ def parse_registry(path: Path, text: str) -> dict[str, tuple[Endpoint, ...]]:
                 endpoints.append(_endpoint(name, raw, f"services.{name}[{i}]"))
             except ValueError as err:
                 line = None if path.suffix == ".json" else _header_line(text, name, i)
+                typo = _UNKNOWN.search(str(err))
+                if line is not None and typo:
+                    line = _key_line(text, line, typo.group(1))
                 raise RegistryFileError(path, str(err), line, 1 if line else None) from err
         result[name] = tuple(endpoints)
     return result

@@ -11,7 +11,10 @@ DEFAULT_APP = "grpcmesh.services.examples.orders"
 
 
 def load_app(name: str, attribute: str) -> Callable[[], Iterable[object]]:
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except ImportError as err:  # a typo in --app: say which flag, not a traceback
+        raise ValueError(f"--app {name!r}: cannot import it ({err})") from None
     factory = getattr(module, attribute, None)
     if factory is None:
         raise ValueError(f"application module {name!r} has no {attribute}()")

@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 DOMAIN = "eventstore.grpcmesh"
 _PAGE = 256  # most rows fetched per storage read while streaming a response
+_MAX_STORED = 2**63 - 1  # largest revision / position the storage adapters can hold
 
 
 async def _conflict(context: grpc.aio.ServicerContext[Any, Any], err: WrongExpectedRevision) -> NoReturn:
@@ -122,7 +123,8 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         await _checked(context, lambda: validate_stream_id(request.stream_id))
         backwards = request.direction == pb.DIRECTION_BACKWARDS
         remaining = read_count(request.max_count, self.limits)
-        cursor = request.from_revision if request.HasField("from_revision") else None
+        # uint64 on the wire, signed 64-bit in storage: nothing can exist beyond that
+        cursor = min(request.from_revision, _MAX_STORED) if request.HasField("from_revision") else None
         sent, largest = 0, self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
             count = min(remaining, page_count(largest, self.subscriptions.page_bytes, _PAGE))
@@ -171,7 +173,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
     async def ReadAll(
         self, request: pb.ReadAllRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.RecordedEvent]:
-        after = max(request.from_position, 1) - 1
+        after = min(max(request.from_position, 1) - 1, _MAX_STORED)
         remaining = read_count(request.max_count, self.limits)
         largest = self.subscriptions.page_bytes  # the first read is one event
         while remaining > 0:
@@ -206,7 +208,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         guard = _WriteGuard()
         sub = Subscription(
             self.storage,
-            request.after_position,
+            min(request.after_position, _MAX_STORED),
             stream_prefixes=list(request.stream_prefixes),
             event_types=list(request.event_types),
             config=self.subscriptions,

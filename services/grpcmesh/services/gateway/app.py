@@ -76,7 +76,8 @@ class Gateway:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.router.add_get("/openapi.json", self._openapi)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)  # any path, newlines (%0A) too
         app.on_cleanup.append(self._close)
         return app
 
@@ -89,6 +90,11 @@ class Gateway:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def _openapi(self, _request: web.Request) -> web.Response:
+        from grpcmesh.services.gateway.openapi import openapi_document
+
+        return web.json_response(openapi_document(self.config, self.router.routes))
 
     def _client_key(self, request: web.Request, principal: Principal | None) -> str:
         if principal is not None:
@@ -113,6 +119,14 @@ class Gateway:
             response = self._error(err, rid)
         except MeshError as err:
             response = self._error(from_mesh_error(err), rid)
+            if response.status == 503:  # say which mesh service was looked up, so a mapping typo shows
+                log.warning(
+                    "503 for %s: mesh service %r unavailable: %s",
+                    name,
+                    self.upstream.target_name(self.router.by_name[name]),
+                    err.details,
+                    extra={"request_id": rid, "route": name},
+                )
         except web.HTTPException as err:  # raised by aiohttp itself, e.g. 413 for an oversized body
             code = err.reason.upper().replace(" ", "_")
             response = self._error(GatewayError(err.status, code, err.reason), rid)

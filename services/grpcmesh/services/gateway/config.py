@@ -9,22 +9,36 @@ never live in the file: the HS256 secret is read from the environment variable
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grpcmesh.sdk.config_sources import toml_origins
 from grpcmesh.sdk.direct import Discovery
 from grpcmesh.services.gateway.auth import AuthConfig
 from grpcmesh.services.gateway.connections import ConnectionLimits
 from grpcmesh.services.gateway.ratelimit import Limit
 
-__all__ = ["DEFAULT_PROTOS", "GatewayConfig", "RoutePolicy", "load_config"]
+__all__ = ["DEFAULT_PROTOS", "DEFAULT_SERVICES", "GatewayConfig", "RoutePolicy", "load_config"]
 
-DEFAULT_PROTOS: tuple[str, ...] = tuple(
-    f"grpcmesh.api.v1.{name}_pb2" for name in ("eventstore", "commandbus", "querybus", "saga")
+# The grpcmesh contracts, plus the orders example's messages so the README's command and
+# query examples (google.protobuf.Any payloads with "@type") parse out of the box.
+DEFAULT_PROTOS: tuple[str, ...] = (
+    *(f"grpcmesh.api.v1.{name}_pb2" for name in ("eventstore", "commandbus", "querybus", "saga")),
+    "grpcmesh.api.examples.orders.v1.orders_pb2",
 )
+
+# The mesh names the grpcmesh services run under (the sidecar --service and registry names
+# the README uses); [services] in the config adds to and overrides these.
+DEFAULT_SERVICES: Mapping[str, str] = {
+    "grpcmesh.api.v1.EventStore": "eventstore",
+    "grpcmesh.api.v1.CommandBus": "commandbus",
+    "grpcmesh.api.v1.QueryBus": "querybus",
+    "grpcmesh.api.v1.SagaOrchestrator": "saga",
+}
 
 DEFAULT_LIMIT = Limit(rate=50.0, burst=100)
 AUTH_FAILURE_LIMIT = Limit(rate=0.2, burst=20)  # failed authentications per client address
@@ -48,8 +62,8 @@ class GatewayConfig:
     """Local sidecar address (default: the SDK's ``$GRPCMESH_SIDECAR`` / 127.0.0.1:15001)."""
     discovery: Discovery | None = None
     """Direct mode: a discovery URL or ``{service: [host:port]}`` instead of a sidecar."""
-    services: Mapping[str, str] = field(default_factory=dict)
-    """Proto service full name → mesh service name (default: the proto name itself)."""
+    services: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SERVICES))
+    """Proto service full name → mesh service name (default: DEFAULT_SERVICES, else the proto name)."""
     timeout: float = 10.0
     max_timeout: float = 60.0
     auth: AuthConfig | None = None
@@ -95,6 +109,21 @@ def _take(table: Any, where: str, allowed: set[str] | None) -> dict[str, Any]:
     return dict(table)
 
 
+def _number(table: Mapping[str, Any], key: str, default: float, where: str, kind: type = float) -> Any:
+    """``table[key]`` as ``kind`` (int or float), or a ValueError naming ``where`` and the key."""
+    value = table.get(key, default)
+    want = "an integer" if kind is int else "a number"
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        number = float(value)
+        if kind is int and not number.is_integer():
+            raise ValueError
+        return kind(number)
+    except (ValueError, OverflowError):
+        raise ValueError(f"gateway config {where}{key}: expected {want}, got {value!r}") from None
+
+
 def _auth(table: Mapping[str, Any], base: Path) -> AuthConfig:
     t = _take(table, "[auth]", {"algorithm", "secret_env", "public_key_file", "audience", "issuer", "leeway"})
     algorithm = str(t.get("algorithm", "HS256")).upper()
@@ -116,25 +145,25 @@ def _auth(table: Mapping[str, Any], base: Path) -> AuthConfig:
         key=key,
         audience=t.get("audience"),
         issuer=t.get("issuer"),
-        leeway=float(t.get("leeway", 0.0)),
+        leeway=_number(t, "leeway", 0.0, "[auth] "),
     )
 
 
-def _limit(t: Mapping[str, Any], default: Limit | None) -> Limit | None:
+def _limit(t: Mapping[str, Any], default: Limit | None, where: str) -> Limit | None:
     if "rate" not in t and "burst" not in t:
         return default
-    rate = float(t.get("rate", default.rate if default else 1.0))
-    return Limit(rate=rate, burst=int(t.get("burst", max(1, round(rate)))))
+    rate = _number(t, "rate", default.rate if default else 1.0, where)
+    return Limit(rate=rate, burst=_number(t, "burst", max(1, round(rate)), where, int))
 
 
 def _route(name: str, table: Mapping[str, Any]) -> RoutePolicy:
-    t = _take(table, f'[routes."{name}"]', {"public", "scopes", "rate", "burst", "cache_ttl"})
-    ttl = t.get("cache_ttl")
+    where = f'[routes."{name}"] '
+    t = _take(table, where.strip(), {"public", "scopes", "rate", "burst", "cache_ttl"})
     return RoutePolicy(
         public=bool(t.get("public", False)),
         scopes=tuple(str(s) for s in t.get("scopes", ())),
-        limit=_limit(t, None),
-        cache_ttl=None if ttl is None else float(ttl),
+        limit=_limit(t, None, where),
+        cache_ttl=None if t.get("cache_ttl") is None else _number(t, "cache_ttl", 0.0, where),
     )
 
 
@@ -142,17 +171,19 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
     """The config in ``path`` (``None``: defaults) with CLI ``overrides`` (non-None values) on top."""
     data: dict[str, Any] = {}
     base = Path.cwd()
+    text = ""
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            data = tomllib.loads(text)
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise ValueError(f"gateway config {os.fspath(path)!r}: {err}") from None
         base = Path(path).resolve().parent
     try:
         config = _parse(data, base)
     except (TypeError, ValueError) as err:
-        text = str(err)
-        raise ValueError(text if text.startswith("gateway config") else f"gateway config: {text}") from None
+        message = str(err) if str(err).startswith("gateway config") else f"gateway config: {err}"
+        raise ValueError(_located(message, path, text)) from None
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if config.timeout <= 0 or config.max_timeout < config.timeout:
         raise ValueError("gateway config: need 0 < timeout <= max_timeout")
@@ -162,6 +193,22 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Gatewa
     return config
 
 
+_WHERE = re.compile(r"^gateway config (?:\[([^\]]+)\] ?)?([\w.]*):")
+
+
+def _located(message: str, path: str | os.PathLike[str] | None, text: str) -> str:
+    """``message`` plus ``(in FILE:LINE)`` of the key it names (``(in FILE)`` when not found)."""
+    if path is None:
+        return message
+    where = _WHERE.match(message)
+    section, key = (where.group(1) or "", where.group(2)) if where else ("", "")
+    unknown = re.search(r"unknown key '([^']+)'", message)
+    key = unknown.group(1) if unknown else key
+    dotted = ".".join(p for p in (section.replace('"', ""), key) if p)
+    origins = toml_origins(os.fspath(path), text)
+    return f"{message} (in {origins.get(dotted) or os.fspath(path)})"
+
+
 def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     top = {"listen", "protos", "sidecar", "discovery", "services", "timeout", "max_timeout", "auth"}
     top |= {"rate_limit", "cache", "routes", "trust_forwarded_for", "access_log", "limits"}
@@ -169,20 +216,23 @@ def _parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     limits = _limits(data.get("limits", {}))
     rl = _take(data.get("rate_limit", {}), "[rate_limit]", {"rate", "burst", "backend", "enabled"})
     cache = _take(data.get("cache", {}), "[cache]", {"ttl", "max_entries"})
-    limit = None if rl.get("enabled", True) is False else _limit(rl, DEFAULT_LIMIT)
+    limit = None if rl.get("enabled", True) is False else _limit(rl, DEFAULT_LIMIT, "[rate_limit] ")
     return GatewayConfig(
         listen=str(data.get("listen", GatewayConfig.listen)),
         protos=tuple(data.get("protos", DEFAULT_PROTOS)),
         sidecar=data.get("sidecar"),
         discovery=data.get("discovery"),
-        services={str(k): str(v) for k, v in dict(data.get("services", {})).items()},
-        timeout=float(data.get("timeout", GatewayConfig.timeout)),
-        max_timeout=float(data.get("max_timeout", GatewayConfig.max_timeout)),
+        services={
+            **DEFAULT_SERVICES,
+            **{str(k): str(v) for k, v in _take(data.get("services", {}), "[services]", None).items()},
+        },
+        timeout=_number(data, "timeout", GatewayConfig.timeout, ""),
+        max_timeout=_number(data, "max_timeout", GatewayConfig.max_timeout, ""),
         auth=_auth(data["auth"], base) if "auth" in data else None,
         limit=limit,
         rate_limit_backend=str(rl.get("backend", "memory")),
-        cache_ttl=float(cache.get("ttl", GatewayConfig.cache_ttl)),
-        cache_entries=int(cache.get("max_entries", GatewayConfig.cache_entries)),
+        cache_ttl=_number(cache, "ttl", GatewayConfig.cache_ttl, "[cache] "),
+        cache_entries=_number(cache, "max_entries", GatewayConfig.cache_entries, "[cache] ", int),
         trust_forwarded_for=bool(data.get("trust_forwarded_for", False)),
         access_log=bool(data.get("access_log", False)),
         routes={name: _route(name, t) for name, t in _take(data.get("routes", {}), "[routes]", None).items()},

@@ -186,6 +186,8 @@ def build_request(
     except json_format.ParseError as err:
         root = message.DESCRIPTOR.name
         raise GatewayError.bad_request(_field_path(str(err), root), _describe(str(err))) from None
+    except (AttributeError, TypeError, ValueError) as err:  # json_format trips over e.g. {"@type": {}}
+        raise GatewayError.bad_request("body", f"a value has the wrong JSON type ({err})") from None
     return message
 
 

@@ -56,6 +56,10 @@ class Upstream:
             return route.service  # direct mode resolves the proto service name itself
         return named  # sidecar mode: None lets the sidecar route by proto service name
 
+    def target_name(self, route: Route) -> str:
+        """The mesh service a route's calls go to (for logs): mapped, or the proto service name."""
+        return self._target(route) or route.service
+
     def _callable(self, route: Route) -> Any:
         call = self._calls.get(route.name)
         if call is None:

@@ -70,6 +70,16 @@ class Projector:
     def name(self) -> str:
         return self.projection.name
 
+    async def written(self, position: int, budget: float) -> bool:
+        """Whether the event store holds an event at ``position`` (True when it cannot tell)."""
+        try:
+            call = self._stub.ReadAll(es.ReadAllRequest(from_position=position, max_count=1), timeout=budget)
+            async for _event in call:
+                return True
+        except MeshError:
+            return True  # unknown: let the caller wait as before
+        return False
+
     async def start(self) -> None:
         self.watch.publish(await self.store.checkpoint(self.name))
         log.info("projection %s resumes after position %d", self.name, self.watch.head)

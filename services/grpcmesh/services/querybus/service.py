@@ -3,7 +3,8 @@
 Read-your-writes: a query with ``min_position`` above what the read model has
 applied waits for the projector, bounded by the call's deadline (or
 ``max_wait`` without one), and then answers DEADLINE_EXCEEDED naming both
-positions rather than returning stale data.
+positions rather than returning stale data. A position the event store has not
+written at all is OUT_OF_RANGE at once (no command can have returned it).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ class QueryBusService(qb_grpc.QueryBusServicer):
         wanted = request.min_position
         if wanted > projector.watch.head:
             budget = self.max_wait if remaining is None else min(self.max_wait, remaining - _MARGIN)
+            # positions are gap-free and only handed out for committed appends: one the store does
+            # not hold was never returned to anyone, so waiting for it would only burn the deadline
+            if not await projector.written(wanted, max(budget, 0.1)):
+                raise Rejected(
+                    "OUT_OF_RANGE",
+                    f"min_position {wanted} is beyond the event store's last position",
+                    reason="MIN_POSITION_NOT_WRITTEN",
+                    metadata={"position": str(projector.watch.head), "min_position": str(wanted)},
+                )
             if not await reached(projector.watch, wanted, max(budget, 0.0)):
                 raise Rejected(
                     "DEADLINE_EXCEEDED",
