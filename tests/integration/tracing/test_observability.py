@@ -67,7 +67,7 @@ def test_search_page_json_and_cli_find_the_error_traces(mesh: ObsMesh) -> None:
     assert cli.returncode == 0, cli.stderr
     assert sorted(t["request_id"] for t in json.loads(cli.stdout)) == sorted(mesh.bad_ids)
     bad = grpcmesh("traces", "--db", str(mesh.db), "--since", "yesterday")
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "since:" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -167,5 +167,5 @@ def test_stat_and_tap_under_load_agree_with_metrics(mesh: ObsMesh) -> None:
     assert "echo" in table.stdout
     assert f"{int(sum(counts.values()))}" in table.stdout
     down = grpcmesh("stat", "127.0.0.1:1", "--once", "--interval", "0.1")
-    assert down.returncode == 1
+    assert down.returncode == 2
     assert "cannot scrape 127.0.0.1:1/metrics" in down.stderr

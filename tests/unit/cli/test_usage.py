@@ -11,7 +11,20 @@ import pytest
 
 from grpcmesh.cli.main import GROUP, build_parser, commands, main
 
-COMMANDS = ["commandbus", "demo", "eventstore", "gateway", "proto", "querybus", "saga", "sidecar", "traces"]
+COMMANDS = [
+    "ca",
+    "commandbus",
+    "demo",
+    "eventstore",
+    "gateway",
+    "proto",
+    "querybus",
+    "saga",
+    "sidecar",
+    "stat",
+    "tap",
+    "traces",
+]
 
 
 def add_parser(sub: Any) -> None:

@@ -33,8 +33,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--since", help="a span starting after: a duration ago (30s, 15m, 2h) or ISO time")
     p.add_argument("--until", help="a span starting before: a duration ago or ISO time")
     p.add_argument("--request-id", help="a span carrying this request id")
-    p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE", help="a span attribute")
-    p.add_argument("--sort", default="newest", help="newest|oldest|longest|shortest|most-spans")
+    p.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a span attribute (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--sort", default="newest", help="newest|oldest|longest|shortest|most-spans (default: newest)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON (as /traces.json)")
     p.add_argument("--limit", type=int, default=20, help="how many traces to list (default 20)")
     p.set_defaults(func=_run)
