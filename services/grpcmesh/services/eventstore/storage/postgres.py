@@ -36,13 +36,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from grpcmesh.sdk.waiting import cancel_and_wait
-from grpcmesh.services.eventstore.domain import (
-    AppendResult,
-    EventStoreError,
-    ExpectedRevision,
-    ProposedEvent,
-    StreamMetadata,
-)
+from grpcmesh.services.eventstore import domain
 from grpcmesh.services.eventstore.storage.base import (
     AppendCommand,
     ExistingEvent,
@@ -127,9 +121,9 @@ class _GroupPlan:
         existing.update((e.id, self._ids[e.id]) for e in cmd.events if e.id in self._ids)
         try:
             first = plan_append(cmd, actual, existing)
-        except EventStoreError as err:
+        except domain.EventStoreError as err:
             return err
-        if isinstance(first, AppendResult):
+        if isinstance(first, domain.AppendResult):
             return first
         now = now_micros()
         for i, e in enumerate(cmd.events):
@@ -151,7 +145,7 @@ class _GroupPlan:
         n = len(cmd.events)
         self.head += n
         self._revisions[cmd.stream_id] = first + n - 1
-        return AppendResult(first + n - 1, self.head)
+        return domain.AppendResult(first + n - 1, self.head)
 
 
 class PostgresStorage(SqlReads):
@@ -202,8 +196,8 @@ class PostgresStorage(SqlReads):
 
     # -- writes ----------------------------------------------------------------------------------
     async def append(
-        self, stream_id: str, expected: ExpectedRevision, events: Sequence[ProposedEvent]
-    ) -> AppendResult:
+        self, stream_id: str, expected: domain.ExpectedRevision, events: Sequence[domain.ProposedEvent]
+    ) -> domain.AppendResult:
         return await self._committer.submit(AppendCommand(stream_id, expected, events))
 
     async def _commit_group(self, commands: Sequence[AppendCommand]) -> tuple[list[Outcome], int]:
@@ -247,16 +241,18 @@ class PostgresStorage(SqlReads):
             return await cur.fetchall()
 
     # -- stream metadata (under the head lock, so a delete's revision check is ordered with appends) --
-    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamMetadata:
+    async def set_stream_metadata(
+        self, stream_id: str, metadata: domain.StreamMetadata
+    ) -> domain.StreamMetadata:
         return await self._change_metadata(stream_id, lambda _actual, _old: metadata)
 
-    async def delete_stream(self, stream_id: str, expected: ExpectedRevision) -> StreamMetadata:
-        def change(actual: int | None, old: StreamMetadata) -> StreamMetadata:
+    async def delete_stream(self, stream_id: str, expected: domain.ExpectedRevision) -> domain.StreamMetadata:
+        def change(actual: int | None, old: domain.StreamMetadata) -> domain.StreamMetadata:
             return deleted(stream_id, expected, actual, old)
 
         return await self._change_metadata(stream_id, change)
 
-    async def _change_metadata(self, stream_id: str, change: MetadataChange) -> StreamMetadata:
+    async def _change_metadata(self, stream_id: str, change: MetadataChange) -> domain.StreamMetadata:
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT position FROM es_head WHERE id = 1 FOR UPDATE")
             cur = await conn.execute("SELECT max(revision) FROM es_events WHERE stream_id = %s", [stream_id])
