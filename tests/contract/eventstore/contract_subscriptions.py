@@ -167,3 +167,30 @@ class SubscriptionContract:
                     await anext(sub)
         finally:
             await sub.aclose()
+
+    async def test_replay_slots_bound_catch_ups_and_a_stalled_client_frees_its_slot(
+        self, storage: Storage
+    ) -> None:
+        """One replay slot: a subscriber that reads one event and stalls holds the slot only for
+        ``replay_hold`` (without the hold limit it would keep it, and the other would never catch up)."""
+        sid = stream()
+        start = await storage.head_position()
+        for _ in range(5):
+            await storage.append(sid, ANY, [ev() for _ in range(10)])
+        slots = asyncio.Semaphore(1)
+        config = SubscriptionConfig(page_size=10, poll_interval=0.2, replay_hold=0.2)
+        stalled = Subscription(storage, start, stream_prefixes=[sid], config=config, replay_slots=slots)
+        reader = Subscription(storage, start, stream_prefixes=[sid], config=config, replay_slots=slots)
+        try:
+            async with asyncio.timeout(20):
+                assert isinstance(await anext(stalled), RecordedEvent)  # then it stops reading
+                got = 0
+                async for item in reader:
+                    if isinstance(item, CaughtUp):
+                        break
+                    got += 1
+            assert got == 50
+            assert not slots.locked()  # the stalled subscriber gave its slot back
+        finally:
+            await stalled.aclose()
+            await reader.aclose()

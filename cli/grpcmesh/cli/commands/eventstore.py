@@ -25,6 +25,12 @@ def add_parser(sub: Any) -> None:
         help="bytes a live subscriber may lag before it is cut off (default: 1 MiB)",
     )
     p.add_argument(
+        "--max-replaying",
+        type=int,
+        default=16,
+        help="catch-up subscriptions reading history at once, server-wide; the rest queue (default: 16)",
+    )
+    p.add_argument(
         "--subscription-page-bytes",
         type=int,
         default=64 * 1024,
@@ -57,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
             buffer_bytes=args.subscriber_buffer_bytes,
             poll_interval=args.poll_interval,
             max_subscriptions=args.max_subscriptions,
+            max_replaying=args.max_replaying,
         ),
     )
     return asyncio.run(run(config))

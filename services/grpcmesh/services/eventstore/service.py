@@ -100,6 +100,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
         self.limits = limits or Limits()
         self.subscriptions = subscriptions or SubscriptionConfig()
         self.active_subscriptions = 0
+        self._replay_slots = asyncio.Semaphore(self.subscriptions.max_replaying)
 
     async def Append(
         self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -213,6 +214,7 @@ class EventStoreService(pb_grpc.EventStoreServicer):
             event_types=list(request.event_types),
             config=self.subscriptions,
             on_overflow=guard.interrupt,
+            replay_slots=self._replay_slots,
         )
         failure: SubscriberTooSlow | None = None
         batch_size = min(max(request.batch_size, 1), _PAGE)

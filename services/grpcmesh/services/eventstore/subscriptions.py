@@ -26,6 +26,7 @@ little whatever the event size):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ class SubscriptionConfig:
     buffer_bytes: int = 1024 * 1024  # bytes a live subscriber may lag before it is cut off
     poll_interval: float = 1.0
     max_subscriptions: int = 1000  # server-wide; more answer RESOURCE_EXHAUSTED
+    # Server-wide catch-ups moving at once: with hundreds replaying at full speed, an Append waits
+    # behind every one of them on the event loop; the rest queue (FIFO) for a slot, page by page.
+    max_replaying: int = 16
+    replay_hold: float = 0.5  # seconds a slot waits for its client to take the page before it is freed
 
 
 class SubscriberTooSlow(EventStoreError):
@@ -130,6 +135,7 @@ class Subscription:
         event_types: Sequence[str] = (),
         config: SubscriptionConfig = SubscriptionConfig(),
         on_overflow: Callable[[], None] | None = None,
+        replay_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self._storage = storage
         self._position = after_position
@@ -137,6 +143,7 @@ class Subscription:
         self._types = tuple(event_types)
         self._config = config
         self._on_overflow = on_overflow
+        self._slots = replay_slots
         self._queue = _ByteQueue()
         self._task: asyncio.Task[None] | None = None
         self._largest = config.page_bytes  # largest event of the last page (first page: one event)
@@ -197,18 +204,42 @@ class Subscription:
         """Delivers everything in ``(position, head]``, page by page."""
         cfg = self._config
         while self._position < head:
-            if not live:  # replay: read the next page only when the consumer took the last one
+            if live:
+                page, size = await self._read(head)
+                self._enqueue(page)
+                if self._queue.bytes > cfg.buffer_bytes:
+                    raise SubscriberTooSlow(
+                        f"subscriber fell more than {cfg.buffer_bytes} bytes behind the live log; "
+                        "subscribe again from the last position received"
+                    )
+            else:  # replay: read the next page only when the consumer took the last one
                 await self._queue.wait_room(1)
-            size = page_count(self._largest, cfg.page_bytes, cfg.page_size)
-            page = await self._storage.read_all(
-                self._position, size, upto=head, stream_prefixes=self._prefixes, event_types=self._types
-            )
-            self._largest = max((event_bytes(e) for e in page), default=self._largest)
-            for event in page:
-                self._queue.put(event, event_bytes(event))
-            if live and self._queue.bytes > cfg.buffer_bytes:
-                raise SubscriberTooSlow(
-                    f"subscriber fell more than {cfg.buffer_bytes} bytes behind the live log; "
-                    "subscribe again from the last position received"
-                )
+                page, size = await self._replay_page(head)
             self._position = page[-1].position if len(page) == size else head
+
+    async def _replay_page(self, head: int) -> tuple[list[RecordedEvent], int]:
+        """One catch-up page, read and handed over inside a server-wide replay slot (if any)."""
+        if self._slots is None:
+            page, size = await self._read(head)
+            self._enqueue(page)
+            return page, size
+        async with self._slots:
+            page, size = await self._read(head)
+            self._enqueue(page)
+            with contextlib.suppress(TimeoutError):  # a client that stops reading frees its slot
+                async with asyncio.timeout(self._config.replay_hold):
+                    await self._queue.wait_room(1)
+        return page, size
+
+    async def _read(self, head: int) -> tuple[list[RecordedEvent], int]:
+        """The next page in ``(position, head]`` and the row count asked for."""
+        size = page_count(self._largest, self._config.page_bytes, self._config.page_size)
+        page = await self._storage.read_all(
+            self._position, size, upto=head, stream_prefixes=self._prefixes, event_types=self._types
+        )
+        return page, size
+
+    def _enqueue(self, page: list[RecordedEvent]) -> None:
+        self._largest = max((event_bytes(e) for e in page), default=self._largest)
+        for event in page:
+            self._queue.put(event, event_bytes(event))
