@@ -37,11 +37,22 @@ StreamHandler = Callable[[Stream, Headers, bool], None]
 
 
 def peer_identity(peercert: Any) -> str | None:
-    """The first DNS subjectAltName of a verified client certificate (mTLS), else None."""
-    for kind, value in (peercert or {}).get("subjectAltName", ()):
+    """The service a verified client certificate names (mTLS), None without one.
+
+    The first DNS subjectAltName, else the name in a ``spiffe://<td>/service/<name>`` URI SAN, else
+    ``""``: a certificate that names no service still proves the caller is not who its own
+    ``x-mesh-source`` header may claim, so that header must never pass.
+    """
+    if not peercert:
+        return None
+    sans = peercert.get("subjectAltName", ())
+    for kind, value in sans:
         if kind == "DNS":
             return str(value)
-    return None
+    for kind, value in sans:
+        if kind == "URI" and str(value).startswith("spiffe://") and "/service/" in str(value):
+            return str(value).rsplit("/service/", 1)[1]
+    return ""
 
 
 class ServerConnection(Connection):
