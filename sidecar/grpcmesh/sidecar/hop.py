@@ -1,8 +1,9 @@
 """What crosses one hop of the mesh and what does not, defined once for both listeners and the relay.
 
-- :data:`HOP_BY_HOP`: connection-specific fields never relayed (RFC 9113 §8.2.2);
 - :data:`SET_PER_HOP`: request fields each hop sets itself (``te``, ``host``,
-  ``grpc-timeout`` from the remaining deadline) and never copies;
+  ``grpc-timeout`` from the remaining deadline) and never copies; connection-specific fields
+  (RFC 9113 §8.2.2) never get this far: the HTTP/2 layer refuses any block that carries one
+  (``h2.validate``), so the relay passes response headers and trailers on as they are;
 - the mesh's own trailers (:mod:`grpcmesh.sdk.failures`: not reached, local)
   as ready-made header lists;
 - :class:`CallRecord`: one slotted record per relayed call, what telemetry
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING
 import grpc
 
 from grpcmesh.sdk.failures import LOCAL_TRAILER, NOT_REACHED_TRAILER, markers
-from grpcmesh.sdk.headers import CONNECTION_SPECIFIC
 from grpcmesh.sidecar.h2.connection import Headers
 from grpcmesh.sidecar.h2.grpcwire import decode_message, status_code
 
@@ -25,18 +25,15 @@ if TYPE_CHECKING:
     from grpcmesh.sidecar.spans import CallSpan
 
 __all__ = [
-    "HOP_BY_HOP",
     "LOCAL_MD",
     "NOT_REACHED_MD",
     "SET_PER_HOP",
     "CallRecord",
     "TrailerStatus",
-    "response_headers",
     "trailer_status",
 ]
 
-HOP_BY_HOP = CONNECTION_SPECIFIC
-SET_PER_HOP = HOP_BY_HOP | {"host", "te", "grpc-timeout"}
+SET_PER_HOP = frozenset({"host", "te", "grpc-timeout"})
 NOT_REACHED_MD: Headers = [NOT_REACHED_TRAILER]
 LOCAL_MD: Headers = [LOCAL_TRAILER]
 
@@ -66,14 +63,6 @@ class CallRecord:
         self.attempts = 0
         self.code = grpc.StatusCode.OK
         self.endpoint: EndpointState | None = None  # of the last attempt
-
-
-def response_headers(headers: Headers) -> Headers:
-    """A response block minus connection-specific fields (usually returned as is)."""
-    for k, _ in headers:
-        if k in HOP_BY_HOP:
-            return [(k, v) for k, v in headers if k not in HOP_BY_HOP]
-    return headers
 
 
 class TrailerStatus:

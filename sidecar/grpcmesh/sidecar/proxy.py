@@ -45,7 +45,7 @@ from grpcmesh.sidecar.h2.grpcwire import (
     status_trailers,
     trailers_only,
 )
-from grpcmesh.sidecar.hop import LOCAL_MD, NOT_REACHED_MD, CallRecord, TrailerStatus, response_headers
+from grpcmesh.sidecar.hop import LOCAL_MD, NOT_REACHED_MD, CallRecord, TrailerStatus
 
 __all__ = ["Phase", "Relay"]
 
@@ -323,25 +323,23 @@ class Relay:
         if self.phase is not _COMMITTED:
             seq.responded()
             if not end_stream:  # response headers: held until the first message commits the attempt
-                self._held = response_headers(headers)
+                self._held = headers
                 return
             status = TrailerStatus(headers)
             if status.code is not _OK:  # failed before any message: retry, or relay the error
                 kind = classify(status.code, not_reached=status.not_reached, local=status.local)
-                self._attempt_failed(
-                    status.code, status.message, response_headers(headers), kind, status.pushback
-                )
+                self._attempt_failed(status.code, status.message, headers, kind, status.pushback)
                 return
             self._commit()
         if not end_stream:
-            self.down.send_headers(response_headers(headers), False)
+            self.down.send_headers(headers, False)
             return
         status = TrailerStatus(headers)
         if status.code is _OK and (missing := self._resp_limit.missing()):
             # grpc clients drop a partial message and report OK (a unary call "returns" None)
             self.fail(_INTERNAL, f"upstream ended the response inside a message ({missing} bytes missing)")
             return
-        self.down.send_headers(response_headers(headers), True)
+        self.down.send_headers(headers, True)
         self._finish(status.code, classify(status.code, not_reached=status.not_reached, local=status.local))
 
     def _commit(self) -> None:

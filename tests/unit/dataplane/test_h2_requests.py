@@ -15,6 +15,7 @@ from grpcmesh.sidecar.h2.frames import ErrorCode, Flag, FrameType
 from grpcmesh.sidecar.h2.hpack_in import HeaderDecoder
 from grpcmesh.sidecar.h2.hpack_out import HeaderEncoder
 from grpcmesh.sidecar.h2.server import ServerConnection
+from grpcmesh.sidecar.h2.validate import check_response, check_trailers
 from tests.support.h2wire import GRPC_REQUEST, Frame, goaway_code
 from tests.unit.dataplane.test_h2_guards import connect, headers
 
@@ -171,3 +172,14 @@ async def test_stream_errors_reset_only_the_stream(data: bytes, code: int) -> No
     await asyncio.sleep(0)
     assert _resets(transport.frames())[-1] == (1, code)
     assert not conn.closed
+
+
+def test_connection_specific_fields_are_refused_in_trailers_too() -> None:
+    """RFC 9113 §8.2.2 holds for every field block, so the relay never has to strip them itself."""
+    assert check_trailers([("grpc-status", "0")]) is None
+    assert check_trailers([("grpc-status", "0"), ("connection", "close")]) == (
+        "connection-specific field connection in trailers"
+    )
+    assert check_response([(":status", "200"), ("transfer-encoding", "chunked")]) == (
+        "connection-specific field transfer-encoding"
+    )

@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import grpc
 
+from grpcmesh.sdk.headers import CONNECTION_SPECIFIC
 from grpcmesh.sidecar.h2.stream import Headers
 
 __all__ = ["Request", "check_request", "check_response", "check_trailers", "grpc_refusal"]
 
 _PSEUDO_BIT = {":method": 1, ":path": 2, ":scheme": 4, ":authority": 8}  # the request's pseudo-headers
-# RFC 9113 §8.2.2: connection-specific fields (``te`` is allowed with the value "trailers").
-_CONNECTION_SPECIFIC = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
-)
+# RFC 9113 §8.2.2: CONNECTION_SPECIFIC fields make any field block malformed (``te`` is allowed
+# in a request with the value "trailers").
 
 
 _CONTENT_TYPE, _TE, _CONTENT_LENGTH, _CONNECTION = range(4)
 _SPECIAL = {"content-type": _CONTENT_TYPE, "te": _TE, "content-length": _CONTENT_LENGTH}
-_SPECIAL.update(dict.fromkeys(_CONNECTION_SPECIFIC, _CONNECTION))
+_SPECIAL.update(dict.fromkeys(CONNECTION_SPECIFIC, _CONNECTION))
 
 
 class Request:
@@ -95,7 +94,7 @@ def check_response(headers: Headers) -> str | None:
     status = None
     for i, (name, value) in enumerate(headers):
         if name[0] != ":":
-            if name in _CONNECTION_SPECIFIC:
+            if name in CONNECTION_SPECIFIC:
                 return f"connection-specific field {name}"
             continue
         if name != ":status" or i:
@@ -107,9 +106,12 @@ def check_response(headers: Headers) -> str | None:
 
 
 def check_trailers(headers: Headers) -> str | None:
+    """Why a trailers block is malformed: a pseudo-header or a connection-specific field."""
     for name, _ in headers:
         if name[0] == ":":
             return f"pseudo-header {name} in trailers"
+        if name in CONNECTION_SPECIFIC:
+            return f"connection-specific field {name} in trailers"
     return None
 
 
