@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSUL_BIN ?= .cache/bin/consul
 
-.PHONY: demo test unit lint typecheck protos protos-check consul judges h2spec interop fuzz bench bench-quick clean
+.PHONY: demo test test-pure unit lint typecheck compiled protos protos-check consul judges h2spec interop fuzz bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -13,11 +13,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: compiled
 	$(PY) -m grpcmesh.cli demo $(ARGS)
 
-test: $(STAMP) lint typecheck
+test: compiled lint typecheck
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-pure
+
+# The sidecar's HTTP/2 layer runs compiled (mypyc, built by every pip install: hatch_build.py);
+# this rebuilds it after a source changed. test-pure runs its tests on the pure-Python fallback.
+compiled: $(STAMP)
+	$(PY) scripts/compile_dataplane.py --if-stale
+
+test-pure: $(STAMP)
+	GRPCMESH_PURE_PYTHON=1 $(PY) -m pytest -q -p no:cacheprovider tests/unit/dataplane \
+	  tests/integration/sidecar/test_h2spec.py tests/integration/sidecar/test_h2_attacks.py \
+	  tests/integration/sidecar/test_pair.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
@@ -58,11 +69,12 @@ fuzz: $(STAMP)
 	@mkdir -p .cache/fuzz-h2
 	$(PY) -m tests.unit.dataplane.fuzz_h2 -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .cache/fuzz-h2
 
-bench: $(STAMP)
+bench: compiled
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-bench-quick: $(STAMP)
+bench-quick: compiled
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) .cache/tmp .pytest_cache .mypy_cache .ruff_cache
+	python3 scripts/compile_dataplane.py --clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from tests.support.consul import ConsulAgent, consul_agent
 from tests.support.procs import ProcessGroup, free_port
 
 _FOLDER_MARKERS = {"unit", "contract", "integration", "e2e"}
+# Every process a test starts inherits this: a crash in compiled code (the sidecar's HTTP/2 layer)
+# leaves a Python traceback in that process's log instead of a silent exit.
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

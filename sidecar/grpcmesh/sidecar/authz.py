@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,6 @@ class InboundAuthz:
     ) -> None:
         self.file = PolicyFile(path, service)  # a bad file at startup is fatal
         self._own = own_identity
-        self._ids: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._labels: set[tuple[str, str]] = set()
         self.denied = Counter(
             "grpcmesh_authz_denied",
@@ -67,11 +65,12 @@ class InboundAuthz:
         return self.file.policy
 
     def identity(self, conn: Any) -> str:
-        ident = self._ids.get(conn)
+        """The caller's SPIFFE id, read from its certificate once per connection (and kept on it)."""
+        ident: str | None = conn.spiffe_id
         if ident is None:
             transport = conn.transport
             ident = spiffe_of(transport.get_extra_info("peercert") if transport is not None else None)
-            self._ids[conn] = ident
+            conn.spiffe_id = ident
         return ident
 
     def check(self, conn: Any, path: str) -> str | None:

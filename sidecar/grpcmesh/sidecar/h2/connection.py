@@ -75,6 +75,7 @@ class Connection(HeaderBlocks, asyncio.Protocol):
 
     client = False
     peer_identity: str | None = None  # the service a verified client certificate names (server side)
+    spiffe_id: str | None = None  # its SPIFFE id, cached here by the authorization layer on first use
 
     def __init__(self, limits: H2Limits | None = None) -> None:
         super().__init__(limits or H2Limits())
@@ -204,10 +205,10 @@ class Connection(HeaderBlocks, asyncio.Protocol):
             self._read_frames(buf)
         except H2Error as err:
             self.fail(err.code, str(err))
-        except HeaderListTooLarge as err:
-            self.fail(ErrorCode.ENHANCE_YOUR_CALM, str(err))
-        except HPACKDecodeError as err:
-            self.fail(ErrorCode.COMPRESSION_ERROR, f"bad header block: {err}")
+        except HeaderListTooLarge as too_large:  # one name per clause: compiled code types it
+            self.fail(ErrorCode.ENHANCE_YOUR_CALM, str(too_large))
+        except HPACKDecodeError as bad:
+            self.fail(ErrorCode.COMPRESSION_ERROR, f"bad header block: {bad}")
         except Exception:  # a bug in a stream owner: say so, and end only this connection
             log.exception("http/2 connection failed while handling a frame")
             self.fail(ErrorCode.INTERNAL_ERROR, "internal error in the sidecar")

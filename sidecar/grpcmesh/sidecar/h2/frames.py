@@ -8,6 +8,7 @@ connection can gather a whole batch and hand the transport one buffer.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 __all__ = [
     "CONNECTION_WINDOW",
@@ -43,48 +44,48 @@ CONNECTION_WINDOW = 16 << 20  # what we grant a peer per connection (credited as
 
 
 class FrameType:
-    DATA = 0x0
-    HEADERS = 0x1
-    PRIORITY = 0x2
-    RST_STREAM = 0x3
-    SETTINGS = 0x4
-    PUSH_PROMISE = 0x5
-    PING = 0x6
-    GOAWAY = 0x7
-    WINDOW_UPDATE = 0x8
-    CONTINUATION = 0x9
+    DATA: Final = 0x0
+    HEADERS: Final = 0x1
+    PRIORITY: Final = 0x2
+    RST_STREAM: Final = 0x3
+    SETTINGS: Final = 0x4
+    PUSH_PROMISE: Final = 0x5
+    PING: Final = 0x6
+    GOAWAY: Final = 0x7
+    WINDOW_UPDATE: Final = 0x8
+    CONTINUATION: Final = 0x9
 
 
 class Flag:
-    END_STREAM = 0x1
-    ACK = 0x1
-    END_HEADERS = 0x4
-    PADDED = 0x8
-    PRIORITY = 0x20
+    END_STREAM: Final = 0x1
+    ACK: Final = 0x1
+    END_HEADERS: Final = 0x4
+    PADDED: Final = 0x8
+    PRIORITY: Final = 0x20
 
 
 class ErrorCode:
-    NO_ERROR = 0x0
-    PROTOCOL_ERROR = 0x1
-    INTERNAL_ERROR = 0x2
-    FLOW_CONTROL_ERROR = 0x3
-    SETTINGS_TIMEOUT = 0x4
-    STREAM_CLOSED = 0x5
-    FRAME_SIZE_ERROR = 0x6
-    REFUSED_STREAM = 0x7
-    CANCEL = 0x8
-    COMPRESSION_ERROR = 0x9
-    CONNECT_ERROR = 0xA
-    ENHANCE_YOUR_CALM = 0xB
+    NO_ERROR: Final = 0x0
+    PROTOCOL_ERROR: Final = 0x1
+    INTERNAL_ERROR: Final = 0x2
+    FLOW_CONTROL_ERROR: Final = 0x3
+    SETTINGS_TIMEOUT: Final = 0x4
+    STREAM_CLOSED: Final = 0x5
+    FRAME_SIZE_ERROR: Final = 0x6
+    REFUSED_STREAM: Final = 0x7
+    CANCEL: Final = 0x8
+    COMPRESSION_ERROR: Final = 0x9
+    CONNECT_ERROR: Final = 0xA
+    ENHANCE_YOUR_CALM: Final = 0xB
 
 
 class Setting:
-    HEADER_TABLE_SIZE = 0x1
-    ENABLE_PUSH = 0x2
-    MAX_CONCURRENT_STREAMS = 0x3
-    INITIAL_WINDOW_SIZE = 0x4
-    MAX_FRAME_SIZE = 0x5
-    MAX_HEADER_LIST_SIZE = 0x6
+    HEADER_TABLE_SIZE: Final = 0x1
+    ENABLE_PUSH: Final = 0x2
+    MAX_CONCURRENT_STREAMS: Final = 0x3
+    INITIAL_WINDOW_SIZE: Final = 0x4
+    MAX_FRAME_SIZE: Final = 0x5
+    MAX_HEADER_LIST_SIZE: Final = 0x6
 
 
 class H2Error(Exception):

@@ -154,7 +154,7 @@ class H2Server:
             backlog=1024,
             ssl=tls,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = _bound_port(self._server)
         return self.port
 
     def forget(self, conn: ServerConnection) -> None:
@@ -178,3 +178,9 @@ class H2Server:
         for conn in list(self.connections):
             conn.close()
         self.connections.clear()
+
+
+def _bound_port(server: Any) -> int:
+    """The port a server listens on. ``Any``: uvloop's ``sockets`` is a list where asyncio's is a
+    tuple, and compiled code would check the type the stubs declare."""
+    return int(server.sockets[0].getsockname()[1])

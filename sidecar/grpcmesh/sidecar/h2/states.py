@@ -15,6 +15,8 @@ classified by :func:`closed_stream_error`.
 
 from __future__ import annotations
 
+from typing import Final
+
 from grpcmesh.sidecar.h2.frames import ErrorCode, FrameType
 
 __all__ = [
@@ -34,36 +36,49 @@ __all__ = [
 class State:
     """Stream states (plain ints: the hot path compares and hashes them, an IntEnum hashes in Python)."""
 
-    IDLE = 0
-    RESERVED_LOCAL = 1
-    RESERVED_REMOTE = 2
-    OPEN = 3
-    HALF_CLOSED_LOCAL = 4
-    HALF_CLOSED_REMOTE = 5
-    CLOSED = 6
-    NAMES: tuple[str, ...] = ("idle", "reserved (local)", "reserved (remote)", "open")
-    NAMES += ("half-closed (local)", "half-closed (remote)", "closed")
+    IDLE: Final = 0
+    RESERVED_LOCAL: Final = 1
+    RESERVED_REMOTE: Final = 2
+    OPEN: Final = 3
+    HALF_CLOSED_LOCAL: Final = 4
+    HALF_CLOSED_REMOTE: Final = 5
+    CLOSED: Final = 6
+    NAMES: Final = (
+        "idle",
+        "reserved (local)",
+        "reserved (remote)",
+        "open",
+        "half-closed (local)",
+        "half-closed (remote)",
+        "closed",
+    )
 
 
 class Event:
     """What happens to a stream: frames sent and received that change its state."""
 
-    SEND_HEADERS = 0
-    SEND_END_STREAM = 1
-    SEND_RST_STREAM = 2
-    RECV_HEADERS = 3
-    RECV_END_STREAM = 4
-    RECV_RST_STREAM = 5
-    NAMES: tuple[str, ...] = ("send HEADERS", "send END_STREAM", "send RST_STREAM", "receive HEADERS")
-    NAMES += ("receive END_STREAM", "receive RST_STREAM")
+    SEND_HEADERS: Final = 0
+    SEND_END_STREAM: Final = 1
+    SEND_RST_STREAM: Final = 2
+    RECV_HEADERS: Final = 3
+    RECV_END_STREAM: Final = 4
+    RECV_RST_STREAM: Final = 5
+    NAMES: Final = (
+        "send HEADERS",
+        "send END_STREAM",
+        "send RST_STREAM",
+        "receive HEADERS",
+        "receive END_STREAM",
+        "receive RST_STREAM",
+    )
 
 
 class ClosedBy:
     """How a stream the connection has forgotten was closed (decides what late frames mean)."""
 
-    END_STREAM = 0  # the peer's END_STREAM was received: more frames are a STREAM_CLOSED error
-    PEER_RESET = 1  # the peer reset it: more frames are a STREAM_CLOSED stream error
-    RESET = 2  # we reset it: the peer may not know yet, so late frames are ignored
+    END_STREAM: Final = 0  # the peer's END_STREAM was received: more frames are a STREAM_CLOSED error
+    PEER_RESET: Final = 1  # the peer reset it: more frames are a STREAM_CLOSED stream error
+    RESET: Final = 2  # we reset it: the peer may not know yet, so late frames are ignored
 
 
 S, E = State, Event

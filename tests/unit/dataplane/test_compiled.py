@@ -1,0 +1,48 @@
+"""The HTTP/2 layer runs compiled where it was built, and falls back to its sources as a whole."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grpcmesh.sidecar import h2
+
+PROBE = (
+    "import grpcmesh.sidecar.h2 as h2, grpcmesh.sidecar.h2.connection as c, grpcmesh.sidecar.h2.hpack_in as d;"
+    "print(h2.COMPILED, c.__file__.endswith('.py'), d.__file__.endswith('.py'))"
+)
+
+
+def _probe(**env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "GRPCMESH_PURE_PYTHON"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env={**environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_pure_python_switch_loads_every_module_from_its_source() -> None:
+    assert _probe(GRPCMESH_PURE_PYTHON="1") == "False True True"
+
+
+@pytest.mark.skipif(
+    not any(Path(h2.__file__).parent.glob("*.so")) and os.environ.get("GRPCMESH_REQUIRE_COMPILED") != "1",
+    reason="not compiled here (no C compiler at install time)",
+)
+def test_compiled_modules_are_used_where_built() -> None:
+    assert _probe() == "True False False"
+
+
+def test_a_source_edited_after_its_build_is_noticed(tmp_path: Path) -> None:
+    (tmp_path / "frames.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    source = tmp_path / "frames.py"
+    source.write_text("")
+    assert h2._stale(tmp_path) == []
+    later = source.stat().st_mtime + 60
+    os.utime(source, (later, later))
+    assert h2._stale(tmp_path) == ["frames.py"]
