@@ -1,12 +1,12 @@
-"""Compile the sidecar's HTTP/2 layer with mypyc, next to its sources.
+"""Compile the sidecar's HTTP/2 layer and relay with mypyc, next to their sources.
 
-Why: the frame reader, the HPACK codec and the stream state machine run for
-every frame a sidecar relays; compiled by mypyc (from the very type hints
-``mypy --strict`` checks) they cost a quarter of the CPU they cost
-interpreted, and the sidecar's cost per call is what users compare with
-Envoy's and nginx's. Nothing changes in the sources: the pure-Python modules
-stay importable and tested (``GRPCMESH_PURE_PYTHON=1``, see
-``grpcmesh/sidecar/h2/__init__.py``).
+Why: the frame reader, the HPACK codec, the stream state machine and the
+relay run for every frame and call a sidecar carries; compiled by mypyc (from
+the very type hints ``mypy --strict`` checks) the HTTP/2 layer costs a third
+of the CPU it costs interpreted, and the sidecar's cost per call is what users
+compare with Envoy's and nginx's. Nothing changes in the sources: the
+pure-Python modules stay importable and tested (``GRPCMESH_PURE_PYTHON=1``,
+see ``grpcmesh/sidecar/compiled.py``).
 
 Used by the build hook (``hatch_build.py``: every ``pip install``, editable
 or not) and by ``make compiled`` after a source changes. Needs a C compiler
@@ -22,9 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-SOURCE_ROOT = "sidecar"  # the source root holding grpcmesh/sidecar/h2
-PACKAGE = Path("grpcmesh/sidecar/h2")
-GROUP = "grpcmesh.sidecar.h2"  # one shared library for the group, so calls between modules stay native
+SOURCE_ROOT = "sidecar"  # the source root holding grpcmesh/sidecar
+PACKAGE = Path("grpcmesh/sidecar")
+# The relay's modules besides h2/*: what every call runs through. Not compiled: startup, config,
+# admin pages, and `compiled` (it decides which form runs).
+RELAY = ("hop", "inbound", "listener", "outbound", "proxy", "router", "spans", "telemetry")
+GROUP = "grpcmesh.sidecar.dataplane"  # one shared library, so calls between the modules stay native
 
 _SETUP = """
 import sys
@@ -45,15 +48,15 @@ setup(
 
 
 def modules(root: Path) -> list[str]:
-    """The modules compiled: all of the package but its ``__init__`` (which picks compiled or pure)."""
-    package = root / SOURCE_ROOT / PACKAGE
-    return sorted(str(PACKAGE / p.name) for p in package.glob("*.py") if p.name != "__init__.py")
+    """The modules compiled (paths relative to the source root): h2/* but its ``__init__``, and RELAY."""
+    h2 = root / SOURCE_ROOT / PACKAGE / "h2"
+    found = [str(PACKAGE / "h2" / p.name) for p in h2.glob("*.py") if p.name != "__init__.py"]
+    return sorted(found + [str(PACKAGE / f"{name}.py") for name in RELAY])
 
 
 def compiled_files(root: Path) -> list[Path]:
     """The extension files a build leaves in the source tree (git-ignored)."""
-    base = root / SOURCE_ROOT
-    return sorted((base / PACKAGE).glob("*.so")) + sorted((base / PACKAGE.parent).glob("h2__mypyc*.so"))
+    return sorted((root / SOURCE_ROOT / PACKAGE).rglob("*.so"))
 
 
 def clean(root: Path) -> None:
@@ -82,12 +85,14 @@ def compile_inplace(root: Path) -> list[Path]:
 
 def fresh(root: Path) -> bool:
     """Every module has an extension built after its source was last changed."""
-    package = root / SOURCE_ROOT / PACKAGE
-    built = {p.name.split(".", 1)[0]: p.stat().st_mtime for p in package.glob("*.so")}
-    return all(
-        Path(m).stem in built and (root / SOURCE_ROOT / m).stat().st_mtime <= built[Path(m).stem]
-        for m in modules(root)
-    )
+    base = root / SOURCE_ROOT
+    built = {p.with_name(p.name.split(".", 1)[0]): p.stat().st_mtime for p in compiled_files(root)}
+    for module in modules(root):
+        source = base / module
+        ext_time = built.get(source.with_suffix(""))
+        if ext_time is None or source.stat().st_mtime > ext_time:
+            return False
+    return True
 
 
 def main() -> int:

@@ -7,8 +7,8 @@ client interceptors and the server interceptor cannot drift apart.
 from __future__ import annotations
 
 import contextvars
-import uuid
 from collections.abc import Iterable, Sequence
+from random import getrandbits
 
 __all__ = [
     "BAGGAGE",
@@ -57,8 +57,20 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def new_request_id() -> str:
-    """A fresh UUID4, the format Envoy and most tracers expect."""
-    return str(uuid.uuid4())
+    """A fresh random UUID (version 4), the format Envoy and most tracers expect.
+
+    From :func:`random.getrandbits`, not :func:`uuid.uuid4`: a request id
+    correlates logs and is no secret, and ``uuid4`` reads the kernel's CSPRNG
+    (a system call) and builds a ``UUID`` object per call - a tenth of a
+    sidecar's CPU per call when the caller sent no id.
+    """
+    n = (getrandbits(128) & _V4_CLEAR) | _V4_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_V4_CLEAR = ~((0xF << 76) | (0x3 << 62))  # the version nibble and the variant bits
+_V4_SET = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
 
 
 def current_request_id() -> str | None:

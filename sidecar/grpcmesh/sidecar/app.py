@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import signal
 import ssl
@@ -248,6 +249,7 @@ class Sidecar:
             self._spawn(self._learn_later())
         self._deregister = await register(cfg, self.grpc_services, self.ports["inbound"])
         self.ready = True
+        settle_heap()
         log.info(
             "sidecar ready service=%s outbound=%d inbound=%d admin=%d app=%s grpc_services=%s",
             cfg.service,
@@ -360,3 +362,17 @@ class Sidecar:
 async def run(cfg: SidecarConfig) -> int:
     await Sidecar(cfg).run_until_signal()
     return 0
+
+
+def settle_heap() -> None:
+    """Tunes the garbage collector for a proxy, once started.
+
+    What exists at startup (modules, config, protos) lives as long as the
+    process: frozen, it is no longer traversed by every full collection. Per
+    relayed call a few hundred short-lived objects are made, almost none in
+    cycles; at the default threshold (700) a young collection ran every few
+    calls. 20,000 keeps the young generation a few MB at most.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)

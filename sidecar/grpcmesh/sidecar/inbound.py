@@ -111,7 +111,7 @@ class Inbound(Listener):
                 relay.answer(_NOT_SERVING)
                 return
         elif self.authorize is not None and (denied := self.authorize(stream.conn, path)) is not None:
-            relay.fail(grpc.StatusCode.PERMISSION_DENIED, denied)  # never reaches the app
+            relay.refuse(grpc.StatusCode.PERMISSION_DENIED, denied)  # never reaches the app
             return
         elif self.in_flight >= self._limit:
             self.rejected += 1

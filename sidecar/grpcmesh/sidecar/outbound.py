@@ -74,8 +74,8 @@ class Outbound(Listener):
     async def _route_later(self, relay: Relay, method: str, headers: Headers) -> None:
         try:
             service = await self.router.route(method, headers)
-        except RouteError as err:
-            relay.fail(grpc.StatusCode.UNAVAILABLE, str(err))
+        except RouteError as no_route:  # one name per clause: compiled code types each
+            relay.fail(grpc.StatusCode.UNAVAILABLE, str(no_route))
             return
         except Exception as err:  # discovery itself failed: the caller must still get an answer
             log.warning("routing %s failed: %s", method, err)

@@ -60,6 +60,9 @@ _DIALS: set[asyncio.Task[None]] = set()  # calls waiting for a connection (stron
 
 Pools = Callable[[str, EndpointState], Pool]
 
+REFUSAL_WAIT_S = 1.0  # how long a refused call's answer waits for the rest of its request
+REFUSAL_DRAIN_BYTES = 16 << 20  # and how much of it is read and dropped meanwhile
+
 
 class Phase(enum.IntEnum):
     ROUTING = 0  # no attempt yet (finding the route, starting the cluster)
@@ -86,9 +89,11 @@ class Relay:
 
     __slots__ = (
         "_backlog",
+        "_dropped",
         "_ended",
         "_held",
         "_pools",
+        "_refusal",
         "_replay",
         "_replay_bytes",
         "_replay_limit",
@@ -141,6 +146,8 @@ class Relay:
         self._req_limit = MessageLimit(cap)  # also tracks message boundaries
         self._resp_limit = MessageLimit(cap)
         self._pools: Pools | None = None
+        self._refusal: tuple[grpc.StatusCode, str] | None = None  # see refuse()
+        self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
         if deadline is not None:
             self._timer = self.loop.call_at(deadline, self._expire)
@@ -184,6 +191,30 @@ class Relay:
         else:
             self.down.send_headers(trailers_only(code, message, extra), True)
         self._finish(code, _K_LOCAL if local else classify(code, transport=True))
+
+    def refuse(self, code: grpc.StatusCode, message: str) -> None:
+        """A local refusal before any attempt (authorization), sent once the caller's request ended.
+
+        A gRPC client still writing its request stream when the status arrives
+        may report its own failed write instead (grpc-python: INTERNAL "Failed
+        execute_batch"). So the rest of the request is read and dropped first,
+        for at most ``REFUSAL_WAIT_S`` (or the deadline) and ``REFUSAL_DRAIN_BYTES``;
+        then the status goes out, with a reset if the caller is still sending.
+        """
+        if self._ended or self.phase is _DONE:
+            self.fail(code, message)
+            return
+        self._refusal = (code, message)
+        if self._timer is not None:
+            self._timer.cancel()
+        at = self.loop.time() + REFUSAL_WAIT_S
+        self._timer = self.loop.call_at(min(at, self.deadline or at), self._refuse_now)
+
+    def _refuse_now(self) -> None:
+        refusal, self._refusal = self._refusal, None
+        self._timer = None
+        if refusal is not None:
+            self.fail(*refusal)
 
     def answer(self, message: bytes) -> None:
         """Ends the call here with one response message and OK (health checks while draining)."""
@@ -375,6 +406,13 @@ class Relay:
         down = self.down
         if self.phase is _DONE:
             down.consumed(len(data))
+            return
+        if self._refusal is not None:  # refused: read to the end (bounded) and drop
+            down.consumed(len(data))
+            self._dropped += len(data)
+            if end_stream or self._dropped > REFUSAL_DRAIN_BYTES:
+                self._ended = end_stream
+                self._refuse_now()
             return
         if end_stream:
             self._ended = True

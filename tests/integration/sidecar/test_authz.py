@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,3 +322,19 @@ async def test_a_denied_stream_still_sending_is_cut_off_alone(mesh: Mesh) -> Non
     assert trailers[0][b"grpc-status"] == b"0"
     data = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived) and e.stream_id == 3)
     assert data.endswith(b"hello")
+
+
+async def test_a_denied_client_stream_from_grpc_python_sees_permission_denied(mesh: Mesh) -> None:
+    """A real gRPC client still writing its request stream when the denial arrives gets the
+    denial's status (not an INTERNAL about its own failed write), each time."""
+
+    async def requests() -> AsyncIterator[bytes]:
+        for i in range(200):
+            yield b"x" * (60_000 if i % 2 else 10)  # large ones fill the window, small ones race the answer
+            await asyncio.sleep(0)
+
+    ident = mesh.ids["orders"]
+    async with ident.channel(mesh.sidecars["billing"].inbound, "billing") as ch:
+        for _ in range(20):
+            call = ch.stream_unary(E + "ClientStream")(requests(), timeout=10)
+            await expect_denied(call, "services.billing")

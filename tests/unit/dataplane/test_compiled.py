@@ -1,4 +1,4 @@
-"""The HTTP/2 layer runs compiled where it was built, and falls back to its sources as a whole."""
+"""The sidecar's hot modules run compiled where they were built, and fall back to their sources as a whole."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from grpcmesh.sidecar import h2
+from grpcmesh.sidecar import compiled
 
 PROBE = (
-    "import grpcmesh.sidecar.h2 as h2, grpcmesh.sidecar.h2.connection as c, grpcmesh.sidecar.h2.hpack_in as d;"
-    "print(h2.COMPILED, c.__file__.endswith('.py'), d.__file__.endswith('.py'))"
+    "import grpcmesh.sidecar as s, grpcmesh.sidecar.h2.connection as c, grpcmesh.sidecar.proxy as p;"
+    "print(s.COMPILED, c.__file__.endswith('.py'), p.__file__.endswith('.py'))"
 )
 
 
@@ -31,7 +31,8 @@ def test_pure_python_switch_loads_every_module_from_its_source() -> None:
 
 
 @pytest.mark.skipif(
-    not any(Path(h2.__file__).parent.glob("*.so")) and os.environ.get("GRPCMESH_REQUIRE_COMPILED") != "1",
+    not any(Path(compiled.__file__).parent.rglob("*.so"))
+    and os.environ.get("GRPCMESH_REQUIRE_COMPILED") != "1",
     reason="not compiled here (no C compiler at install time)",
 )
 def test_compiled_modules_are_used_where_built() -> None:
@@ -39,10 +40,11 @@ def test_compiled_modules_are_used_where_built() -> None:
 
 
 def test_a_source_edited_after_its_build_is_noticed(tmp_path: Path) -> None:
-    (tmp_path / "frames.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
-    source = tmp_path / "frames.py"
+    (tmp_path / "h2").mkdir()
+    (tmp_path / "h2" / "frames.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    source = tmp_path / "h2" / "frames.py"
     source.write_text("")
-    assert h2._stale(tmp_path) == []
+    assert compiled.stale(tmp_path) == []
     later = source.stat().st_mtime + 60
     os.utime(source, (later, later))
-    assert h2._stale(tmp_path) == ["frames.py"]
+    assert compiled.stale(tmp_path) == ["h2/frames.py"]

@@ -1,7 +1,10 @@
 """The relay over fake streams: phases, retries through the attempt sequence, markers, limits.
 
 Fakes stand in for the HTTP/2 layer only (streams record what the relay sends
-them); the cluster, the attempt sequence and the classification are real.
+them); the cluster, the attempt sequence and the classification are real. A
+compiled relay accepts only real streams, so these run on the pure-Python
+modules (`make test-pure`, part of `make test`); the integration tests cover the
+compiled relay.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from grpcmesh.sdk.cluster import Cluster, ClusterConfig
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver
 from grpcmesh.sdk.failures import LOCAL, NOT_REACHED, PUSHBACK
 from grpcmesh.sdk.retry import RetryConfig
+from grpcmesh.sidecar import COMPILED
 from grpcmesh.sidecar.h2.frames import ErrorCode
 from grpcmesh.sidecar.hop import CallRecord
 from grpcmesh.sidecar.proxy import Phase, Relay
+
+pytestmark = pytest.mark.skipif(COMPILED, reason="fakes need the pure-Python relay: make test-pure")
 
 Sent = list[tuple[str, Any, bool]]
 

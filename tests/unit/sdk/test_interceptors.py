@@ -107,3 +107,15 @@ async def test_streams_get_no_default_deadline_but_keep_the_incoming_cap() -> No
     finally:
         deadline_var.reset(token)
     assert 0 < seen[-1].timeout <= 1.0
+
+
+def test_new_request_ids_are_distinct_rfc4122_version_4_uuids() -> None:
+    import uuid
+
+    from grpcmesh.sdk.headers import new_request_id
+
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, rid)
