@@ -11,6 +11,10 @@ throughput and its p50/p99 (ghz's own percentiles), and CPU per call of each pro
 (``/proc/<pid>/stat`` utime+stime over all rounds / calls). Prints the table, ratios vs
 direct and vs nginx, and one JSON line (keys in bench/README.md).
 
+A second table, for ``--workers``: 64 callers over 16 connections, direct / one sidecar as one
+process / the same with ``--workers 2`` (CPU per call: supervisor and both workers together).
+On a 2-core box ghz and the upstream need CPU too, so read it with the CPU per call.
+
     python bench/sidecar_fast.py            # ~1.5 min
     python bench/sidecar_fast.py --quick    # ~20 s, same JSON keys, fewer samples
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -42,6 +47,7 @@ from tests.support.procs import ProcessGroup  # noqa: E402
 
 ROUTES = {"grpc.testing.TestService": "interop"}
 CALLERS = 16
+CONNECTIONS, MANY_CALLERS = 16, 64  # the multi-core table: many connections for the kernel to spread
 
 
 @dataclass
@@ -57,10 +63,16 @@ class Row:
     errors: int = 0
     cpu: dict[int, float] = field(default_factory=dict)
     upstream_cpu: float = 0.0
+    loadgen_cpu: float = 0.0  # ghz's own CPU (the reaped child's rusage)
 
     def cpu_ms(self) -> list[float]:
         """CPU ms per call of each proxy process, over every round."""
         return [self.cpu.get(p, 0.0) / self.calls * 1000 for p in self.pids] if self.calls else []
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(rows: list[Row], ghz: Path, upstream_pid: int, rounds: int, seconds: float) -> None:
@@ -72,10 +84,12 @@ def measure(rows: list[Row], ghz: Path, upstream_pid: int, rounds: int, seconds:
         for row in rows:
             pids = [*row.pids, upstream_pid]
             before = {p: cpu_seconds(p) for p in pids}
+            ghz_before = children_cpu()
             got = run_ghz(ghz, row.target, seconds, concurrency=row.callers, connections=row.connections)
             for p in row.pids:
                 row.cpu[p] = row.cpu.get(p, 0.0) + cpu_seconds(p) - before[p]
             row.upstream_cpu += cpu_seconds(upstream_pid) - before[upstream_pid]
+            row.loadgen_cpu += children_cpu() - ghz_before
             row.calls += got.count
             row.errors += got.errors
             if row.best is None or got.rps > row.best.rps:
@@ -114,6 +128,25 @@ def sidecar_rows(group: ProcessGroup, upstream: str) -> list[Row]:
     ]
 
 
+def worker_rows(group: ProcessGroup, upstream: str) -> list[Row]:
+    """One sidecar (policies, trace 1%) as one process and as ``--workers 2`` (CPU: every process)."""
+    args = ("--endpoints", f"interop={upstream}", "--sample-ratio", "0.01")
+    one = start_sidecar(group, "w1", "127.0.0.1:1", *args, config={"routes": ROUTES}, wait=False)
+    two = start_sidecar(
+        group, "w2", "127.0.0.1:1", *args, "--workers", "2", config={"routes": ROUTES}, wait=False
+    )
+    for sc in (one, two):
+        sc.proc.wait_output("sidecar ready", timeout=60)
+    workers = [w["pid"] for w in two.admin_json("/workers")["workers"]]
+    many = {"connections": CONNECTIONS, "callers": MANY_CALLERS}
+    return [
+        Row("mc_w1", "one sidecar, 1 process", f"127.0.0.1:{one.outbound}", [one.proc.pid], **many),
+        Row(
+            "mc_w2", "one sidecar, --workers 2", f"127.0.0.1:{two.outbound}", [two.proc.pid, *workers], **many
+        ),
+    ]
+
+
 def run(quick: bool) -> dict[str, object]:
     rounds, seconds = (1, 1.5) if quick else (3, 4.0)
     ghz, server = bin_path("ghz"), bin_path("grpc-interop-server")
@@ -132,11 +165,14 @@ def run(quick: bool) -> dict[str, object]:
         nginx = start_nginx(group, port, workdir)
         if nginx is not None:
             rows.append(Row("nginx", "nginx grpc_pass, 1 worker", f"127.0.0.1:{nginx[1]}", [nginx[0].pid]))
+        many = [Row("mc_direct", "direct", upstream, connections=CONNECTIONS, callers=MANY_CALLERS)]
+        many += worker_rows(group, upstream)
         measure(rows, ghz, up.pid, rounds, seconds)
+        measure(many, ghz, up.pid, rounds, seconds)
     finally:
         group.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
-    return report(rows, quick)
+    return report(rows, many, quick)
 
 
 def r3(x: float | None) -> float | None:
@@ -159,40 +195,73 @@ def row_keys(row: Row, direct: Row, nginx: Row | None) -> dict[str, object]:
         f"{row.key}_cpu_ms_per_call": r3(total),
         f"{row.key}_cpu_ms_per_call_each": [r3(c) for c in cpu],
         f"{row.key}_cpu_vs_nginx": r3(total / ngx_cpu) if total is not None and ngx_cpu else None,
+        f"{row.key}_all_cpu_ms_per_call": r3(
+            (row.loadgen_cpu + row.upstream_cpu) / row.calls * 1000 + (total or 0.0)
+        ),
     }
 
 
-def report(rows: list[Row], quick: bool) -> dict[str, object]:
-    by = {r.key: r for r in rows}
-    direct, nginx = by["direct"], by.get("nginx")
+def table(title: str, rows: list[Row], nginx: Row | None) -> dict[str, object]:
+    """Prints one table; returns its rows' JSON keys (ratios vs its first row, the direct one)."""
+    print(f"\n{title}")
     print(
-        f"\nsidecar vs a fast upstream ({'quick' if quick else 'full'}): ghz UnaryCall, {CALLERS} callers, 1 connection"
+        f"{'path':34} {'calls/s':>8} {'x direct':>8} {'x nginx':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'proxy cpu ms/call':>24} {'errors':>6}"
     )
-    print(
-        f"{'path':34} {'calls/s':>8} {'x direct':>8} {'x nginx':>8} {'p50 ms':>7} {'p99 ms':>7} {'proxy cpu ms/call':>20} {'errors':>6}"
-    )
-    result: dict[str, object] = {"bench": "sidecar_fast", "quick": quick}
+    out: dict[str, object] = {}
     for row in rows:
-        keys = row_keys(row, direct, nginx)
-        result.update(keys)
+        keys = row_keys(row, rows[0], nginx)
+        out.update(keys)
         each = "+".join(f"{c:.3f}" for c in row.cpu_ms()) or "-"
         vs_ngx = keys[f"{row.key}_vs_nginx"]
         print(
             f"{row.name:34} {keys[f'{row.key}_rps']:>8} {keys[f'{row.key}_vs_direct']:>8} "
             f"{'-' if vs_ngx is None else vs_ngx:>8} {keys[f'{row.key}_p50_ms']:>7} {keys[f'{row.key}_p99_ms']:>7} "
-            f"{each:>20} {row.errors:>6}"
+            f"{each:>24} {row.errors:>6}"
         )
+    return out
+
+
+def report(rows: list[Row], many: list[Row], quick: bool) -> dict[str, object]:
+    direct, nginx = rows[0], next((r for r in rows if r.key == "nginx"), None)
+    mode = "quick" if quick else "full"
+    result: dict[str, object] = {"bench": "sidecar_fast", "quick": quick}
+    result.update(
+        table(
+            f"sidecar vs a fast upstream ({mode}): ghz UnaryCall, {CALLERS} callers, 1 connection",
+            rows,
+            nginx,
+        )
+    )
     if nginx is None:
         print("nginx grpc_pass: skipped, nginx not on PATH (apt-get install nginx)")
+    title = f"more than one core ({mode}): {MANY_CALLERS} callers over {CONNECTIONS} connections"
+    result.update(table(title, many, None))
+    w1, w2 = (r.best for r in many[1:])
+    assert w1 is not None
+    assert w2 is not None
+    result["mc_w2_vs_w1"] = r3(w2.rps / w1.rps)
+    cores = os.cpu_count() or 1
+    result["cores"] = cores
+    for key in ("mc_w1", "mc_w2"):  # the calls/s at which this row's CPU per call fills every core
+        spent = result[f"{key}_all_cpu_ms_per_call"]
+        result[f"{key}_cpu_ceiling_rps"] = (
+            round(cores * 1000 / spent) if isinstance(spent, float) and spent else None
+        )
+    print(
+        f"CPU per call of everything (ghz + upstream + proxies): 1 process {result['mc_w1_all_cpu_ms_per_call']} ms, "
+        f"2 workers {result['mc_w2_all_cpu_ms_per_call']} ms; {cores} cores full at "
+        f"{result['mc_w1_cpu_ceiling_rps']} / {result['mc_w2_cpu_ceiling_rps']} calls/s"
+    )
     result["upstream_cpu_ms_per_call"] = (
         r3(direct.upstream_cpu / direct.calls * 1000) if direct.calls else None
     )
-    result["errors"] = sum(r.errors for r in rows)
+    result["errors"] = sum(r.errors for r in [*rows, *many])
     result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     print(
         f"\nratios: one sidecar (policies, trace 1%) {result['one_vs_nginx']}x nginx's throughput (target >= 1.0), "
         f"CPU/call {result['one_cpu_vs_nginx']}x nginx's (target <= 1.0); bare {result['one_bare_cpu_vs_nginx']}x; "
-        f"pair {result['pair_vs_direct']}x direct"
+        f"pair {result['pair_vs_direct']}x direct; 2 workers {result['mc_w2_vs_w1']}x 1 (target >= 1.6)"
     )
     print(json.dumps(result, sort_keys=True))
     return result
