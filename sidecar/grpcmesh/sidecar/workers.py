@@ -49,15 +49,24 @@ READY_TIMEOUT_S = 60.0
 
 
 def reserve(listen: str, name: str) -> socket.socket:
-    """A socket bound to ``listen`` with SO_REUSEPORT, not listening: holds the port for the workers."""
+    """A socket bound to ``listen`` with SO_REUSEPORT, not listening: holds the port for the workers.
+
+    A probe without SO_REUSEPORT binds first, so a port already taken (by anything, another
+    multi-worker sidecar's reservation included) is an error here rather than shared silently.
+    """
     host, port = split_host_port(listen, min_port=0)
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    addr = host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((addr, port))
+            port = probe.getsockname()[1]
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        sock.bind((addr, port))
     except OSError as err:
         sock.close()
         raise OSError(f"{name}: cannot listen on {listen}: {err.strerror or err}") from err

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from tests.support.mesh import SidecarProc, admin_get, start_echo_proc, start_sidecar
-from tests.support.procs import ProcessGroup, wait_for
+from tests.support.procs import ProcessGroup, free_port, wait_for
 
 PING = "/echo.v1.Echo/Ping"
 CONNECTIONS = 24
@@ -114,6 +114,25 @@ def test_killed_worker_is_replaced(procs: ProcessGroup) -> None:
     ]
     assert all(s > 0 for s in served), served  # the new worker 0 serves too
     assert metric(admin_get(sc.admin, "/metrics")[1], "grpcmesh_worker_restarts_total") == 1
+
+
+def test_a_taken_port_is_an_error_not_shared(procs: ProcessGroup) -> None:
+    sc = two_workers(procs)
+    argv = [sys.executable, "-m", "grpcmesh.cli", "sidecar", "--service", "s", "--app", "127.0.0.1:1"]
+    argv += [
+        "--outbound",
+        f"127.0.0.1:{free_port()}",
+        "--inbound",
+        f"127.0.0.1:{sc.inbound}",
+        "--endpoints",
+        "x=127.0.0.1:1",
+        "--workers",
+        "2",
+    ]
+    second = procs.start(argv, "second")
+    second.proc.wait(timeout=30)
+    assert second.proc.returncode == 2
+    assert f"inbound: cannot listen on 127.0.0.1:{sc.inbound}" in second.output()
 
 
 @pytest.mark.parametrize("value", ["0", "65"])
