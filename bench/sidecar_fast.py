@@ -222,6 +222,31 @@ def table(title: str, rows: list[Row], nginx: Row | None) -> dict[str, object]:
     return out
 
 
+def cpu_bound(result: dict[str, object], many: list[Row]) -> dict[str, object]:
+    """What this run's CPU per call allows: a process proxies on at most one core, and the box
+    has ``cores`` for ghz, the upstream and the proxies together; the lower limit binds."""
+    cores = os.cpu_count() or 1
+    out: dict[str, object] = {"cores": cores}
+    limits: list[float] = []
+    for row in many[1:]:
+        spent = result[f"{row.key}_all_cpu_ms_per_call"]
+        proxy = result[f"{row.key}_cpu_ms_per_call"]
+        assert isinstance(spent, float)
+        assert isinstance(proxy, float)
+        workers = len(row.pids) - 1 if len(row.pids) > 1 else 1  # a supervisor does not proxy
+        ceiling = cores * 1000 / spent  # the calls/s at which everything in the row fills every core
+        out[f"{row.key}_cpu_ceiling_rps"] = round(ceiling)
+        limits.append(min(ceiling, workers * 1000 / proxy))
+    out["mc_w2_vs_w1_cpu_bound"] = r3(limits[1] / limits[0])
+    print(
+        f"CPU per call of everything (ghz + upstream + proxies): 1 process {result['mc_w1_all_cpu_ms_per_call']} ms, "
+        f"2 workers {result['mc_w2_all_cpu_ms_per_call']} ms: {cores} cores are full at "
+        f"{out['mc_w1_cpu_ceiling_rps']} / {out['mc_w2_cpu_ceiling_rps']} calls/s, so 2 workers can reach at most "
+        f"{out['mc_w2_vs_w1_cpu_bound']}x 1 process on this box"
+    )
+    return out
+
+
 def report(rows: list[Row], many: list[Row], quick: bool) -> dict[str, object]:
     direct, nginx = rows[0], next((r for r in rows if r.key == "nginx"), None)
     mode = "quick" if quick else "full"
@@ -241,18 +266,7 @@ def report(rows: list[Row], many: list[Row], quick: bool) -> dict[str, object]:
     assert w1 is not None
     assert w2 is not None
     result["mc_w2_vs_w1"] = r3(w2.rps / w1.rps)
-    cores = os.cpu_count() or 1
-    result["cores"] = cores
-    for key in ("mc_w1", "mc_w2"):  # the calls/s at which this row's CPU per call fills every core
-        spent = result[f"{key}_all_cpu_ms_per_call"]
-        result[f"{key}_cpu_ceiling_rps"] = (
-            round(cores * 1000 / spent) if isinstance(spent, float) and spent else None
-        )
-    print(
-        f"CPU per call of everything (ghz + upstream + proxies): 1 process {result['mc_w1_all_cpu_ms_per_call']} ms, "
-        f"2 workers {result['mc_w2_all_cpu_ms_per_call']} ms; {cores} cores full at "
-        f"{result['mc_w1_cpu_ceiling_rps']} / {result['mc_w2_cpu_ceiling_rps']} calls/s"
-    )
+    result.update(cpu_bound(result, many))
     result["upstream_cpu_ms_per_call"] = (
         r3(direct.upstream_cpu / direct.calls * 1000) if direct.calls else None
     )
