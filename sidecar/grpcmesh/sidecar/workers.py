@@ -81,9 +81,14 @@ def _with_port(listen: str, sock: socket.socket) -> str:
 class Supervisor:
     def __init__(self, cfg: SidecarConfig) -> None:
         self.cfg = cfg
-        self._dir = Path(tempfile.mkdtemp(prefix="grpcmesh-sidecar-"))
-        self._reserved = [reserve(cfg.outbound, "outbound"), reserve(cfg.inbound, "inbound")]
-        out, inb = self._reserved
+        out = reserve(cfg.outbound, "outbound")
+        try:
+            inb = reserve(cfg.inbound, "inbound")
+        except OSError:
+            out.close()
+            raise
+        self._reserved = [out, inb]
+        self._dir = Path(tempfile.mkdtemp(prefix="grpcmesh-sidecar-"))  # the workers' admin sockets
         self.ports = {"outbound": out.getsockname()[1], "inbound": inb.getsockname()[1]}
         # what each worker runs: the concrete ports, SO_REUSEPORT, and one process (no recursion)
         self.worker_cfg = dataclasses.replace(
@@ -154,7 +159,12 @@ class Supervisor:
             window.append(now)
             self.restarted += 1
             log.warning("worker %d pid=%d exited (status %s): restarting", index, proc.pid, code)
-            await self._spawn(index)
+            try:
+                await self._spawn(index)
+            except OSError as err:  # cannot fork or exec: as bad as a crash loop
+                log.error("worker %d cannot be restarted (%s): stopping the sidecar", index, err)
+                self.failed.set()
+                return
 
     async def start(self) -> None:
         for index in range(self.cfg.workers):
