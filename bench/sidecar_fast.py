@@ -241,8 +241,8 @@ def cpu_bound(result: dict[str, object], many: list[Row]) -> dict[str, object]:
     print(
         f"CPU per call of everything (ghz + upstream + proxies): 1 process {result['mc_w1_all_cpu_ms_per_call']} ms, "
         f"2 workers {result['mc_w2_all_cpu_ms_per_call']} ms: {cores} cores are full at "
-        f"{out['mc_w1_cpu_ceiling_rps']} / {out['mc_w2_cpu_ceiling_rps']} calls/s, so 2 workers can reach at most "
-        f"{out['mc_w2_vs_w1_cpu_bound']}x 1 process on this box"
+        f"{out['mc_w1_cpu_ceiling_rps']} / {out['mc_w2_cpu_ceiling_rps']} calls/s, an estimate of the most "
+        f"2 workers can gain here: {out['mc_w2_vs_w1_cpu_bound']}x 1 process (mean CPU over all rounds, best round's calls/s)"
     )
     return out
 
