@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSUL_BIN ?= .cache/bin/consul
 
-.PHONY: demo test test-pure unit lint typecheck compiled protos protos-check consul judges h2spec interop fuzz bench bench-quick clean
+.PHONY: demo test test-pure unit lint typecheck compiled protos protos-check consul judges h2spec interop ghz fuzz bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -51,7 +51,8 @@ consul:
 # Outside judges, built from the Go module proxy into .cache/bin (git-ignored, built once).
 GRPC_GO_VERSION ?= v1.85.0
 H2SPEC_VERSION ?= v2.2.1+incompatible
-judges: h2spec interop
+GHZ_VERSION ?= v0.121.0
+judges: h2spec interop ghz
 
 h2spec:
 	scripts/build-go-tool.sh h2spec github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
@@ -59,6 +60,10 @@ h2spec:
 interop:
 	scripts/build-go-tool.sh grpc-interop-server google.golang.org/grpc/interop/server@$(GRPC_GO_VERSION)
 	scripts/build-go-tool.sh grpc-interop-client google.golang.org/grpc/interop/client@$(GRPC_GO_VERSION)
+
+# The load generator of bench/sidecar_fast.py (against the interop server above).
+ghz:
+	scripts/build-go-tool.sh ghz github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 # Fuzz the sidecar's HTTP/2 frame reader and HPACK decoder: many structured (hypothesis) cases, then
 # coverage-guided atheris for FUZZ_SECONDS with its corpus kept in .cache/fuzz-h2. `make test` runs
@@ -69,10 +74,10 @@ fuzz: $(STAMP)
 	@mkdir -p .cache/fuzz-h2
 	$(PY) -m tests.unit.dataplane.fuzz_h2 -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 .cache/fuzz-h2
 
-bench: compiled
+bench: compiled interop ghz
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-bench-quick: compiled
+bench-quick: compiled interop ghz
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 clean:

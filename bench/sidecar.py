@@ -33,19 +33,14 @@ sys.path.insert(0, str(ROOT))
 import grpc  # noqa: E402
 
 from tests.support.certs import MeshCA  # noqa: E402
+from tests.support.loadgen import cpu_seconds, start_nginx  # noqa: E402
 from tests.support.mesh import SidecarProc, start_echo_proc, start_sidecar  # noqa: E402
-from tests.support.procs import ManagedProcess, ProcessGroup, free_port, wait_port  # noqa: E402
+from tests.support.procs import ProcessGroup  # noqa: E402
 
 METHOD = "/echo.v1.Echo/Ping"
 PAYLOAD = b"x" * 100
 IN_FLIGHT = 64
 RATE = 300.0
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 @dataclass
@@ -166,25 +161,6 @@ def write_policy(workdir: Path) -> Path:
         '[[services.echo.rules]]\nsources = ["c6"]\nmethods = ["/echo.v1.Echo/*"]\n'
     )
     return path
-
-
-def start_nginx(group: ProcessGroup, echo_port: int, workdir: Path) -> tuple[ManagedProcess, int] | None:
-    nginx = shutil.which("nginx")
-    if nginx is None:
-        return None
-    port = free_port()
-    conf = workdir / "nginx.conf"
-    conf.write_text(
-        f"worker_processes 1;\nmaster_process off;\ndaemon off;\npid {workdir}/nginx.pid;\n"
-        f"error_log {workdir}/nginx-error.log;\nevents {{ worker_connections 1024; }}\n"
-        f"http {{\n  access_log off;\n  client_body_temp_path {workdir}/body;\n  proxy_temp_path {workdir}/proxy;\n"
-        f"  fastcgi_temp_path {workdir}/fcgi;\n  uwsgi_temp_path {workdir}/uwsgi;\n  scgi_temp_path {workdir}/scgi;\n"
-        f"  upstream echo {{ server 127.0.0.1:{echo_port}; keepalive 64; }}\n"
-        f"  server {{ listen 127.0.0.1:{port} http2; location / {{ grpc_pass grpc://echo; }} }}\n}}\n"
-    )
-    proc = group.start([nginx, "-c", str(conf), "-p", str(workdir)], "nginx")
-    wait_port(port)
-    return proc, port
 
 
 async def run(quick: bool) -> dict[str, object]:

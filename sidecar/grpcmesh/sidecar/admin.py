@@ -48,6 +48,7 @@ class AdminServer:
         *,
         pages: dict[str, PageRoute] | None = None,
         streams: dict[str, StreamRoute] | None = None,
+        unix: str | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -55,6 +56,7 @@ class AdminServer:
         self._prefixes = prefixes or {}
         self._pages = pages or {}
         self._streams = streams or {}
+        self._unix = unix  # a worker's private admin (workers.py): a unix socket, not host:port
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -64,6 +66,9 @@ class AdminServer:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         self._runner = runner
+        if self._unix is not None:
+            await web.UnixSite(runner, self._unix).start()
+            return
         await web.TCPSite(runner, self._host, self._port).start()
         self.port = int(runner.addresses[0][1])
         log.info("admin on http://%s:%d", self._host, self.port)

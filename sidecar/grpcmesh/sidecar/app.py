@@ -131,8 +131,19 @@ def _bare(cfg: ClusterConfig) -> ClusterConfig:
 
 
 class Sidecar:
-    def __init__(self, cfg: SidecarConfig, *, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SidecarConfig,
+        *,
+        resolver: Resolver | None = None,
+        worker: int | None = None,
+        admin_unix: str | None = None,
+    ) -> None:
+        """``worker``: one of ``cfg.workers`` processes (workers.py), whose supervisor registers
+        in discovery and serves the admin port; this one's admin is on ``admin_unix``."""
         self.cfg = cfg
+        self.worker = worker
+        self._admin_unix = admin_unix
         self.resolver = resolver or build_resolver(cfg)
         self.registry = CollectorRegistry()
         provider = None
@@ -238,7 +249,9 @@ class Sidecar:
             pages.update(stat_routes(history))
             streams["/tap"] = self.telemetry.tap.stream
             self._spawn(history.run())
-        self._admin = AdminServer(host, port, self._routes(), pages=pages, streams=streams)
+        self._admin = AdminServer(
+            host, port, self._routes(), pages=pages, streams=streams, unix=self._admin_unix
+        )
         await self._admin.start()
         self.ports["admin"] = self._admin.port
         await self._listen(self.outbound, cfg.outbound, "outbound")
@@ -247,11 +260,13 @@ class Sidecar:
         self.grpc_services = await self.inbound.start()
         if not self.grpc_services:
             self._spawn(self._learn_later())
-        self._deregister = await register(cfg, self.grpc_services, self.ports["inbound"])
+        if self.worker is None:
+            self._deregister = await register(cfg, self.grpc_services, self.ports["inbound"])
         self.ready = True
         settle_heap()
         log.info(
-            "sidecar ready service=%s outbound=%d inbound=%d admin=%d app=%s grpc_services=%s",
+            "sidecar%s ready service=%s outbound=%d inbound=%d admin=%d app=%s grpc_services=%s",
+            "" if self.worker is None else f" worker {self.worker}",  # not "sidecar ready": the supervisor's
             cfg.service,
             self.ports["outbound"],
             self.ports["inbound"],

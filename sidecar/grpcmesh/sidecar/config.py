@@ -11,6 +11,7 @@ TOML layout (every key optional except ``service`` and ``app``)::
     outbound = "127.0.0.1:15001"  inbound = "0.0.0.0:15000"  admin = "127.0.0.1:15090"
     consul = "http://127.0.0.1:8500"   consul_token = "..."   (masked in /config)
     max_message_bytes = 0 (no per-message cap)  max_concurrency = 1000  drain_timeout_s = 10
+    workers = 1                   # > 1: that many processes share the ports (workers.py)
     [endpoints]  payments = ["127.0.0.1:5001"]       # static discovery
     [routes]     "shop.v1.Payments" = "payments"      # proto service → mesh service
     [methods."/shop.v1.Orders/Get"]  idempotent = true
@@ -137,6 +138,7 @@ class SidecarConfig:
     access_log: bool = False
     uvloop: bool = True
     reuse_port: bool = False
+    workers: int = 1  # processes sharing the listening ports (SO_REUSEPORT), one event loop each
     tracing: TracingConfig = field(default_factory=TracingConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     authz_policy: str | None = None
@@ -153,6 +155,8 @@ class SidecarConfig:
             raise ValueError("max_message_bytes: must be 0 (no cap) or >= 1024")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency: must be >= 1")
+        if not 1 <= self.workers <= 64:
+            raise ValueError("workers: must be within [1, 64]")
         if self.drain_timeout_s < 0:
             raise ValueError("drain_timeout_s: must be >= 0")
         if self.authz_policy and not self.tls.enabled:

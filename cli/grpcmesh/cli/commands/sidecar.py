@@ -60,6 +60,11 @@ def add_parser(sub: Any) -> None:
         dest="drain_timeout_s",
         help="seconds to drain on SIGTERM (default: 10)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the ports, one core each; admin merges their metrics (default: 1)",
+    )
     p.add_argument("--sample-ratio", type=float, help="trace sampling ratio 0..1 (default: 1.0)")
     p.add_argument(
         "--trace-exporter",
@@ -130,6 +135,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "max_concurrency": args.max_concurrency,
         "max_message_bytes": args.max_message_bytes,
         "drain_timeout_s": args.drain_timeout_s,
+        "workers": args.workers,
         "endpoints": endpoints or None,
         "tracing": tracing or None,
         "tls": {k: v for k, v in tls.items() if v} or None,
@@ -148,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
     from grpcmesh.cli.registry_check import check_registry
     from grpcmesh.sidecar.app import run
     from grpcmesh.sidecar.config import ConfigError, load_config
+    from grpcmesh.sidecar.workers import run_workers
 
     try:
         cfg = load_config(args.config, overrides_from_args(args), flags=FLAGS)
@@ -162,4 +169,4 @@ def _run(args: argparse.Namespace) -> int:
             uvloop.install()
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
             pass
-    return asyncio.run(run(cfg))
+    return asyncio.run(run_workers(cfg) if cfg.workers > 1 else run(cfg))
