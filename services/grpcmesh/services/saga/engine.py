@@ -180,16 +180,31 @@ class Orchestrator:
 
     # -- internals -----------------------------------------------------------------------------
 
-    async def _commit(self, saga_id: str, change: Callable[[SagaRecord], SagaRecord]) -> SagaRecord:
+    async def _commit(self, saga_id: str, *changes: Callable[[SagaRecord], SagaRecord]) -> SagaRecord:
+        """Applies ``changes`` in order and persists them in one transaction, a history event each.
+
+        A change that returns its input unchanged is skipped (no version, no event).
+        """
         async with self._locks.hold(saga_id):
             current = await self.get(saga_id)
-            record = change(current)
-            await self._store.save(record, describe(current, record))
+            records: list[SagaRecord] = []
+            before = current
+            for change in changes:
+                after = change(before)
+                if after is not before:
+                    records.append(after)
+                    before = after
+            if not records:
+                return current
+            events = [describe(old, new) for old, new in zip([current, *records], records, strict=False)]
+            record = records[-1]
+            await self._store.save(record, *events)
             if record.terminal and saga_id not in self._tasks:
                 self._current.pop(saga_id, None)
             else:
                 self._current[saga_id] = record
-            self._hub.publish(record)
+            for each in records:
+                self._hub.publish(each)
             return record
 
     def _spawn(self, saga_id: str) -> None:
