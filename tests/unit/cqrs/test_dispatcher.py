@@ -244,3 +244,18 @@ async def test_a_retry_of_a_command_another_process_wrote_is_a_duplicate(
     again = await cached_bus.dispatch(add)
     assert (again.revision, again.position, again.duplicate) == (first.revision, first.position, True)
     assert len(streams.streams["order-o1"]) == 2
+
+
+async def test_a_create_is_decided_on_an_empty_stream_and_checked_by_no_stream(
+    bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    first = await bus.dispatch(command(o.CreateOrder(customer_id="c"), order_id="fresh"))
+    assert (first.revision, streams.reads) == (0, 0)
+    create = command(o.CreateOrder(customer_id="c"))
+    await rival_bus.dispatch(create)
+    again = await bus.dispatch(create)  # a retry of a create another process wrote
+    assert (again.revision, again.duplicate) == (0, True)
+    with pytest.raises(Rejected) as info:
+        await bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    assert info.value.reason == "ORDER_EXISTS"
+    assert len(streams.streams["order-o1"]) == 1

@@ -16,7 +16,8 @@ their retries are decided again.
 Round trips: with the stream cache a command for an aggregate this process wrote last
 is decided on the remembered stream and costs one Append; its exact expected revision
 proves nothing changed in between. Only a write or the command's own events answer
-from memory: a rejection or a no-op is confirmed by a read first.
+from memory: a rejection or a no-op is confirmed by a read first. A command that creates
+its aggregate is first decided on an empty stream (appended with ``no_stream``).
 
 Concurrency: commands for one aggregate queue inside this process; across
 processes the exact expected revision catches the race, and the loser reloads
@@ -129,13 +130,15 @@ class Dispatcher:
             use_cache = True
             while attempt < self.config.max_attempts:
                 known = self.streams.known(stream_id) if use_cache else None
+                if known is None and use_cache and handler.creates:
+                    known = []  # a create most likely starts a new stream: no_stream checks that
                 history = known if known is not None else await self.streams.read(stream_id)
                 result = await self._attempt(job, history, remembered=known is not None)
-                if result is _RECHECK:  # decided on remembered state without writing: confirm by a read
-                    use_cache = False
-                    continue
-                if result is not None:
+                if isinstance(result, cb.CommandResult):
                     return result
+                use_cache = False  # a rejection or no-op from memory, or a conflict: read from now on
+                if result is _RECHECK:
+                    continue
                 attempt += 1
                 log.debug("conflict on %s (attempt %d), reloading", aggregate_id, attempt)
                 await asyncio.sleep(random.uniform(0, delay))
