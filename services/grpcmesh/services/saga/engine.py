@@ -30,7 +30,7 @@ from grpcmesh.services.saga.domain import (
     WrongState,
     describe,
 )
-from grpcmesh.services.saga.runner import SagaRunner
+from grpcmesh.services.saga.runner import AbortSignal, SagaRunner
 from grpcmesh.services.saga.store.base import SagaStore
 from grpcmesh.services.saga.watch import WatchHub
 
@@ -57,7 +57,7 @@ class Orchestrator:
         self._hub = WatchHub()
         self._current: dict[str, SagaRecord] = {}
         self._locks = KeyedLocks()  # one transition of a saga at a time
-        self._aborts: dict[str, asyncio.Event] = {}
+        self._aborts: dict[str, AbortSignal] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class Orchestrator:
             return r.evolve(abort_reason=reason or "aborted by operator")
 
         record = await self._commit(saga_id, change)
-        self._aborts.setdefault(saga_id, asyncio.Event()).set()
+        self._aborts.setdefault(saga_id, AbortSignal()).set()
         self._spawn(saga_id)
         return record
 
@@ -222,7 +222,7 @@ class Orchestrator:
                 log.error("saga %s: %s", saga_id, message)
                 await self._commit(saga_id, lambda r: r.evolve(status=SagaStatus.FAILED, error=message))
                 return
-            abort = self._aborts.setdefault(saga_id, asyncio.Event())
+            abort = self._aborts.setdefault(saga_id, AbortSignal())
             record = await self._runner.run(record, definition, abort)
             log.info("saga %s finished %s", saga_id, record.status.name)
         except Exception:

@@ -27,7 +27,7 @@ from grpcmesh.services.saga.caller import StepCaller
 from grpcmesh.services.saga.definitions import Call, SagaDefinition, StepContext, StepRetry
 from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepStatus, step_key
 
-__all__ = ["AbortRequested", "Commit", "SagaRunner"]
+__all__ = ["AbortRequested", "AbortSignal", "Commit", "SagaRunner"]
 
 log = logging.getLogger("grpcmesh.saga")
 
@@ -61,7 +61,7 @@ class SagaRunner:
         self._caller = caller
         self._sleep = sleep
 
-    async def run(self, record: SagaRecord, definition: SagaDefinition, abort: asyncio.Event) -> SagaRecord:
+    async def run(self, record: SagaRecord, definition: SagaDefinition, abort: AbortSignal) -> SagaRecord:
         """Runs until the saga is terminal; returns the last committed record."""
         started = False  # the next step's RUNNING was committed with the previous step's result
         while not record.terminal:
@@ -72,7 +72,7 @@ class SagaRunner:
         return record
 
     async def _forward(
-        self, rec: SagaRecord, definition: SagaDefinition, abort: asyncio.Event, started: bool
+        self, rec: SagaRecord, definition: SagaDefinition, abort: AbortSignal, started: bool
     ) -> tuple[SagaRecord, bool]:
         sid = rec.saga_id
         if rec.abort_reason and not started:
@@ -170,7 +170,7 @@ class SagaRunner:
         policy: StepRetry,
         key: str,
         started: Change,
-        abort: asyncio.Event | None,
+        abort: AbortSignal | None,
         already_started: bool = False,
     ) -> dict[str, Any]:
         """Calls with retries; each attempt commits ``started`` first (the first one not when
@@ -205,17 +205,35 @@ class SagaRunner:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     @staticmethod
-    async def _race(call: Awaitable[dict[str, Any]], abort: asyncio.Event | None) -> dict[str, Any]:
+    async def _race(call: Awaitable[dict[str, Any]], abort: AbortSignal | None) -> dict[str, Any]:
+        """The call's result; AbortRequested when ``abort`` is set first (its ``set()`` cancels the
+        call: no waiter task and no ``asyncio.wait`` per call)."""
         task = asyncio.ensure_future(call)
         if abort is None:
             return await task
-        waiter = asyncio.ensure_future(abort.wait())
-        try:
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            if not task.done():
-                task.cancel()
-        if not task.done() or task.cancelled():
+        if abort.is_set():
+            task.cancel()
             raise AbortRequested
-        return task.result()
+        abort.cancels.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the runner itself is being stopped
+            raise AbortRequested from None
+        finally:
+            abort.cancels.discard(task)
+
+
+class AbortSignal(asyncio.Event):
+    """An abort request: ``set()`` also cancels the step calls registered in ``cancels``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancels: set[asyncio.Future[Any]] = set()
+
+    def set(self) -> None:
+        super().set()
+        for task in list(self.cancels):
+            task.cancel()
