@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from grpcmesh.sdk.errors import FailedPrecondition, InvalidArgument, Unavailable
+from grpcmesh.services.saga.definitions import StepRetry
 from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus, StepStatus
 from grpcmesh.services.saga.engine import Orchestrator
+from grpcmesh.services.saga.runner import backoff
 from tests.unit.saga.fakes import FakeCaller, Logged, orchestrator, until_terminal
 
 RESERVE, RELEASE = "/shop.Inventory/Reserve", "/shop.Inventory/Release"
@@ -290,3 +292,10 @@ async def test_a_result_commits_with_the_next_step_start_one_event_each(
     ]
     await engine.close()
     await store.close()
+
+
+def test_retry_backoff_doubles_from_initial_with_jitter_up_to_the_maximum() -> None:
+    policy = StepRetry(attempts=6, initial=0.2, maximum=1.0, jitter=0.1)
+    for attempt, low in ((1, 0.2), (2, 0.4), (3, 0.8)):
+        assert low <= backoff(policy, attempt) <= low + 0.1
+    assert backoff(policy, 5) == 1.0
