@@ -6,8 +6,8 @@ exactly those three calls, in order, through the same ``AsyncMeshClient`` (direc
 with the same ``x-idempotency-key`` metadata:
 
   script        await reserve; await charge; await ship — nothing persisted (the baseline)
-  orchestrator  Orchestrator.start() → completed: 8 committed transitions + 8 history rows
-                per saga in SQLite (WAL, synchronous=FULL, i.e. an fsync per transition)
+  orchestrator  Orchestrator.start() → completed: 8 transitions + 8 history rows per saga
+                in 5 SQLite transactions (WAL, synchronous=FULL: an fsync each, before each call)
 
 Sequential sagas give the latency percentiles (start → COMPLETED); 16 concurrent sagas
 give the throughput. Prints a table, the ratios and one JSON line (keys in bench/README.md).

@@ -3,7 +3,8 @@
 One in-process grpc.aio server answers a unary echo (raw bytes, generic
 handler, no SDK server interceptors so only the client side differs). Each
 variant makes the same calls, sequentially (latency) and with 16 concurrent
-callers (throughput):
+callers (throughput), in rounds interleaved across the variants (5, --quick 3) so
+that load from elsewhere hits each variant alike:
 
   baseline   grpc.aio.insecure_channel + unary_unary multicallable
   sidecar    AsyncMeshClient(sidecar=<the server>): request id, trace, deadline, x-mesh-*
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -41,10 +43,12 @@ class _Stub:
         self.Unary = channel.unary_unary(METHOD)
 
 
-async def _measure(call: Callable[[bytes], Awaitable[bytes]], n: int, concurrency: int) -> dict[str, float]:
+async def _round(
+    call: Callable[[bytes], Awaitable[bytes]], n: int, concurrency: int
+) -> tuple[list[float], float]:
+    """One round of a variant: n sequential calls (their latencies), then n calls from
+    ``concurrency`` callers (the elapsed time)."""
     payload = b"x" * 64
-    for _ in range(min(200, n)):  # warm-up: connections, caches
-        await call(payload)
     latencies: list[float] = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -58,13 +62,39 @@ async def _measure(call: Callable[[bytes], Awaitable[bytes]], n: int, concurrenc
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
-    latencies.sort()
-    return {
-        "p50_us": statistics.median(latencies) * 1e6,
-        "p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
-        "rps": per_worker * concurrency / elapsed,
-    }
+    return latencies, time.perf_counter() - t0
+
+
+async def _measure(call: Callable[[bytes], Awaitable[bytes]], n: int, concurrency: int) -> dict[str, float]:
+    """One variant in one round (bench/gateway.py measures its rows with this)."""
+    return (await measure_interleaved({"one": call}, n, concurrency, 1))["one"]
+
+
+async def measure_interleaved(
+    variants: dict[str, Callable[[bytes], Awaitable[bytes]]], n: int, concurrency: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Rounds interleaved (each variant once per round), so load from elsewhere hits all alike;
+    percentiles over every round's latencies, throughput = all calls / all time."""
+    for call in variants.values():
+        for _ in range(min(200, n)):  # warm-up: connections, caches
+            await call(b"x" * 64)
+    per_round = max(concurrency, n // rounds)
+    latencies: dict[str, list[float]] = {name: [] for name in variants}
+    elapsed = dict.fromkeys(variants, 0.0)
+    for _ in range(rounds):
+        for name, call in variants.items():
+            lat, took = await _round(call, per_round, concurrency)
+            latencies[name] += lat
+            elapsed[name] += took
+    results = {}
+    for name, lat in latencies.items():
+        lat.sort()
+        results[name] = {
+            "p50_us": statistics.median(lat) * 1e6,
+            "p99_us": lat[int(len(lat) * 0.99) - 1] * 1e6,
+            "rps": per_round // concurrency * concurrency * rounds / elapsed[name],
+        }
+    return results
 
 
 async def main(quick: bool) -> dict[str, Any]:
@@ -77,17 +107,21 @@ async def main(quick: bool) -> dict[str, Any]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     address = f"127.0.0.1:{port}"
-    results: dict[str, dict[str, float]] = {}
+    rounds = 3 if quick else 5
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with (
+            grpc.aio.insecure_channel(address) as channel,
+            AsyncMeshClient(service="bench", sidecar=address) as via_sidecar,
+            AsyncMeshClient(service="bench", discovery={"echo": [address]}) as direct,
+        ):
             raw = channel.unary_unary(METHOD)
-            results["baseline"] = await _measure(lambda p: raw(p, timeout=30), n, 16)
-        async with AsyncMeshClient(service="bench", sidecar=address) as client:
-            stub = _Stub(client.channel("echo"))
-            results["sidecar"] = await _measure(lambda p: stub.Unary(p), n, 16)
-        async with AsyncMeshClient(service="bench", discovery={"echo": [address]}) as client:
-            stub = _Stub(client.channel("echo"))
-            results["direct"] = await _measure(lambda p: stub.Unary(p), n, 16)
+            sidecar_stub, direct_stub = _Stub(via_sidecar.channel("echo")), _Stub(direct.channel("echo"))
+            variants: dict[str, Callable[[bytes], Awaitable[bytes]]] = {
+                "baseline": lambda p: raw(p, timeout=30),
+                "sidecar": lambda p: sidecar_stub.Unary(p),
+                "direct": lambda p: direct_stub.Unary(p),
+            }
+            results = await measure_interleaved(variants, n, 16, rounds)
     finally:
         await server.stop(0)
     base = results["baseline"]
@@ -103,7 +137,13 @@ async def main(quick: bool) -> dict[str, Any]:
             if name != "baseline"
         }
     )
-    doc: dict[str, Any] = {"bench": "sdk_client", "calls": n, "concurrency": 16}
+    doc: dict[str, Any] = {
+        "bench": "sdk_client",
+        "calls": n,
+        "concurrency": 16,
+        "rounds": rounds,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
     return report(doc, results, ratios, row="variant", baseline="baseline", concurrency=16)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from grpcmesh.sdk.headers import request_id_var
-from grpcmesh.sdk.interceptors.errors import map_errors
+from grpcmesh.sdk.interceptors.errors import map_errors, to_mesh_error
 
 __all__ = ["CallState", "MeshCall", "MeshStreamCall"]
 
@@ -116,8 +116,13 @@ class MeshCall(_CallBase[T]):
     """A unary call: ``await`` it for the response or a typed :class:`MeshError`."""
 
     async def _result(self) -> T:
-        with map_errors(request_id=self._sent_id):
+        try:
             return await self._once()
+        except Exception as exc:  # map_errors, inlined on the hot path (no generator per call)
+            err = to_mesh_error(exc, request_id=self._sent_id())
+            if err is None or err is exc:
+                raise
+            raise err from exc
 
     def __await__(self) -> Any:
         return self._result().__await__()

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from grpcmesh.sdk.calls import CallState, MeshCall, MeshStreamCall
+from grpcmesh.sdk.fastpath import FastUnary
 from grpcmesh.sdk.headers import MESH_SERVICE, MESH_SOURCE, REQUEST_ID, get
 from grpcmesh.sdk.interceptors.deadline import effective_timeout
 
@@ -122,6 +123,12 @@ class MeshChannel:
         self._options = options
         self._check_open = check_open
         self._chains = _chains(options.interceptors)
+        self._fast = FastUnary.of(options.interceptors)
+        self._tags = tuple(
+            (key, value)
+            for key, value in ((MESH_SERVICE, options.target), (MESH_SOURCE, options.source))
+            if value
+        )
 
     @property
     def target(self) -> str:
@@ -131,6 +138,37 @@ class MeshChannel:
     def ensure_open(self, method: str) -> None:
         """Raises ``ClientClosedError`` when the owning client is closed."""
         self._check_open(method)
+
+    def _fast_unary(self, fast: FastUnary, m: _Method, request: Any, args: tuple[Any, ...]) -> MeshCall[Any]:
+        """A unary call through :class:`FastUnary` (the default chain): same headers, no chain objects."""
+        self._check_open(m.path)
+        timeout, metadata, credentials, wait_for_ready = args
+        md = list(metadata or ())
+        if md:
+            present = {k for k, _ in md}
+            md.extend(t for t in self._tags if t[0] not in present)
+        else:
+            md = list(self._tags)
+        state = CallState()
+        options = self._options
+        codecs, extra = (m.serializer, m.deserializer), (credentials, wait_for_ready)
+
+        def sent(call: Any, request_id: str | None) -> None:
+            state.call, state.request_id = call, request_id
+
+        def attempt(channel: grpc.aio.Channel, attempt_timeout: float | None) -> Awaitable[Any]:
+            return fast.attempt(channel, m.path, codecs, request, md, attempt_timeout, extra, sent)
+
+        def run() -> Awaitable[Any]:
+            return self._transport.unary(
+                options.target,
+                attempt,
+                idempotent=options.idempotent(m.path),
+                timeout=effective_timeout(timeout, options.default_timeout),
+                method=m.path,
+            )
+
+        return MeshCall(run, state)
 
     def _details(self, method: str, timeout: float | None, metadata: Any, credentials: Any, wfr: Any) -> Any:
         self._check_open(method)
@@ -194,6 +232,7 @@ class MeshChannel:
     def _multicallable(self, kind: str, method: str, ser: Any, deser: Any) -> Callable[..., Any]:
         m = _Method(method, kind, ser, deser)
         start = self._unary if kind == "unary_unary" else self._streaming
+        fast = self._fast if kind == "unary_unary" else None
 
         def invoke(
             request: Any = None,
@@ -203,6 +242,8 @@ class MeshChannel:
             wait_for_ready: bool | None = None,
             compression: Any = None,
         ) -> Any:
+            if fast is not None:
+                return self._fast_unary(fast, m, request, (timeout, metadata, credentials, wait_for_ready))
             return start(m, request, self._details(method, timeout, metadata, credentials, wait_for_ready))
 
         invoke.__name__ = invoke.__qualname__ = method

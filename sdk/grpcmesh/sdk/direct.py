@@ -62,7 +62,8 @@ class ClusterTransport:
 
     async def _cluster(self, target: str) -> Cluster:
         cluster = self.clusters.get(target)
-        await cluster.start()
+        if not cluster.started:  # (start() takes a lock: not on every call)
+            await cluster.start()
         if not cluster.endpoints:
             raise ResolveError(target, f"no endpoints registered (discovery: {self.where})")
         return cluster

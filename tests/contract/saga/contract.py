@@ -142,6 +142,23 @@ class SagaStoreContract:
         assert events[2].at == failed.updated_at
         assert await store.history("other") == []
 
+    async def test_consecutive_transitions_commit_together_an_event_each(self, store: SagaStore) -> None:
+        rec, _ = await store.create(record("s1"))
+        running = rec.with_step(0, status=StepStatus.RUNNING, attempts=1)
+        done = running.with_step(0, status=StepStatus.SUCCEEDED, result={"r": 1.0})
+        nxt = done.with_step(1, status=StepStatus.RUNNING, attempts=1)
+        await store.save(running, describe(rec, running))
+        with pytest.raises(VersionConflict):  # based on version 1, but the store is at 2
+            await store.save(done, describe(rec, running), describe(running, done))
+        await store.save(nxt, describe(running, done), describe(done, nxt))
+        assert await store.get("s1") == nxt
+        events = await store.history("s1")
+        assert [(e.version, e.step, e.step_status) for e in events[1:]] == [
+            (2, "reserve", StepStatus.RUNNING),
+            (3, "reserve", StepStatus.SUCCEEDED),
+            (4, "charge", StepStatus.RUNNING),
+        ]
+
     async def test_concurrent_writes_commit_each_and_a_conflict_fails_alone(self, store: SagaStore) -> None:
         created = await asyncio.gather(*(store.create(record(f"s{i}")) for i in range(10)))
         assert all(ok for _, ok in created)

@@ -17,6 +17,9 @@ class MemoryStreams:
         # Runs before the next append(s) are judged: simulates a concurrent writer.
         self.interleave: list[Callable[[], Awaitable[None]]] = []
 
+    def known(self, stream_id: str) -> list[es.RecordedEvent] | None:
+        return None  # the store itself: always read
+
     async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
         self.reads += 1
         return [e for e in self.streams.get(stream_id, []) if e.revision >= from_revision]

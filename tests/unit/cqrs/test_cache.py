@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from grpcmesh.api.v1 import eventstore_pb2 as es
+from grpcmesh.sdk import Aborted
 from grpcmesh.services.commandbus.cache import CachedStreams
 from tests.unit.cqrs.fakes import MemoryStreams
 
@@ -40,3 +43,27 @@ async def test_least_recently_used_streams_are_dropped() -> None:
         await store.append(name, None, [event()])
         await cache.read(name)
     assert list(cache._streams) == ["b-1", "c-1"]
+
+
+async def test_an_append_extends_the_memory_and_a_failed_one_forgets_it() -> None:
+    store = MemoryStreams()
+    cache = CachedStreams(store)
+    assert cache.known("s-1") is None
+    await cache.append("s-1", None, [event(), event()])
+    known = cache.known("s-1")
+    assert known is not None
+    assert [(e.id, e.revision) for e in known] == [(e.id, e.revision) for e in await store.read("s-1")]
+    assert known[-1].position == (await store.read("s-1"))[-1].position
+    await store.append("s-1", 1, [event()])  # another writer
+    with pytest.raises(Aborted):
+        await cache.append("s-1", 1, [event()])
+    assert cache.known("s-1") is None
+
+
+async def test_a_duplicate_append_forgets_the_stream() -> None:
+    store = MemoryStreams()
+    cache = CachedStreams(store)
+    first = [event()]
+    await store.append("s-1", None, first)
+    await cache.append("s-1", None, first)  # a retry of a write the cache never saw
+    assert cache.known("s-1") is None

@@ -196,3 +196,66 @@ async def test_commands_for_one_aggregate_queue_in_one_process(
     assert sorted(r.revision for r in results) == list(range(1, 9))
     assert streams.appends - appends == 8  # no conflicting appends at all
     assert len(bus._locks) == 0  # locks are dropped once nobody holds them
+
+
+@pytest.fixture
+def cached_bus(streams: MemoryStreams) -> Dispatcher:
+    return dispatcher(CachedStreams(streams))
+
+
+async def test_a_warm_aggregate_is_decided_without_a_read(
+    cached_bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    await cached_bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    reads = streams.reads
+    result = await cached_bus.dispatch(command(o.AddItem(item_id="a", quantity=1)))
+    assert (result.revision, result.position, streams.reads) == (1, 2, reads)
+
+
+async def test_a_stale_memory_is_caught_by_the_expected_revision(
+    cached_bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    await cached_bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    await rival_bus.dispatch(command(o.AddItem(item_id="a", quantity=1)))  # behind the cache's back
+    with pytest.raises(Rejected) as info:  # decided on the store's state, not the remembered one
+        await cached_bus.dispatch(command(o.AddItem(item_id="a", quantity=2)))
+    assert info.value.reason == "ITEM_EXISTS"
+    mine = await cached_bus.dispatch(command(o.AddItem(item_id="b", quantity=1)))
+    assert mine.revision == 2
+    assert [e.revision for e in streams.streams["order-o1"]] == [0, 1, 2]
+
+
+async def test_a_rejection_on_remembered_state_is_confirmed_by_a_read(
+    cached_bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    await cached_bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    await rival_bus.dispatch(command(o.AddItem(item_id="a", quantity=1)))
+    reads, appends = streams.reads, streams.appends
+    submitted = await cached_bus.dispatch(command(o.SubmitOrder()))  # the memory says: empty order
+    assert (submitted.revision, streams.reads - reads, streams.appends - appends) == (2, 1, 1)
+
+
+async def test_a_retry_of_a_command_another_process_wrote_is_a_duplicate(
+    cached_bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    await cached_bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    add = command(o.AddItem(item_id="a", quantity=1))
+    first = await rival_bus.dispatch(add)
+    again = await cached_bus.dispatch(add)
+    assert (again.revision, again.position, again.duplicate) == (first.revision, first.position, True)
+    assert len(streams.streams["order-o1"]) == 2
+
+
+async def test_a_create_is_decided_on_an_empty_stream_and_checked_by_no_stream(
+    bus: Dispatcher, rival_bus: Dispatcher, streams: MemoryStreams
+) -> None:
+    first = await bus.dispatch(command(o.CreateOrder(customer_id="c"), order_id="fresh"))
+    assert (first.revision, streams.reads) == (0, 0)
+    create = command(o.CreateOrder(customer_id="c"))
+    await rival_bus.dispatch(create)
+    again = await bus.dispatch(create)  # a retry of a create another process wrote
+    assert (again.revision, again.duplicate) == (0, True)
+    with pytest.raises(Rejected) as info:
+        await bus.dispatch(command(o.CreateOrder(customer_id="c")))
+    assert info.value.reason == "ORDER_EXISTS"
+    assert len(streams.streams["order-o1"]) == 1

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from grpcmesh.sdk.errors import FailedPrecondition, InvalidArgument, Unavailable
-from grpcmesh.services.saga.domain import SagaStatus, StepStatus
+from grpcmesh.services.saga.definitions import StepRetry
+from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus, StepStatus
 from grpcmesh.services.saga.engine import Orchestrator
+from grpcmesh.services.saga.runner import backoff
 from tests.unit.saga.fakes import FakeCaller, Logged, orchestrator, until_terminal
 
 RESERVE, RELEASE = "/shop.Inventory/Reserve", "/shop.Inventory/Release"
@@ -259,3 +261,41 @@ async def test_many_sagas_run_concurrently_without_conflicts(orch: Orchestrator,
     assert len({f.saga_id for f in finals}) == 20
     for final in finals:  # every version is in the history exactly once
         assert [e.version for e in await orch.history(final.saga_id)] == list(range(1, final.version + 1))
+
+
+async def test_a_result_commits_with_the_next_step_start_one_event_each(
+    tmp_path: Path, caller: FakeCaller
+) -> None:
+    engine, store = orchestrator(tmp_path, caller)
+    await store.open()
+    saves: list[int] = []
+    save = store.save
+
+    async def counting(record: SagaRecord, *events: SagaEvent) -> None:
+        saves.append(len(events))
+        await save(record, *events)
+
+    store.save = counting  # type: ignore[method-assign]
+    rec = await engine.start("order", "", {"sku": "a"})
+    assert (await until_terminal(engine, rec.saga_id))[-1].status is SagaStatus.COMPLETED
+    assert saves == [1, 2, 2, 2]  # reserve RUNNING; its result + charge RUNNING; ...; ship + COMPLETED
+    history = await engine.history(rec.saga_id)
+    assert [(e.version, e.step, e.step_status.name if e.step_status else "") for e in history] == [
+        (1, "", ""),
+        (2, "reserve", "RUNNING"),
+        (3, "reserve", "SUCCEEDED"),
+        (4, "charge", "RUNNING"),
+        (5, "charge", "SUCCEEDED"),
+        (6, "ship", "RUNNING"),
+        (7, "ship", "SUCCEEDED"),
+        (8, "", ""),
+    ]
+    await engine.close()
+    await store.close()
+
+
+def test_retry_backoff_doubles_from_initial_with_jitter_up_to_the_maximum() -> None:
+    policy = StepRetry(attempts=6, initial=0.2, maximum=1.0, jitter=0.1)
+    for attempt, low in ((1, 0.2), (2, 0.4), (3, 0.8)):
+        assert low <= backoff(policy, attempt) <= low + 0.1
+    assert backoff(policy, 5) == 1.0

@@ -8,12 +8,22 @@ put in the metadata explicitly is left alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
-from grpcmesh.sdk.headers import REQUEST_ID, get, new_request_id, request_id_var
-from grpcmesh.sdk.interceptors.base import RewritingInterceptor, replace_details, with_metadata
+from grpcmesh.sdk.headers import REQUEST_ID, new_request_id, request_id_var
+from grpcmesh.sdk.interceptors.base import RewritingInterceptor, replace_details
 
-__all__ = ["RequestIdInterceptor"]
+__all__ = ["RequestIdInterceptor", "add_request_id"]
+
+
+def add_request_id(metadata: list[tuple[str, Any]]) -> None:
+    """Appends ``x-request-id`` to ``metadata`` unless it has the key: the current request's, or a new one."""
+    for k, _ in metadata:
+        if k == REQUEST_ID:
+            return
+    metadata.append((REQUEST_ID, request_id_var.get() or new_request_id()))
 
 
 class RequestIdInterceptor(RewritingInterceptor):
@@ -21,7 +31,9 @@ class RequestIdInterceptor(RewritingInterceptor):
 
     def rewrite(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         """Adds the request id unless the metadata already has one."""
-        if get(details.metadata, REQUEST_ID):
+        metadata = list(details.metadata or ())
+        before = len(metadata)
+        add_request_id(metadata)
+        if len(metadata) == before:
             return details
-        rid = request_id_var.get() or new_request_id()
-        return replace_details(details, metadata=with_metadata(details, [(REQUEST_ID, rid)], overwrite=False))
+        return replace_details(details, metadata=grpc.aio.Metadata(*metadata))

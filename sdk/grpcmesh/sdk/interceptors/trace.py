@@ -16,9 +16,9 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from grpcmesh.sdk.interceptors.base import method_of, replace_details, with_metadata
+from grpcmesh.sdk.interceptors.base import method_of, replace_details
 
-__all__ = ["TraceInterceptor", "rpc_attributes"]
+__all__ = ["TraceInterceptor", "end_span", "inject_into", "rpc_attributes"]
 
 _pending: set[asyncio.Task[None]] = set()
 
@@ -29,12 +29,25 @@ def rpc_attributes(method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
 
+_OK = grpc.StatusCode.OK
+
+
 def end_span(span: Span, code: grpc.StatusCode, details: str = "") -> None:
-    """Records the gRPC status on ``span`` and ends it."""
-    span.set_attribute("rpc.grpc.status_code", code.value[0])
-    if code is not grpc.StatusCode.OK:
-        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
+    """Records the gRPC status on ``span`` and ends it (an unsampled span only ends: nothing to record)."""
+    if span.is_recording():
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not _OK:
+            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
     span.end()
+
+
+def inject_into(metadata: list[tuple[str, Any]], span: Span) -> None:
+    """Puts ``span``'s context (global propagator) into ``metadata``, replacing keys it writes."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    if carrier:
+        metadata[:] = [(k, v) for k, v in metadata if k not in carrier]
+        metadata.extend(carrier.items())
 
 
 async def _end_when_done(span: Span, call: Any) -> None:
@@ -56,16 +69,22 @@ class TraceInterceptor(
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._tracer = trace.get_tracer("grpcmesh.sdk.client", tracer_provider=tracer_provider)
+        self._names: dict[str, tuple[str, dict[str, str]]] = {}  # per method: span name, attributes
+
+    def begin(self, method: str) -> Span:
+        """A CLIENT span for a call of ``method``, child of the current span."""
+        known = self._names.get(method)
+        if known is None:
+            if len(self._names) >= 1024:  # bounded: method paths come from stubs, but be safe
+                self._names.clear()
+            known = self._names[method] = (method.lstrip("/"), rpc_attributes(method))
+        return self._tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
 
     def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[Span, grpc.aio.ClientCallDetails]:
-        method = method_of(details)
-        span = self._tracer.start_span(
-            method.lstrip("/"), kind=SpanKind.CLIENT, attributes=rpc_attributes(method)
-        )
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
-        metadata = with_metadata(details, carrier.items(), overwrite=True)
-        return span, replace_details(details, metadata=metadata)
+        span = self.begin(method_of(details))
+        metadata = list(details.metadata or ())
+        inject_into(metadata, span)
+        return span, replace_details(details, metadata=grpc.aio.Metadata(*metadata))
 
     async def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
         span, details = self._start(details)

@@ -13,6 +13,12 @@ appends carries ``command_id`` in its metadata and an id derived from it
 Commands that produce no events and commands a rule rejected leave no trace, so
 their retries are decided again.
 
+Round trips: with the stream cache a command for an aggregate this process wrote last
+is decided on the remembered stream and costs one Append; its exact expected revision
+proves nothing changed in between. Only a write or the command's own events answer
+from memory: a rejection or a no-op is confirmed by a read first. A command that creates
+its aggregate is first decided on an empty stream (appended with ``no_stream``).
+
 Concurrency: commands for one aggregate queue inside this process; across
 processes the exact expected revision catches the race, and the loser reloads
 and decides again (jittered backoff, at most ``max_attempts``, then ABORTED).
@@ -58,6 +64,25 @@ def event_id(command_id: uuid.UUID, index: int) -> str:
     return str(uuid.uuid5(command_id, f"event-{index}"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One command being dispatched, as validated."""
+
+    handler: CommandHandler
+    message: object
+    command: cb.Command
+    command_uuid: uuid.UUID
+    aggregate_id: str
+    pinned: int | None
+
+
+class _Recheck:
+    """The outcome of deciding on remembered state that is not an answer until a read confirms it."""
+
+
+_RECHECK = _Recheck()
+
+
 def _previous(history: list[es.RecordedEvent], command_id: str, aggregate_id: str) -> cb.CommandResult | None:
     mine = [e for e in history if e.metadata.get(COMMAND_ID) == command_id]
     if not mine:
@@ -98,11 +123,23 @@ class Dispatcher:
             raise invalid({"aggregate_id": f"is required for {handler.message_type.DESCRIPTOR.name}"})
         pinned = command.expected_revision if command.HasField("expected_revision") else None
         delay = self.config.backoff
-        async with self._locks.hold(handler.stream_id(aggregate_id)):
-            for attempt in range(1, self.config.max_attempts + 1):
-                result = await self._attempt(handler, message, command, command_uuid, aggregate_id, pinned)
-                if result is not None:
+        stream_id = handler.stream_id(aggregate_id)
+        job = _Job(handler, message, command, command_uuid, aggregate_id, pinned)
+        async with self._locks.hold(stream_id):
+            attempt = 0
+            use_cache = True
+            while attempt < self.config.max_attempts:
+                known = self.streams.known(stream_id) if use_cache else None
+                if known is None and use_cache and handler.creates:
+                    known = []  # a create most likely starts a new stream: no_stream checks that
+                history = known if known is not None else await self.streams.read(stream_id)
+                result = await self._attempt(job, history, remembered=known is not None)
+                if isinstance(result, cb.CommandResult):
                     return result
+                use_cache = False  # a rejection or no-op from memory, or a conflict: read from now on
+                if result is _RECHECK:
+                    continue
+                attempt += 1
                 log.debug("conflict on %s (attempt %d), reloading", aggregate_id, attempt)
                 await asyncio.sleep(random.uniform(0, delay))
                 delay = min(delay * 2, self.config.max_backoff)
@@ -114,20 +151,37 @@ class Dispatcher:
         )
 
     async def _attempt(
-        self,
-        handler: CommandHandler,
-        message: object,
-        command: cb.Command,
-        command_uuid: uuid.UUID,
-        aggregate_id: str,
-        pinned: int | None,
-    ) -> cb.CommandResult | None:
-        """The result, or None after a conflict (the caller reloads and tries again)."""
-        stream_id = handler.stream_id(aggregate_id)
-        history = await self.streams.read(stream_id)
-        done = _previous(history, command.command_id, aggregate_id)
+        self, job: _Job, history: list[es.RecordedEvent], *, remembered: bool
+    ) -> cb.CommandResult | _Recheck | None:
+        """The result, or None after a conflict (the caller reloads and tries again).
+
+        On ``remembered`` history (not read for this command) only a write (checked by its exact
+        expected revision) or finding the command's own events is an answer; any other outcome is
+        _RECHECK, so a rejection or a no-op is never answered from state that may be stale.
+        """
+        done = _previous(history, job.command.command_id, job.aggregate_id)
         if done is not None:
             return done
+        try:
+            result = await self._decide(job, history)
+        except Rejected:
+            if remembered:
+                return _RECHECK
+            raise
+        if remembered and result is not None and result.event_count == 0:
+            return _RECHECK  # a no-op: nothing was written to prove the state current
+        return result
+
+    async def _decide(self, job: _Job, history: list[es.RecordedEvent]) -> cb.CommandResult | None:
+        """Loads the aggregate from ``history``, decides and appends with the exact revision."""
+        handler, message, command, aggregate_id, pinned = (
+            job.handler,
+            job.message,
+            job.command,
+            job.aggregate_id,
+            job.pinned,
+        )
+        stream_id = handler.stream_id(aggregate_id)
         aggregate = handler.aggregate.load(
             aggregate_id, (handler.codec.decode(e.type, e.data) for e in history)
         )
@@ -154,7 +208,7 @@ class Dispatcher:
             type_name, data = handler.codec.encode(event)
             proposed.append(
                 es.ProposedEvent(
-                    id=event_id(command_uuid, index),
+                    id=event_id(job.command_uuid, index),
                     type=type_name,
                     data=data,
                     content_type=CONTENT_TYPE,

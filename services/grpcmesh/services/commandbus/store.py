@@ -22,6 +22,10 @@ _PAGE = 10_000
 
 
 class EventStreams(Protocol):
+    def known(self, stream_id: str) -> list[es.RecordedEvent] | None:
+        """The stream as last seen committed, without a round trip; None when it must be read."""
+        ...
+
     async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
         """The stream's readable events from ``from_revision`` in order ([] when there are none)."""
         ...
@@ -38,6 +42,9 @@ class RemoteStreams:
 
     def __init__(self, client: AsyncMeshClient, target: str = EVENTSTORE) -> None:
         self._stub = client.stub(es_grpc.EventStoreStub, target=target)
+
+    def known(self, stream_id: str) -> list[es.RecordedEvent] | None:
+        return None  # remembers nothing: every command reads (CachedStreams remembers)
 
     async def read(self, stream_id: str, from_revision: int = 0) -> list[es.RecordedEvent]:
         events: list[es.RecordedEvent] = []

@@ -30,7 +30,7 @@ from grpcmesh.services.saga.domain import (
     WrongState,
     describe,
 )
-from grpcmesh.services.saga.runner import SagaRunner
+from grpcmesh.services.saga.runner import AbortSignal, SagaRunner
 from grpcmesh.services.saga.store.base import SagaStore
 from grpcmesh.services.saga.watch import WatchHub
 
@@ -57,7 +57,7 @@ class Orchestrator:
         self._hub = WatchHub()
         self._current: dict[str, SagaRecord] = {}
         self._locks = KeyedLocks()  # one transition of a saga at a time
-        self._aborts: dict[str, asyncio.Event] = {}
+        self._aborts: dict[str, AbortSignal] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class Orchestrator:
             return r.evolve(abort_reason=reason or "aborted by operator")
 
         record = await self._commit(saga_id, change)
-        self._aborts.setdefault(saga_id, asyncio.Event()).set()
+        self._aborts.setdefault(saga_id, AbortSignal()).set()
         self._spawn(saga_id)
         return record
 
@@ -180,16 +180,31 @@ class Orchestrator:
 
     # -- internals -----------------------------------------------------------------------------
 
-    async def _commit(self, saga_id: str, change: Callable[[SagaRecord], SagaRecord]) -> SagaRecord:
+    async def _commit(self, saga_id: str, *changes: Callable[[SagaRecord], SagaRecord]) -> SagaRecord:
+        """Applies ``changes`` in order and persists them in one transaction, a history event each.
+
+        A change that returns its input unchanged is skipped (no version, no event).
+        """
         async with self._locks.hold(saga_id):
             current = await self.get(saga_id)
-            record = change(current)
-            await self._store.save(record, describe(current, record))
+            records: list[SagaRecord] = []
+            before = current
+            for change in changes:
+                after = change(before)
+                if after is not before:
+                    records.append(after)
+                    before = after
+            if not records:
+                return current
+            events = [describe(old, new) for old, new in zip([current, *records], records, strict=False)]
+            record = records[-1]
+            await self._store.save(record, *events)
             if record.terminal and saga_id not in self._tasks:
                 self._current.pop(saga_id, None)
             else:
                 self._current[saga_id] = record
-            self._hub.publish(record)
+            for each in records:
+                self._hub.publish(each)
             return record
 
     def _spawn(self, saga_id: str) -> None:
@@ -207,7 +222,7 @@ class Orchestrator:
                 log.error("saga %s: %s", saga_id, message)
                 await self._commit(saga_id, lambda r: r.evolve(status=SagaStatus.FAILED, error=message))
                 return
-            abort = self._aborts.setdefault(saga_id, asyncio.Event())
+            abort = self._aborts.setdefault(saga_id, AbortSignal())
             record = await self._runner.run(record, definition, abort)
             log.info("saga %s finished %s", saga_id, record.status.name)
         except Exception:

@@ -1,8 +1,9 @@
 """The durable store port of the orchestrator (adapters import it; :mod:`.factory` picks one).
 
 Every transition is written with :meth:`SagaStore.save`, a compare-and-set on
-``version`` that commits (fsync under SQLite ``synchronous=FULL``) before it
-returns, so the engine never calls a participant ahead of its own state.
+``version`` (one save may carry consecutive transitions, e.g. a step's result and the
+next step's start, each with its own history event) that commits (fsync under SQLite
+``synchronous=FULL``) before it returns, so the engine never calls a participant ahead of its own state.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ class SagaStore(Protocol):
         returns that saga and False instead."""
         ...
 
-    async def save(self, record: SagaRecord, event: SagaEvent) -> None:
-        """Replaces the saga if the stored version is ``record.version - 1`` (else VersionConflict)
-        and appends ``event`` to its history, in one transaction."""
+    async def save(self, record: SagaRecord, *events: SagaEvent) -> None:
+        """Replaces the saga if the stored version is ``record.version - len(events)`` (else
+        VersionConflict) and appends ``events`` (one per version step) to its history, in one
+        transaction."""
         ...
 
     async def history(self, saga_id: str) -> list[SagaEvent]:

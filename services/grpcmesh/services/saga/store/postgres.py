@@ -60,15 +60,17 @@ class PostgresSagaStore:
             raise VersionConflict(f"saga with key {record.idempotency_key!r} disappeared")
         return loads(row[0]), False
 
-    async def save(self, record: SagaRecord, event: SagaEvent) -> None:
+    async def save(self, record: SagaRecord, *events: SagaEvent) -> None:
+        base = record.version - len(events)
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE sagas SET status = %s, version = %s, body = %s WHERE saga_id = %s AND version = %s",
-                (record.status.name, record.version, dumps(record), record.saga_id, record.version - 1),
+                (record.status.name, record.version, dumps(record), record.saga_id, base),
             )
             if cur.rowcount != 1:
-                raise VersionConflict(f"saga {record.saga_id} is not at version {record.version - 1}")
-            await conn.execute(_INSERT_EVENT, event_row(record.saga_id, event))
+                raise VersionConflict(f"saga {record.saga_id} is not at version {base}")
+            for event in events:
+                await conn.execute(_INSERT_EVENT, event_row(record.saga_id, event))
 
     async def history(self, saga_id: str) -> list[SagaEvent]:
         async with self._pool.connection() as conn:

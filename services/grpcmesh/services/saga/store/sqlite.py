@@ -139,15 +139,17 @@ class SQLiteSagaStore:
         result: tuple[SagaRecord, bool] = await self._write(insert)
         return result
 
-    async def save(self, record: SagaRecord, event: SagaEvent) -> None:
+    async def save(self, record: SagaRecord, *events: SagaEvent) -> None:
+        base = record.version - len(events)
+
         def update(db: sqlite3.Connection) -> None:
             cur = db.execute(
                 "UPDATE sagas SET status = ?, version = ?, body = ? WHERE saga_id = ? AND version = ?",
-                (record.status.name, record.version, dumps(record), record.saga_id, record.version - 1),
+                (record.status.name, record.version, dumps(record), record.saga_id, base),
             )
             if cur.rowcount != 1:
-                raise VersionConflict(f"saga {record.saga_id} is not at version {record.version - 1}")
-            db.execute(_INSERT_EVENT, event_row(record.saga_id, event))
+                raise VersionConflict(f"saga {record.saga_id} is not at version {base}")
+            db.executemany(_INSERT_EVENT, [event_row(record.saga_id, e) for e in events])
 
         await self._write(update)
 
