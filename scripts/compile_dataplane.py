@@ -47,10 +47,15 @@ setup(
 """
 
 
+# Not compiled in h2/: the package's __init__, and the limits config (it is pickled into
+# `--workers` processes, and a compiled frozen dataclass does not unpickle).
+H2_PURE = ("__init__.py", "limits.py")
+
+
 def modules(root: Path) -> list[str]:
-    """The modules compiled (paths relative to the source root): h2/* but its ``__init__``, and RELAY."""
+    """The modules compiled (paths relative to the source root): h2/* but H2_PURE, and RELAY."""
     h2 = root / SOURCE_ROOT / PACKAGE / "h2"
-    found = [str(PACKAGE / "h2" / p.name) for p in h2.glob("*.py") if p.name != "__init__.py"]
+    found = [str(PACKAGE / "h2" / p.name) for p in h2.glob("*.py") if p.name not in H2_PURE]
     return sorted(found + [str(PACKAGE / f"{name}.py") for name in RELAY])
 
 
@@ -87,6 +92,8 @@ def fresh(root: Path) -> bool:
     """Every module has an extension built after its source was last changed."""
     base = root / SOURCE_ROOT
     built = {p.with_name(p.name.split(".", 1)[0]): p.stat().st_mtime for p in compiled_files(root)}
+    if len([p for p in built if "__mypyc" not in p.name]) != len(modules(root)):
+        return False  # a module left the list (or joined it)
     for module in modules(root):
         source = base / module
         ext_time = built.get(source.with_suffix(""))
