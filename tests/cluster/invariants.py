@@ -30,7 +30,9 @@ def settled(topo: Topology, logs: list[Path], timeout: float = 90.0) -> None:
     since = time.time()
 
     def all_serving() -> bool:
-        return set(Window.of(logs, since, time.time()).served_by("unary", "create", "stream")) >= set(topo.echo)
+        return set(Window.of(logs, since, time.time()).served_by("unary", "create", "stream")) >= set(
+            topo.echo
+        )
 
     wait_for(all_serving, timeout, 0.5, what="every echo host serving the load")
 
@@ -50,14 +52,15 @@ def arrivals(topo: Topology, host: str) -> dict[str, int]:
     return {key: len(times) for key, times in json.loads(done.stdout)["arrivals"].items()}
 
 
-def exactly_once(topo: Topology, logs: list[Path], hosts: list[str] | None = None) -> Counter[str]:
-    """Asserts no Create ran twice anywhere and every acknowledged one ran once; returns all arrivals."""
+def exactly_once(topo: Topology, logs: list[Path], since: float) -> Counter[str]:
+    """Asserts no Create ran twice anywhere and every one acknowledged ``since`` (apps running since
+    then) ran once; returns all arrivals."""
+    acked = [c.key for c in read_calls(logs) if c.kind == "create" and c.ok and c.t0 >= since]
     seen: Counter[str] = Counter()
-    for host in hosts or topo.echo:
+    for host in topo.echo:
         seen.update(arrivals(topo, host))
     twice = {k: n for k, n in seen.items() if n > 1}
     assert not twice, f"non-idempotent calls that ran more than once: {list(twice.items())[:10]}"
-    acked = [c.key for c in read_calls(logs) if c.kind == "create" and c.ok]
     lost = [k for k in acked if seen[k] != 1]
     assert not lost, f"acknowledged creates no app saw: {lost[:10]}"
     return seen
