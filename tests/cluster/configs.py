@@ -12,9 +12,10 @@ something else.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEPLOY", "agent_argv", "sidecar_toml"]
+__all__ = ["DEPLOY", "Slot", "agent_argv", "sidecar_toml"]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -35,10 +36,44 @@ def _sub(text: str, pattern: str, replacement: str) -> str:
     return out
 
 
-def sidecar_toml(service: str, tls: tuple[Path, Path, Path] | None = None) -> str:
-    """deploy/sidecar.toml for ``service``; ``tls`` = (cert, key, bundle) turns its [tls] block on."""
+@dataclass(frozen=True)
+class Slot:
+    """Ports of the ``n``-th app + sidecar pair on one host; slot 0 keeps the shipped file's."""
+
+    n: int = 0
+
+    @property
+    def app(self) -> int:
+        return 50051 + self.n
+
+    @property
+    def inbound(self) -> int:
+        return 15000 + 10 * self.n
+
+    @property
+    def outbound(self) -> int:
+        return 15001 + 10 * self.n
+
+    @property
+    def admin(self) -> int:
+        return 15090 + self.n
+
+
+FIRST = Slot()
+
+
+def sidecar_toml(service: str, tls: tuple[Path, Path, Path] | None = None, slot: Slot = FIRST) -> str:
+    """deploy/sidecar.toml for ``service``; ``tls`` = (cert, key, bundle) turns its [tls] block on.
+
+    A second pair on the same host (``slot``) gets its own addresses, as on a real machine.
+    """
     text = (DEPLOY / "sidecar.toml").read_text()
     text = _sub(text, r'^service = "[^"]*"', f"service = {_q(service)}")
+    if slot.n:
+        text = _sub(text, r'^app = "127.0.0.1:50051"', f'app = "127.0.0.1:{slot.app}"')
+        text = _sub(text, r'^outbound = "127.0.0.1:15001"', f'outbound = "127.0.0.1:{slot.outbound}"')
+        text = _sub(text, r'^inbound = "0.0.0.0:15000"', f'inbound = "0.0.0.0:{slot.inbound}"')
+        text = _sub(text, r'^admin = "127.0.0.1:15090"', f'admin = "127.0.0.1:{slot.admin}"')
     if tls is not None:
         cert, key, bundle = tls
         text = _sub(text, r"^# \[tls\]$", "[tls]")

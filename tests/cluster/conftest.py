@@ -18,7 +18,7 @@ from types import FrameType
 import pytest
 
 from tests.cluster.netns import leftovers, sweep
-from tests.cluster.topology import Topology, current_profile
+from tests.cluster.topology import ROOT, Topology, current_profile
 from tests.support.consul import require_consul
 
 HERE = Path(__file__).resolve().parent
@@ -45,12 +45,25 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _workdir() -> Path:
+    """.cache/cluster/run-<pid>: logs, data and certificates of this run, kept until the next run
+    (pytest's own temp folders rotate too fast on a machine where other suites run)."""
+    base = ROOT / ".cache" / "cluster"
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob("run-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    workdir = base / f"run-{os.getpid()}"
+    workdir.mkdir()
+    print(f"cluster logs in {workdir}")
+    return workdir
+
+
 @pytest.fixture(scope="session")
-def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def topology() -> Iterator[Topology]:
     consul = require_consul()
     for item in sweep():  # what a crashed (SIGKILLed) earlier run left behind
         print(f"swept leftover {item}")
-    topo = Topology(tmp_path_factory.mktemp("cluster"), consul, current_profile())
+    topo = Topology(_workdir(), consul, current_profile())
     atexit.register(topo.down)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)

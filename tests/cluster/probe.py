@@ -1,4 +1,9 @@
-"""Ask the app on this host for its Stats (run inside a host's namespace): prints its JSON."""
+"""Asks an app on this host (run inside a host's namespace) and prints its JSON answer.
+
+``python -m tests.cluster.probe [ADDR]``: the echo app's Stats (default 127.0.0.1:50051).
+``python -m tests.cluster.probe control ADDR VERB JSON``: a saga participant's
+``/saga.test.Control/VERB`` (Configure, Release, Log).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,20 @@ import sys
 import grpc
 
 
-async def main(target: str) -> None:
+async def call(target: str, method: str, body: bytes) -> bytes:
     async with grpc.aio.insecure_channel(target) as ch:
-        sys.stdout.write((await ch.unary_unary("/echo.v1.Echo/Stats")(b"", timeout=10)).decode())
+        reply: bytes = await ch.unary_unary(method)(body, timeout=10)
+        return reply
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["control"]:
+        _, target, verb, body = argv
+        reply = asyncio.run(call(target, f"/saga.test.Control/{verb}", body.encode()))
+    else:
+        reply = asyncio.run(call(argv[0] if argv else "127.0.0.1:50051", "/echo.v1.Echo/Stats", b""))
+    sys.stdout.write(reply.decode())
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"))
+    main(sys.argv[1:])

@@ -22,15 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster import configs
+from tests.cluster.configs import FIRST, Slot
 from tests.cluster.netns import Host, Network, connect_in
 from tests.support.certs import ca_cli
 from tests.support.procs import ManagedProcess, wait_for
 
-__all__ = ["PROFILES", "Profile", "Topology", "current_profile"]
+__all__ = ["PROFILES", "Profile", "Topology", "current_profile", "role"]
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_PORT, INBOUND, OUTBOUND, ADMIN, CONSUL_HTTP = 50051, 15000, 15001, 15090, 8500
+APP_PORT, CONSUL_HTTP = FIRST.app, 8500
 SERVERS = ("consul-server-1", "consul-server-2", "consul-server-3")
+
+
+def role(kind: str, slot: Slot) -> str:
+    """Process key on a host: ``app``/``sidecar`` for slot 0, ``app1``/``sidecar1`` for the next pair."""
+    return f"{kind}{slot.n or ''}"
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,13 @@ class Topology:
     def host(self, name: str) -> Host:
         return self.net.hosts[name]
 
-    def start(self, host: str, role: str, argv: list[str]) -> ManagedProcess:
+    def start(
+        self, host: str, role: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> ManagedProcess:
         """Starts ``argv`` inside ``host``'s namespace; replaces (kills) an earlier ``role`` there."""
         self.kill(host, role)
         log = self.workdir / f"{host}-{role}.log"
-        proc = ManagedProcess(self.host(host).exec_argv(argv), log, cwd=ROOT)
+        proc = ManagedProcess(self.host(host).exec_argv(argv), log, env=env, cwd=ROOT)
         self.procs[(host, role)] = proc
         return proc
 
@@ -119,9 +127,9 @@ class Topology:
         entries = self.consul(host, f"/v1/health/service/{service}?passing=1")
         return sorted(e["Node"]["Node"] for e in entries)
 
-    def clusters(self, host: str) -> dict[str, Any]:
+    def clusters(self, host: str, slot: Slot = FIRST) -> dict[str, Any]:
         """The sidecar's /clusters, by outbound service name."""
-        status, body = self.http(host, ADMIN, "/clusters")
+        status, body = self.http(host, slot.admin, "/clusters")
         assert status == 200, body
         return {c["service"]: c for c in json.loads(body)["outbound"]}
 
@@ -171,19 +179,20 @@ class Topology:
         ca_cli("init", "--dir", self.ca_dir)
 
     def start_app(self, host: str, service: str) -> None:
-        """The app on 127.0.0.1:50051 and its sidecar from deploy/sidecar.toml (mTLS)."""
-        folder = self.workdir / host
-        ca_cli("issue", service, "--dir", self.ca_dir, "--out", folder / "tls")
-        tls = (
-            folder / "tls" / f"{service}.pem",
-            folder / "tls" / f"{service}.key",
-            folder / "tls" / "bundle.pem",
-        )
-        (folder / "sidecar.toml").write_text(configs.sidecar_toml(service, tls))
+        """The echo app on 127.0.0.1:50051 and its sidecar from deploy/sidecar.toml (mTLS)."""
         self.start_echo(host)
         self.proc(host, "app").wait_output("echo listening on", timeout=60)
-        sidecar = [sys.executable, "-m", "grpcmesh.cli", "sidecar", "--config", str(folder / "sidecar.toml")]
-        self.start(host, "sidecar", sidecar)
+        self.start_sidecar(host, service)
+
+    def start_sidecar(self, host: str, service: str, slot: Slot = FIRST) -> ManagedProcess:
+        """``grpcmesh sidecar --config`` deploy/sidecar.toml, filled in for ``service`` at ``slot``."""
+        folder = self.workdir / host / f"{service}-tls"
+        ca_cli("issue", service, "--dir", self.ca_dir, "--out", folder)
+        tls = (folder / f"{service}.pem", folder / f"{service}.key", folder / "bundle.pem")
+        config = self.workdir / host / f"sidecar-{service}.toml"
+        config.write_text(configs.sidecar_toml(service, tls, slot))
+        sidecar = [sys.executable, "-m", "grpcmesh.cli", "sidecar", "--config", str(config)]
+        return self.start(host, role("sidecar", slot), sidecar)
 
     def start_echo(self, host: str, port: int = APP_PORT) -> ManagedProcess:
         argv = [sys.executable, "-m", "tests.support.echo", "--port", str(port), "--name", host]
