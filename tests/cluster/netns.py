@@ -27,10 +27,14 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["Host", "Network", "connect_in", "ip", "leftovers", "sweep"]
+__all__ = ["Host", "Network", "connect_in", "ip", "leftovers", "run_in", "sweep"]
+
+T = TypeVar("T")
 
 NETNS_DIR = Path("/etc/netns")
 _NS_RE = re.compile(r"^gmc(\d+)-")
@@ -172,9 +176,11 @@ class Network:
         sweep(self.pid)
 
 
-def connect_in(ns: str, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
-    """A TCP socket connected from inside namespace ``ns`` (setns in a helper thread)."""
-    result: list[socket.socket | BaseException] = []
+def run_in(ns: str, fn: Callable[[], T], timeout: float = 60.0) -> T:
+    """Runs ``fn`` in a helper thread that joined namespace ``ns`` first: every socket it opens
+    lives in that namespace (setns changes the calling thread only)."""
+    result: list[T] = []
+    error: list[BaseException] = []
 
     def run() -> None:
         try:
@@ -182,19 +188,23 @@ def connect_in(ns: str, port: int, host: str = "127.0.0.1", timeout: float = 5.0
             with open(f"/run/netns/{ns}") as fd:
                 if libc.setns(fd.fileno(), _CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), f"setns {ns}")
-            result.append(socket.create_connection((host, port), timeout=timeout))
+            result.append(fn())
         except BaseException as err:
-            result.append(err)
+            error.append(err)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(timeout + 5)
+    thread.join(timeout)
+    if error:
+        raise error[0]
     if not result:
-        raise TimeoutError(f"connect to {host}:{port} in {ns}")
-    out = result[0]
-    if isinstance(out, BaseException):
-        raise out
-    return out
+        raise TimeoutError(f"{fn} in {ns} did not finish within {timeout} s")
+    return result[0]
+
+
+def connect_in(ns: str, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
+    """A TCP socket connected from inside namespace ``ns``."""
+    return run_in(ns, lambda: socket.create_connection((host, port), timeout=timeout), timeout + 5)
 
 
 if __name__ == "__main__":

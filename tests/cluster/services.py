@@ -114,11 +114,8 @@ def _cli(command: str, slot: Slot, *args: str) -> list[str]:
 
 def start_services(topo: Topology) -> ClusterPostgres:
     """Adds the five service hosts, starts everything and waits until each service is passing."""
-    names = {h: topo.host(h).address for h in ("consul-server-1", "consul-server-2", "consul-server-3")}
-    for host in ("store-1", "orders-1", *SAGA_HOSTS, "shop-1"):
-        topo.net.add_host(host, names)
-        topo.start_consul(host, "client")
-    names["store-1"] = topo.host("store-1").address
+    topo.add_hosts(["store-1", "orders-1", *SAGA_HOSTS, "shop-1"])
+    names = {**topo.names, "store-1": topo.host("store-1").address}
     for host in ("orders-1", *SAGA_HOSTS):  # the orchestrators reach PostgreSQL by name
         topo.net.write_hosts(topo.host(host), names)
     pg = ClusterPostgres(topo, "store-1").start()

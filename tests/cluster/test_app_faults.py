@@ -35,9 +35,13 @@ def test_sigstopped_app_every_call_bounded_by_its_deadline_and_traffic_moves_awa
     assert longest < DEADLINE_S + 1.0, f"a call ran {longest:.1f} s, past its {DEADLINE_S} s deadline"
     failed = window.failed(*ALL)
     assert {c.code for c in failed} <= {"DEADLINE_EXCEEDED", "UNAVAILABLE"}, window.summary()
-    # the calls the hung host swallowed all started early: the rest of the window went elsewhere
-    late = [c for c in failed if c.t0 > start + HANG_S / 2]
-    assert late == [], f"{len(late)} calls still sent to the hung app after {HANG_S / 2:.0f} s"
+    # the calls the hung host swallowed started early; in the second half only an ejected
+    # endpoint's occasional probe (breaker half-open) may still reach it
+    late_calls = [c for c in window.calls if c.t0 > start + HANG_S / 2]
+    late = [c for c in late_calls if not c.ok]
+    early = len(failed) - len(late)
+    print(f"failed in the first half: {early}, in the second: {late and len(late)} of {len(late_calls)}")
+    assert len(late) <= max(2, len(late_calls) // 100), f"{len(late)} calls still went to the hung app"
     assert len(window.kind(*ALL)) - len(failed) > 0
     exactly_once(topology, load, since=start)
     settled(topology, load)

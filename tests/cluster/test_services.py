@@ -120,6 +120,7 @@ def test_saga_host_sigkill_mid_run_the_standby_resumes_every_saga_once(
     _participant(topology, "payments", "Configure", method=CHARGE, block=True)
     load = OrderLoad(topology, "saga")
     wait_for(lambda: _participant(topology, "payments", "Log")["calls"], 60, 0.5, what="a charge in flight")
+    in_flight = {c["key"] for c in _participant(topology, "payments", "Log")["calls"]}
     for key in [k for k in topology.procs if k[0] == active]:
         topology.proc(*key).kill()  # the whole host, mid-saga: agent, sidecar, orchestrator
     _participant(topology, "payments", "Configure", method=CHARGE)
@@ -136,3 +137,7 @@ def test_saga_host_sigkill_mid_run_the_standby_resumes_every_saga_once(
         effects = Counter(e["key"] for e in _participant(topology, name, "Log")["effects"])
         twice = [k for k, n in effects.items() if n > 1]
         assert twice == [], f"{name}: effects applied more than once: {twice[:5]}"
+    charged = Counter(e["key"] for e in _participant(topology, "payments", "Log")["effects"])
+    assert all(charged[key] == 1 for key in in_flight), (in_flight, charged)  # resumed, charged once
+    shipped = {e["key"].split("/")[0] for e in _participant(topology, "shipping", "Log")["effects"]}
+    assert {key.split("/")[0] for key in in_flight} <= shipped  # and driven to the end by the standby

@@ -144,23 +144,9 @@ class Topology:
     # -- bringing it up --------------------------------------------------------------------
 
     def up(self) -> None:
-        self.net.create()
-        names = {s: f"{self.net.prefix}.{11 + i}" for i, s in enumerate(SERVERS)}
-        for server in SERVERS:
-            self.net.add_host(server, names)
-            self.start_consul(server, "server")
-        wait_for(lambda: all(self.leader(s) for s in SERVERS), 60, 0.2, what="one Raft leader")
+        self.up_consul()
         self.make_ca()
-        for name in [*self.callers, *self.echo]:
-            self.net.add_host(name, names)
-            self.start_consul(name, "client")
-        members = len(SERVERS) + len(self.callers) + len(self.echo)
-        wait_for(
-            lambda: len(self.consul(SERVERS[0], "/v1/catalog/nodes")) == members,
-            60,
-            0.2,
-            what="every agent joined",
-        )
+        self.add_hosts([*self.callers, *self.echo])
         for name in self.echo:
             self.start_app(name, "echo")
         for name in self.callers:
@@ -168,6 +154,28 @@ class Topology:
         for name in [*self.echo, *self.callers]:
             self.proc(name, "sidecar").wait_output("sidecar ready", timeout=60)
         wait_for(lambda: self.passing(self.callers[0], "echo") == self.echo, 60, 0.2, what="echo passing")
+
+    def up_consul(self) -> None:
+        """The bridge and the three servers, until they agree on a leader."""
+        self.net.create()
+        self.names = {s: f"{self.net.prefix}.{11 + i}" for i, s in enumerate(SERVERS)}
+        for server in SERVERS:
+            self.net.add_host(server, self.names)
+            self.start_consul(server, "server")
+        wait_for(lambda: all(self.leader(s) for s in SERVERS), 60, 0.2, what="one Raft leader")
+
+    def add_hosts(self, hosts: list[str]) -> None:
+        """Application hosts, each with its client agent, until every agent has joined."""
+        for name in hosts:
+            self.net.add_host(name, self.names)
+            self.start_consul(name, "client")
+        members = len(self.net.hosts)
+        wait_for(
+            lambda: len(self.consul(SERVERS[0], "/v1/catalog/nodes")) >= members,
+            60,
+            0.2,
+            what="every agent joined",
+        )
 
     def start_consul(self, host: str, role: str) -> None:
         data = self.workdir / host / "consul"

@@ -1,15 +1,18 @@
-"""A standby that takes the lock but cannot resume (its database just restarted) lets the lock go.
+"""Taking over and stepping down across a PostgreSQL restart, found by the multi-host tests.
 
-Found by the multi-host tests (tests/cluster): after a PostgreSQL restart the standby's
-pooled connection was broken, resume() raised, and the instance kept the lock without
-driving any saga, so no orchestrator ever took over.
+* A standby that takes the lock but cannot resume (its pooled connection broken by the
+  restart) lets the lock go: it used to keep it without driving any saga, so no
+  orchestrator ever took over.
+* An active instance that lost the lock refuses Starts at once: it used to accept them while
+  draining, creating sagas nobody drove (the new active one had already resumed).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from grpcmesh.services.saga.main import _activate
+from grpcmesh.services.saga.main import _activate, _lead
 from grpcmesh.services.saga.standby import StandbyGate
 
 
@@ -47,3 +50,12 @@ async def test_failed_resume_releases_the_lock_and_the_next_poll_activates() -> 
     assert gate.active is False
     assert await _activate(lock, orchestrator, gate) is True
     assert gate.active is True
+
+
+async def test_losing_the_lock_closes_the_gate_before_the_drain() -> None:
+    lock, gate, lost = Lock(), StandbyGate("grpcmesh.api.v1.SagaOrchestrator"), asyncio.Event()
+    gate.active = True  # active, and the lock is already gone (held() is False)
+    orchestrator: Any = Resume([])
+    await asyncio.wait_for(_lead(lock, orchestrator, None, gate, lost), 10)  # type: ignore[arg-type]
+    assert lost.is_set()
+    assert gate.active is False  # Starts get UNAVAILABLE from here on, during the drain too

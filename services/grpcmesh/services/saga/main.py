@@ -118,5 +118,9 @@ async def _lead(
         await asyncio.sleep(_POLL_S * 2)
         if not await leadership.held():
             break
+    # Refuse new Starts at once (UNAVAILABLE, not reached: the mesh retries them on the new active
+    # one): a saga accepted during the drain below would be created but never driven, since the
+    # standby has already resumed what it found.
+    gate.active = False
     log.error("lost the orchestrator lock (database connection gone); exiting so a standby takes over")
     lost.set()
