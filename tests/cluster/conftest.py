@@ -22,12 +22,20 @@ from tests.cluster.topology import ROOT, Topology, current_profile
 from tests.support.consul import require_consul
 
 HERE = Path(__file__).resolve().parent
+NOTES: list[str] = []  # what the tests measured, shown at the end (pytest hides test output)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.cluster)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if NOTES:
+        terminalreporter.section(f"cluster figures ({current_profile().name} profile)")
+        for line in NOTES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +72,7 @@ def topology() -> Iterator[Topology]:
     for item in sweep():  # what a crashed (SIGKILLed) earlier run left behind
         print(f"swept leftover {item}")
     topo = Topology(_workdir(), consul, current_profile())
+    topo.notes = NOTES
     atexit.register(topo.down)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)

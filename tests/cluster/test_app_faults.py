@@ -30,7 +30,7 @@ def test_sigstopped_app_every_call_bounded_by_its_deadline_and_traffic_moves_awa
         app.signal(signal.SIGCONT)
     end = time.time()
     window = calls_between(topology, load, start, end)
-    print(f"app SIGSTOPped {HANG_S:.0f} s: {window.summary()}")
+    topology.note(f"app SIGSTOPped {HANG_S:.0f} s: {window.summary()}")
     longest = max(c.t1 - c.t0 for c in window.calls)
     assert longest < DEADLINE_S + 1.0, f"a call ran {longest:.1f} s, past its {DEADLINE_S} s deadline"
     failed = window.failed(*ALL)
@@ -40,7 +40,9 @@ def test_sigstopped_app_every_call_bounded_by_its_deadline_and_traffic_moves_awa
     late_calls = [c for c in window.calls if c.t0 > start + HANG_S / 2]
     late = [c for c in late_calls if not c.ok]
     early = len(failed) - len(late)
-    print(f"failed in the first half: {early}, in the second: {late and len(late)} of {len(late_calls)}")
+    topology.note(
+        f"failed in the first half: {early}, in the second: {late and len(late)} of {len(late_calls)}"
+    )
     assert len(late) <= max(2, len(late_calls) // 100), f"{len(late)} calls still went to the hung app"
     assert len(window.kind(*ALL)) - len(failed) > 0
     exactly_once(topology, load, since=start)
@@ -77,7 +79,7 @@ def test_added_latency_and_bandwidth_cap_p2c_ewma_sends_most_traffic_elsewhere(
     share_before = before.served_by(*ALL)[victim] / max(1, sum(before.served_by(*ALL).values()))
     served = during.served_by(*ALL)
     share = served[victim] / max(1, sum(served.values()))
-    print(
+    topology.note(
         f"slow host's share: {share:.3f} (fair {fair:.3f}, before the fault {share_before:.3f}); {during.summary()}"
     )
     assert share_before > fair / 2  # it was in rotation and served its part

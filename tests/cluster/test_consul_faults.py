@@ -41,12 +41,13 @@ def test_leader_sigkill_elects_a_new_leader_and_fails_no_call(topology: Topology
         what="a new leader",
     )
     elected_s = time.time() - start
-    print(f"new leader {new} after {elected_s:.2f} s")
+    topology.note(f"new leader {new} after {elected_s:.2f} s")
     assert len(new) == 1  # both survivors agree  # type: ignore[arg-type]
     time.sleep(2.0)  # keep the load running on the two-server cluster a moment
     end = time.time()
     _restart_server(topology, old)
     window = calls_between(topology, load, start, end)
+    topology.note(f"leader SIGKILL: {window.summary()}")
     assert window.kind(*ALL), "no load ran during the fault"
     assert window.failed(*IDEMPOTENT) == [], window.summary()
     assert window.failed(*ALL) == [], window.summary()
@@ -81,6 +82,7 @@ def test_all_servers_down_sidecars_serve_their_last_view_marked_stale(
     assert {c: topology.proc(c, "sidecar").pid for c in topology.callers} == sidecars  # no restarts
     assert all(topology.proc(c, "sidecar").alive() for c in topology.callers)
     window = calls_between(topology, load, start, end)
+    topology.note(f"all servers down {end - start:.0f} s: {window.summary()}")
     assert len(window.kind(*ALL)) > topology.profile.outage_s * topology.profile.rate  # load ran
     assert window.failed(*ALL) == [], window.summary()
     settled(topology, load)

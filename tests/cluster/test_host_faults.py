@@ -31,15 +31,15 @@ def test_link_down_takes_the_host_out_of_rotation_and_back(topology: Topology, l
         left[caller] = time.time() - start
     wait_for(lambda: victim not in topology.passing(topology.callers[0], "echo"), LEAVE_BOUND_S, 0.1)
     catalog_s = time.time() - start
-    print(f"out of rotation after {left} s, critical in Consul after {catalog_s:.1f} s")
+    topology.note(f"out of rotation after {left} s, critical in Consul after {catalog_s:.1f} s")
     time.sleep(3.0)
     down_end = time.time()
     topology.host(victim).link(True)
     back = time.time()
     settled(topology, load)
-    print(f"back in rotation and serving {time.time() - back:.1f} s after the link returned")
+    topology.note(f"back in rotation and serving {time.time() - back:.1f} s after the link returned")
     window = calls_between(topology, load, start, down_end)
-    print(window.summary())
+    topology.note(f"link down: {window.summary()}")
     OBSERVED["link_down"] = window
     failed = window.failed("unary", "create", "stream")
     assert {c.code for c in failed} <= {"UNAVAILABLE", "DEADLINE_EXCEEDED"}, window.summary()

@@ -94,7 +94,7 @@ def test_postgres_restart_under_write_load_loses_no_acknowledged_event(
     services.restart()
     load.progressed()  # writes go on after the restart, without restarting any service
     summaries = load.verify()
-    print(f"PostgreSQL restart: {summaries}")
+    topology.note(f"PostgreSQL restart: {summaries}")
     for summary in summaries:
         assert summary["problems"] == [], summary
         assert summary["commands"], summary  # the load ran
@@ -129,7 +129,7 @@ def test_saga_host_sigkill_mid_run_the_standby_resumes_every_saga_once(
     wait_for(lambda: _active_saga_host(topology, services) == standby, 60, 0.5, what="the standby to lead")
     load.progressed(5)
     summaries = load.verify()
-    print(f"saga host killed: {summaries}")
+    topology.note(f"saga host killed: {summaries}")
     for summary in summaries:
         assert summary["problems"] == [], summary
         assert summary["sagas"], summary

@@ -68,6 +68,10 @@ class Topology:
         self.procs: dict[tuple[str, str], ManagedProcess] = {}
         self.echo = [f"echo-{i}" for i in range(1, profile.echo_hosts + 1)]
         self.callers = ["caller-1", "caller-2"]
+        self.notes: list[str] = []  # measured figures, printed at the end of the run
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
     # -- processes -------------------------------------------------------------------------
 
