@@ -11,7 +11,7 @@ and an agent's CPU per change, and the time for a check flip to reach EVERY watc
 (p50/p99). Baseline in the same run: N = 100; the ratios say how each figure grows
 from 100 to 1,000 services. Needs root. Prints a table, the ratios and one JSON line.
 
-    python bench/cluster.py            # 4 hosts x 2 watchers, 30 changes, ~4 min
+    python bench/cluster.py            # 4 hosts x 2 watchers, 30 changes, ~2 min
     python bench/cluster.py --quick    # 2 hosts x 1 watcher, 10 changes
 """
 

@@ -31,7 +31,8 @@ def test_link_down_takes_the_host_out_of_rotation_and_back(topology: Topology, l
         left[caller] = time.time() - start
     wait_for(lambda: victim not in topology.passing(topology.callers[0], "echo"), LEAVE_BOUND_S, 0.1)
     catalog_s = time.time() - start
-    topology.note(f"out of rotation after {left} s, critical in Consul after {catalog_s:.1f} s")
+    out_s = ", ".join(f"{c} {t:.1f} s" for c, t in left.items())
+    topology.note(f"link down: out of rotation at {out_s}; critical in Consul after {catalog_s:.1f} s")
     time.sleep(3.0)
     down_end = time.time()
     topology.host(victim).link(True)
