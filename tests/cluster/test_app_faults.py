@@ -40,9 +40,7 @@ def test_sigstopped_app_every_call_bounded_by_its_deadline_and_traffic_moves_awa
     late_calls = [c for c in window.calls if c.t0 > start + HANG_S / 2]
     late = [c for c in late_calls if not c.ok]
     early = len(failed) - len(late)
-    topology.note(
-        f"failed in the first half: {early}, in the second: {len(late)} of {len(late_calls)}"
-    )
+    topology.note(f"failed in the first half: {early}, in the second: {len(late)} of {len(late_calls)}")
     assert len(late) <= max(2, len(late_calls) // 100), f"{len(late)} calls still went to the hung app"
     assert len(window.kind(*ALL)) - len(failed) > 0
     exactly_once(topology, load, since=start)
