@@ -166,11 +166,12 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=None)
     parser.add_argument("--per-host", type=int, default=None)
     parser.add_argument("--changes", type=int, default=None)
-    parser.add_argument("--idle", type=float, default=10.0, help="seconds of the idle window")
+    parser.add_argument("--idle", type=float, default=None, help="seconds of the idle window (10; quick: 5)")
     args = parser.parse_args()
     args.hosts = args.hosts or (2 if args.quick else 4)
     args.per_host = args.per_host or (1 if args.quick else 2)
     args.changes = args.changes or (10 if args.quick else 30)
+    args.idle = args.idle or (5.0 if args.quick else 10.0)
     if os.geteuid() != 0:  # `make bench` runs every file: say so and let the others run
         print("skipped: bench/cluster.py needs root (network namespaces, veth pairs, a bridge)")
         print(json.dumps({"bench": "cluster", "skipped": "needs root"}))
