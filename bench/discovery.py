@@ -98,8 +98,9 @@ class Row:
 class Child:
     """The resolver process; its stdout lines are read by a thread into a queue."""
 
-    def __init__(self, url: str, mode: str, services: int, probes: int) -> None:
-        argv = [sys.executable, "-m", "tests.support.resolver_proc", "--url", url, "--mode", mode]
+    def __init__(self, url: str, mode: str, services: int, probes: int, prefix: tuple[str, ...] = ()) -> None:
+        """``prefix``: run it through another command (bench/cluster.py: ``ip netns exec HOST``)."""
+        argv = [*prefix, sys.executable, "-m", "tests.support.resolver_proc", "--url", url, "--mode", mode]
         argv += ["--services", str(services), "--probes", str(probes)]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()

@@ -23,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from grpcmesh.sdk.cluster import ClusterConfig, ClusterManager
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, Resolver, resolver_from_url
+from grpcmesh.sdk.discovery.consul_client import consul_client
 from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.idempotency import MethodCatalog
 from grpcmesh.sdk.registration import Registration
@@ -66,12 +67,27 @@ def _endpoint(target: str) -> Endpoint:
     return Endpoint(*split_host_port(target, min_port=0))
 
 
+async def agent_address(cfg: SidecarConfig) -> str:
+    """The local Consul agent's own LAN address (``Member.Addr`` of /v1/agent/self).
+
+    A wildcard inbound (``0.0.0.0``, the shipped default) is registered under it: that is
+    the address other machines reach this host at, as Consul itself advertises it.
+    Registering 127.0.0.1 would send every other host's calls to itself.
+    """
+    client = consul_client(cfg.consul or "", token=cfg.consul_token)
+    try:
+        me: dict[str, Any] = await client.agent.self()
+    finally:
+        await client.close()
+    return str(me["Member"]["Addr"])
+
+
 async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: int) -> Deregister:
     """Registers this instance in Consul (in the background, retried); no-op without Consul.
 
-    The registered address is the INBOUND listener, so callers reach the app
-    through this sidecar, and Consul's gRPC health check hits the inbound's
-    Health/Check, which asks the app. Returns the coroutine that deregisters.
+    The registered address is the INBOUND listener (a wildcard one under the local agent's
+    address), so callers reach the app through this sidecar, and Consul's gRPC health check
+    hits the inbound's Health/Check, which asks the app. Returns the coroutine that deregisters.
     """
 
     async def nothing() -> None:
@@ -82,25 +98,31 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
     host, port = split_host_port(cfg.advertise or cfg.inbound, min_port=0)
     if not cfg.advertise:
         port = inbound_port
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    reg = Registration(
-        cfg.service,
-        host,
-        port,
-        consul_url=cfg.consul,
-        token=cfg.consul_token,
-        grpc_services=grpc_services or None,  # None: read through the inbound from the app's reflection
-        # mTLS inbound: Consul has no client certificate, so it checks the app's health directly
-        # (the agent runs on the same host, as Consul agents do)
-        check_target=cfg.app if cfg.tls.enabled else None,
-        resync=30.0,
-    )
+    made: list[Registration] = []
+
+    async def registration() -> Registration:
+        if not made:
+            address = await agent_address(cfg) if host in ("0.0.0.0", "::", "") else host
+            made.append(
+                Registration(
+                    cfg.service,
+                    address,
+                    port,
+                    consul_url=cfg.consul or "",
+                    token=cfg.consul_token,
+                    grpc_services=grpc_services or None,  # None: read through the inbound (reflection)
+                    # mTLS inbound: Consul has no client certificate, so it checks the app's health
+                    # directly (the agent runs on the same host, as Consul agents do)
+                    check_target=cfg.app if cfg.tls.enabled else None,
+                    resync=30.0,
+                )
+            )
+        return made[0]
 
     async def keep_trying() -> None:
         while True:
             try:
-                await reg.register()
+                await (await registration()).register()
                 return
             except asyncio.CancelledError:
                 raise
@@ -112,10 +134,12 @@ async def register(cfg: SidecarConfig, grpc_services: list[str], inbound_port: i
 
     async def deregister() -> None:
         await cancel_and_wait(task)
+        if not made:
+            return
         try:
-            await reg.deregister()
+            await made[0].deregister()
         finally:
-            await reg.close()
+            await made[0].close()
 
     return deregister
 

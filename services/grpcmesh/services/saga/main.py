@@ -93,7 +93,14 @@ async def _activate(leadership: Leadership, orchestrator: Orchestrator, gate: St
     """Takes the lock if free; then resumes every unfinished saga and opens the gate."""
     if not await leadership.try_acquire():
         return False
-    resumed = await orchestrator.resume()
+    try:
+        resumed = await orchestrator.resume()
+    except Exception as err:  # the database went away between the lock and the read (a restart)
+        # Holding the lock without driving sagas would stall every saga for good: let it go and
+        # try again on the next poll, when the store's pool has replaced its broken connection.
+        log.warning("took the orchestrator lock but could not resume (%s); releasing it, retrying", err)
+        await leadership.release()
+        return False
     gate.active = True
     log.info("active: driving this database's sagas (%d resumed)", resumed)
     return True
@@ -111,5 +118,9 @@ async def _lead(
         await asyncio.sleep(_POLL_S * 2)
         if not await leadership.held():
             break
+    # Refuse new Starts at once (UNAVAILABLE, not reached: the mesh retries them on the new active
+    # one): a saga accepted during the drain below would be created but never driven, since the
+    # standby has already resumed what it found.
+    gate.active = False
     log.error("lost the orchestrator lock (database connection gone); exiting so a standby takes over")
     lost.set()
