@@ -49,6 +49,7 @@ class ClientConnection(Connection):
         stream = Stream(self, sid, owner)
         self.streams[sid] = stream
         self.write_headers(stream, headers, end_stream)
+        self.probe_soon()
         return stream
 
     def _max_known_stream(self) -> int:

@@ -144,6 +144,13 @@ class Connection(HeaderBlocks, asyncio.Protocol):
         if transport is not None and not transport.is_closing() and out:
             transport.write(b"".join(out))
 
+    def abort(self) -> None:
+        """Drops the connection without flushing (the peer is gone): its streams hear CONNECTION_LOST."""
+        self.closed = True
+        self.stop_timers()
+        if self.transport is not None:
+            self.transport.abort()
+
     def close(self) -> None:
         self._flush()
         self.closed = True  # no new streams; connection_lost still resets the open ones

@@ -16,6 +16,7 @@ cut off.
 from __future__ import annotations
 
 import asyncio
+import logging
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ from grpcmesh.sidecar.h2.states import Event
 
 if TYPE_CHECKING:
     from grpcmesh.sidecar.h2.stream import Stream
+
+log = logging.getLogger("grpcmesh.sidecar.h2")
 
 __all__ = ["ControlFrames"]
 
@@ -70,6 +73,7 @@ class ControlFrames:
         self._last_progress = now
         self._idle_since = now
         self._ping_sent_at: float | None = None
+        self._last_probe = -1e18  # when the dialling side last probed a silent upstream (never)
         self._timer: asyncio.TimerHandle | None = None
 
     # -- provided by Connection --------------------------------------------------------
@@ -77,6 +81,9 @@ class ControlFrames:
         raise NotImplementedError
 
     def fail(self, code: int, message: str) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
         raise NotImplementedError
 
     def shutdown(self, code: int = ErrorCode.NO_ERROR) -> None:
@@ -256,6 +263,34 @@ class ControlFrames:
         lim = self.limits
         tick = min(lim.idle_timeout_s, lim.keepalive_s, lim.keepalive_timeout_s, lim.stall_timeout_s) / 4
         self._timer = self.loop.call_later(max(tick, 0.05), self._housekeep, max(tick, 0.05))
+
+    # -- probing a silent upstream (dialling side) -------------------------------------------
+    def probe_soon(self) -> None:
+        """A call was opened: watch the upstream while calls are open (see H2Limits.probe_after_s)."""
+        if self._timer is None and not self.closed:
+            self._timer = self.loop.call_later(self.limits.probe_after_s / 2, self._probe)
+
+    def _probe(self) -> None:
+        self._timer = None
+        if self.closed or not self.streams:
+            return  # armed again by the next call
+        now = monotonic()
+        lim = self.limits
+        if self._ping_sent_at is not None:
+            if now - self._ping_sent_at >= lim.probe_timeout_s:
+                log.warning(
+                    "upstream silent and its PING unanswered for %.1f s: connection dropped",
+                    now - self._ping_sent_at,
+                )
+                self.abort()
+                return
+        elif (
+            now - self.last_received >= lim.probe_after_s
+            and now - self._last_probe >= lim.probe_min_interval_s
+        ):
+            self._last_probe = self._ping_sent_at = now
+            self.write(f.frame(FrameType.PING, 0, 0, _KEEPALIVE_PING))
+        self._timer = self.loop.call_later(lim.probe_after_s / 2, self._probe)
 
     def stop_timers(self) -> None:
         if self._timer is not None:

@@ -44,6 +44,13 @@ class H2Limits:
     keepalive_timeout_s: float = 20.0
     # Data waiting on a peer that opens no window (and reads nothing) for this long: close.
     stall_timeout_s: float = 60.0
+    # Dialling side: an upstream silent for probe_after_s while calls are open gets a PING; no ACK
+    # within probe_timeout_s and the connection is presumed dead (a pulled cable, a frozen host):
+    # aborted, so its calls fail over now instead of waiting out their deadlines. At most one probe
+    # per probe_min_interval_s per connection, so gRPC servers' ping policing (5 min) never strikes.
+    probe_after_s: float = 1.0
+    probe_timeout_s: float = 3.0
+    probe_min_interval_s: float = 300.0
     # Flood budgets (burst, then per second): see the module docstring.
     ping_burst: int = 100
     settings_burst: int = 100
@@ -58,7 +65,14 @@ class H2Limits:
             raise ValueError("max_header_list_bytes: must be >= 8192")
         if self.max_header_bytes_per_connection < self.max_header_list_bytes:
             raise ValueError("max_header_bytes_per_connection: must be >= max_header_list_bytes")
-        for key in ("idle_timeout_s", "keepalive_s", "keepalive_timeout_s", "stall_timeout_s"):
+        for key in (
+            "idle_timeout_s",
+            "keepalive_s",
+            "keepalive_timeout_s",
+            "stall_timeout_s",
+            "probe_after_s",
+            "probe_timeout_s",
+        ):
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key}: must be > 0")
         for key in ("ping_burst", "settings_burst", "reset_burst", "idle_frame_burst"):
