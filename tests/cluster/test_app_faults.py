@@ -80,8 +80,11 @@ def test_added_latency_and_bandwidth_cap_p2c_ewma_sends_most_traffic_elsewhere(
     topology.note(
         f"slow host's share: {share:.3f} (fair {fair:.3f}, before the fault {share_before:.3f}); {during.summary()}"
     )
-    assert share_before > fair / 2  # it was in rotation and served its part
-    assert share < fair / 2, f"the slow host still got {share:.2%} of the calls (fair share {fair:.0%})"
+    # in rotation and serving (less than its fair share when an earlier fault left its EWMA high)
+    assert share_before > 0.05, f"the host served {share_before:.2%} before the fault"
+    assert share < min(fair, share_before) / 2, (
+        f"the slow host still got {share:.2%} of the calls ({share_before:.2%} before, fair {fair:.0%})"
+    )
     assert during.failed(*ALL) == [], during.summary()
     wait_for(lambda: topology.proc(victim, "app").alive(), 5)
     settled(topology, load)
