@@ -299,3 +299,34 @@ def test_retry_backoff_doubles_from_initial_with_jitter_up_to_the_maximum() -> N
     for attempt, low in ((1, 0.2), (2, 0.4), (3, 0.8)):
         assert low <= backoff(policy, attempt) <= low + 0.1
     assert backoff(policy, 5) == 1.0
+
+
+async def test_a_store_failure_mid_saga_drives_it_again_without_a_restart(
+    tmp_path: Path, caller: FakeCaller
+) -> None:
+    """A database restart under a running saga: the commit fails, the runner stops, and the
+    engine drives the saga again after a short backoff (it used to wait for a process restart)."""
+    engine, store = orchestrator(tmp_path, caller)
+    await store.open()
+    real_save = store.save
+    saves = 0
+
+    async def flaky_save(record: SagaRecord, *events: SagaEvent) -> None:
+        nonlocal saves
+        saves += 1
+        if saves == 2:  # the first step's start (the saga's creation was save 1)
+            raise OSError("the database is restarting")
+        await real_save(record, *events)
+
+    store.save = flaky_save  # type: ignore[method-assign]
+    try:
+        rec = await engine.start("order", "flaky", {"sku": "a"})
+        final = await asyncio.wait_for(until_terminal(engine, rec.saga_id), 20)
+        assert final[-1].status is SagaStatus.COMPLETED
+        assert saves > 2
+        # reserve's result was not stored: reserve is re-issued, with the same idempotency key
+        assert caller.methods() == [RESERVE, RESERVE, CHARGE, SHIP]
+        assert caller.calls[0].key == caller.calls[1].key == f"{rec.saga_id}/reserve"
+    finally:
+        await engine.close()
+        await store.close()

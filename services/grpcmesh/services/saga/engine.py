@@ -38,6 +38,7 @@ __all__ = ["Orchestrator"]
 
 log = logging.getLogger("grpcmesh.saga")
 
+_RETRY_MAX_S = 30.0
 _UNDO_MARKS = frozenset({StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED})
 
 
@@ -59,6 +60,9 @@ class Orchestrator:
         self._locks = KeyedLocks()  # one transition of a saga at a time
         self._aborts: dict[str, AbortSignal] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._retry_in: dict[str, float] = {}  # saga -> next wait before driving it again (see _drive)
+        self._retries: set[asyncio.TimerHandle] = set()
+        self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -74,6 +78,10 @@ class Orchestrator:
 
     async def close(self) -> None:
         """Stops the runners; in-flight steps stay RUNNING in the store and are re-issued on resume."""
+        self._closed = True
+        for handle in self._retries:
+            handle.cancel()
+        self._retries.clear()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -225,14 +233,31 @@ class Orchestrator:
             abort = self._aborts.setdefault(saga_id, AbortSignal())
             record = await self._runner.run(record, definition, abort)
             log.info("saga %s finished %s", saga_id, record.status.name)
+            self._retry_in.pop(saga_id, None)
         except Exception:
-            log.exception("saga %s: runner stopped; it resumes on the next start", saga_id)
+            # The store went away mid-transition (a database restart), typically: the saga is still
+            # RUNNING/COMPENSATING in the store, so drive it again shortly rather than leave it
+            # stalled until this orchestrator restarts. Backoff: 0.5 s doubling to 30 s.
+            wait = self._retry_in.get(saga_id, 0.5)
+            self._retry_in[saga_id] = min(wait * 2, _RETRY_MAX_S)
+            log.exception("saga %s: runner stopped; driving it again in %.1f s", saga_id, wait)
+            if not self._closed:
+                handle = asyncio.get_running_loop().call_later(wait, self._respawn, saga_id)
+                self._retries.add(handle)
         finally:
             self._tasks.pop(saga_id, None)
             self._aborts.pop(saga_id, None)
             current = self._current.get(saga_id)
             if current is not None and current.terminal:
                 self._current.pop(saga_id, None)
+
+    def _respawn(self, saga_id: str) -> None:
+        self._retries = {
+            h for h in self._retries if not h.cancelled() and h.when() > asyncio.get_running_loop().time()
+        }
+        if not self._closed:
+            self._current.pop(saga_id, None)  # read it back: a commit whose ack was lost is in the store
+            self._spawn(saga_id)
 
 
 def _encode_token(position: int) -> str:
