@@ -330,3 +330,28 @@ async def test_a_store_failure_mid_saga_drives_it_again_without_a_restart(
     finally:
         await engine.close()
         await store.close()
+
+
+async def test_sweep_drives_unfinished_sagas_nothing_drives_and_only_those(tmp_path: Path) -> None:
+    """A saga written by a previous active orchestrator after this one resumed is picked up."""
+    old_caller = FakeCaller()
+    old_caller.block(RESERVE)
+    old, store = orchestrator(tmp_path, old_caller)
+    await store.open()
+    rec = await old.start("order", "late", {"sku": "a"})
+    await old_caller.entered[RESERVE].wait()
+    await old.close()  # it exits with the saga RUNNING
+    await store.close()
+
+    caller = FakeCaller()
+    new, store2 = orchestrator(tmp_path, caller)
+    await store2.open()
+    try:
+        assert await new.sweep() == 1
+        assert await new.sweep() == 0  # already being driven
+        final = (await asyncio.wait_for(until_terminal(new, rec.saga_id), 20))[-1]
+        assert final.status is SagaStatus.COMPLETED
+        assert await new.sweep() == 0
+    finally:
+        await new.close()
+        await store2.close()

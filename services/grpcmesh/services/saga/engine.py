@@ -76,6 +76,24 @@ class Orchestrator:
             log.info("resuming %d unfinished saga(s)", len(unfinished))
         return len(unfinished)
 
+    async def sweep(self) -> int:
+        """Drives every unfinished saga in the store that nothing drives here; returns how many.
+
+        The active orchestrator calls it now and then: a saga can reach the store without a
+        runner here - a Start that the previous active one finished writing while it was
+        already losing its lock, after this one had resumed what it found.
+        """
+        found = 0
+        for record in await self._store.unfinished():
+            saga_id = record.saga_id
+            if saga_id not in self._tasks and saga_id not in self._retry_in:
+                self._current.setdefault(saga_id, record)
+                self._spawn(saga_id)
+                found += 1
+        if found:
+            log.warning("found %d unfinished saga(s) nothing was driving: driving them", found)
+        return found
+
     async def close(self) -> None:
         """Stops the runners; in-flight steps stay RUNNING in the store and are re-issued on resume."""
         self._closed = True

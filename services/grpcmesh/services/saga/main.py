@@ -11,6 +11,7 @@ discovery when ``discovery`` is set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ log = logging.getLogger("grpcmesh.saga")
 
 SERVICE_NAME = "grpcmesh.api.v1.SagaOrchestrator"
 _POLL_S = 1.0  # standby: how often to try the lock; active: half as often, check it is still ours
+_SWEEP_EVERY = 3  # lock checks between sweeps for undriven sagas
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +116,15 @@ async def _lead(
         await asyncio.sleep(_POLL_S)
         if await _activate(leadership, orchestrator, gate):
             await server.set_serving(True)
+    checks = 0
     while True:
         await asyncio.sleep(_POLL_S * 2)
         if not await leadership.held():
             break
+        checks += 1
+        if checks % _SWEEP_EVERY == 0:  # sagas a previous active one left behind (see Orchestrator.sweep)
+            with contextlib.suppress(Exception):  # the database is away: the next sweep will do
+                await orchestrator.sweep()
     # Refuse new Starts at once (UNAVAILABLE, not reached: the mesh retries them on the new active
     # one): a saga accepted during the drain below would be created but never driven, since the
     # standby has already resumed what it found.
