@@ -100,8 +100,8 @@ def test_postgres_restart_under_write_load_loses_no_acknowledged_event(
         assert summary["commands"], summary  # the load ran
 
 
-def _active_saga_host(topo: Topology, pg: ClusterPostgres) -> str:
-    """The orchestrator host holding the saga database's advisory lock."""
+def _active_saga_host(topo: Topology, pg: ClusterPostgres) -> str | None:
+    """The orchestrator host holding the saga database's advisory lock (None between holders)."""
     with psycopg.connect(pg.dsn("saga"), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT host(a.client_addr) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
@@ -109,14 +109,15 @@ def _active_saga_host(topo: Topology, pg: ClusterPostgres) -> str:
         ).fetchall()
     by_addr = {topo.host(h).address: h for h in SAGA_HOSTS}
     holders = [by_addr[r[0]] for r in rows if r[0] in by_addr]
-    assert len(holders) == 1, rows
-    return holders[0]
+    assert len(holders) <= 1, rows  # never two at once
+    return holders[0] if holders else None
 
 
 def test_saga_host_sigkill_mid_run_the_standby_resumes_every_saga_once(
     topology: Topology, services: ClusterPostgres
 ) -> None:
     active = _active_saga_host(topology, services)
+    assert active is not None, "no orchestrator holds the lock"
     _participant(topology, "payments", "Configure", method=CHARGE, block=True)
     load = OrderLoad(topology, "saga")
     wait_for(lambda: _participant(topology, "payments", "Log")["calls"], 60, 0.5, what="a charge in flight")
