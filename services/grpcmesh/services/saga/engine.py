@@ -60,21 +60,18 @@ class Orchestrator:
         self._locks = KeyedLocks()  # one transition of a saga at a time
         self._aborts: dict[str, AbortSignal] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._retry_in: dict[str, float] = {}  # saga -> next wait before driving it again (see _drive)
-        self._retries: set[asyncio.TimerHandle] = set()
+        self._retry_in: dict[str, float] = {}  # saga -> its next wait before driving it again (_drive)
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # sagas waiting out that wait
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def resume(self) -> int:
         """Starts a runner for every RUNNING/COMPENSATING saga in the store; returns how many."""
-        unfinished = await self._store.unfinished()
-        for record in unfinished:
-            self._current.setdefault(record.saga_id, record)  # never over a newer in-memory state
-            self._spawn(record.saga_id)
-        if unfinished:
-            log.info("resuming %d unfinished saga(s)", len(unfinished))
-        return len(unfinished)
+        found = await self._drive_undriven()
+        if found:
+            log.info("resuming %d unfinished saga(s)", found)
+        return found
 
     async def sweep(self) -> int:
         """Drives every unfinished saga in the store that nothing drives here; returns how many.
@@ -83,21 +80,25 @@ class Orchestrator:
         runner here - a Start that the previous active one finished writing while it was
         already losing its lock, after this one had resumed what it found.
         """
+        found = await self._drive_undriven()
+        if found:
+            log.warning("found %d unfinished saga(s) nothing was driving: driving them", found)
+        return found
+
+    async def _drive_undriven(self) -> int:
         found = 0
         for record in await self._store.unfinished():
             saga_id = record.saga_id
-            if saga_id not in self._tasks and saga_id not in self._retry_in:
-                self._current.setdefault(saga_id, record)
+            if saga_id not in self._tasks and saga_id not in self._retries:
+                self._current.setdefault(saga_id, record)  # never over a newer in-memory state
                 self._spawn(saga_id)
                 found += 1
-        if found:
-            log.warning("found %d unfinished saga(s) nothing was driving: driving them", found)
         return found
 
     async def close(self) -> None:
         """Stops the runners; in-flight steps stay RUNNING in the store and are re-issued on resume."""
         self._closed = True
-        for handle in self._retries:
+        for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
         tasks = list(self._tasks.values())
@@ -260,8 +261,7 @@ class Orchestrator:
             self._retry_in[saga_id] = min(wait * 2, _RETRY_MAX_S)
             log.exception("saga %s: runner stopped; driving it again in %.1f s", saga_id, wait)
             if not self._closed:
-                handle = asyncio.get_running_loop().call_later(wait, self._respawn, saga_id)
-                self._retries.add(handle)
+                self._retries[saga_id] = asyncio.get_running_loop().call_later(wait, self._respawn, saga_id)
         finally:
             self._tasks.pop(saga_id, None)
             self._aborts.pop(saga_id, None)
@@ -270,9 +270,7 @@ class Orchestrator:
                 self._current.pop(saga_id, None)
 
     def _respawn(self, saga_id: str) -> None:
-        self._retries = {
-            h for h in self._retries if not h.cancelled() and h.when() > asyncio.get_running_loop().time()
-        }
+        self._retries.pop(saga_id, None)
         if not self._closed:
             self._current.pop(saga_id, None)  # read it back: a commit whose ack was lost is in the store
             self._spawn(saga_id)
