@@ -51,7 +51,8 @@ setup(
 # in pip's isolated environment (hatchling, mypy, setuptools and nothing else) and one in a developer's
 # venv see the same types and compile the same code: third-party objects are Any to the compiled
 # modules. Strictness is `make typecheck`'s job (pyproject's [tool.mypy]), not the compiler's: the
-# imported, not compiled, modules are checked silently.
+# imported, not compiled, modules are checked silently. A compiled class may not subclass what
+# the compiler cannot see (disallow_subclassing_any): it would build, and crash at run time.
 _MYPY_CONFIG = """
 [mypy]
 python_version = 3.11
@@ -60,6 +61,7 @@ namespace_packages = True
 no_site_packages = True
 ignore_missing_imports = True
 follow_imports = silent
+disallow_subclassing_any = True
 """
 
 

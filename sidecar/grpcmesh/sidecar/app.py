@@ -32,6 +32,7 @@ from grpcmesh.sdk.tracing import configure_tracing, default_trace_db
 from grpcmesh.sdk.waiting import cancel_and_wait
 from grpcmesh.sidecar.admin import AdminServer, StreamRoute, json_route
 from grpcmesh.sidecar.authz import InboundAuthz
+from grpcmesh.sidecar.cluster_metrics import ClusterCollector
 from grpcmesh.sidecar.config import SidecarConfig, masked
 from grpcmesh.sidecar.inbound import NEVER_TRIPS, Inbound
 from grpcmesh.sidecar.listener import Listener, Pools
@@ -39,7 +40,7 @@ from grpcmesh.sidecar.map_page import map_routes
 from grpcmesh.sidecar.outbound import Outbound
 from grpcmesh.sidecar.router import Router
 from grpcmesh.sidecar.stat_page import MetricsHistory, stat_routes
-from grpcmesh.sidecar.telemetry import ClusterCollector, Telemetry
+from grpcmesh.sidecar.telemetry import Telemetry
 from grpcmesh.sidecar.tls import ReloadingTls, channel_credentials, server_name_option
 from grpcmesh.sidecar.trace_pages import trace_routes
 

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from grpcmesh.sdk.breaker import Breaker, BreakerState
-from grpcmesh.sdk.cluster import Cluster
 from grpcmesh.sidecar.hop import CallRecord
 from grpcmesh.sidecar.spans import CallSpan, SpanRecorder
 from grpcmesh.sidecar.tap import Tap
 
-__all__ = ["ClusterCollector", "Telemetry"]
+__all__ = ["Telemetry"]
 
 log = logging.getLogger("grpcmesh.sidecar.access")
 events = logging.getLogger("grpcmesh.sidecar")
@@ -171,38 +167,3 @@ class Telemetry:
                 call.attempts,
                 extra={"request_id": request_id, "trace_id": trace_id},
             )
-
-
-class ClusterCollector(Collector):
-    """Scrape-time metrics from cluster state: endpoints, breaker states, retries, in-flight."""
-
-    def __init__(self, clusters: Callable[[], Iterable[Cluster]], inflight: Callable[[], dict[str, int]]):
-        self._clusters = clusters
-        self._inflight = inflight
-
-    def collect(self) -> Iterable[Any]:
-        endpoints = GaugeMetricFamily(
-            "grpcmesh_endpoints", "Resolved endpoints per service.", labels=["service"]
-        )
-        breaker = GaugeMetricFamily(
-            "grpcmesh_breaker_state",
-            "Breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
-            labels=["service", "endpoint"],
-        )
-        retries = CounterMetricFamily("grpcmesh_retries", "Retries sent per service.", labels=["service"])
-        denied = CounterMetricFamily(
-            "grpcmesh_retry_budget_denied", "Retries refused by the retry budget.", labels=["service"]
-        )
-        for cluster in self._clusters():
-            states = cluster.endpoints
-            endpoints.add_metric([cluster.service], len(states))
-            for s in states:
-                breaker.add_metric([cluster.service, s.endpoint.target], int(s.breaker.state))
-            retries.add_metric([cluster.service], cluster.retry.budget.retries_total)
-            denied.add_metric([cluster.service], cluster.retry.budget.denied)
-        inflight = GaugeMetricFamily(
-            "grpcmesh_in_flight", "Calls in flight per listener.", labels=["direction"]
-        )
-        for direction, n in self._inflight().items():
-            inflight.add_metric([direction], n)
-        yield from (endpoints, breaker, retries, denied, inflight)
