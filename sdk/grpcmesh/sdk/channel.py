@@ -1,11 +1,11 @@
 """MeshChannel: the channel generated stubs are bound to by ``MeshClient.stub()``.
 
 It quacks like ``grpc.aio.Channel`` for the four ``*_*`` multicallable
-factories stubs use, and sends each call through the mesh: it tags the call
-with the target service (``x-mesh-service``) and the caller (``x-mesh-source``),
-runs the client interceptors (request id, trace, deadline, …) exactly like a
-grpc.aio interceptor chain, and hands the final call to a :class:`Transport` —
-one pooled channel to the local sidecar, or an in-process cluster that picks an
+factories stubs use, and sends each call through the mesh: it adds the
+headers its transport asks for (:meth:`Transport.tags`), runs the client
+interceptors (request id, trace, deadline, …) exactly like a grpc.aio
+interceptor chain, and hands the final call to a :class:`Transport` — pooled
+channels to the local sidecar, or an in-process cluster that picks an
 endpoint, breaks and retries (direct mode). Failures surface as typed
 :class:`~grpcmesh.sdk.errors.MeshError` exceptions.
 """
@@ -22,7 +22,7 @@ import grpc
 
 from grpcmesh.sdk.calls import CallState, MeshCall, MeshStreamCall
 from grpcmesh.sdk.fastpath import FastUnary
-from grpcmesh.sdk.headers import MESH_SERVICE, MESH_SOURCE, REQUEST_ID, get
+from grpcmesh.sdk.headers import REQUEST_ID, get
 from grpcmesh.sdk.interceptors.deadline import effective_timeout
 
 __all__ = ["CallOptions", "MeshChannel", "StreamHook", "Transport"]
@@ -51,6 +51,10 @@ class Transport(Protocol):
 
     async def stream(self, target: str) -> tuple[grpc.aio.Channel, StreamHook | None]:
         """A channel for one streaming call to ``target`` and a hook to report its outcome."""
+        ...
+
+    def tags(self, options: CallOptions) -> tuple[tuple[str, str], ...]:
+        """The headers every call of a channel with ``options`` carries (each costs per call)."""
         ...
 
 
@@ -124,11 +128,7 @@ class MeshChannel:
         self._check_open = check_open
         self._chains = _chains(options.interceptors)
         self._fast = FastUnary.of(options.interceptors)
-        self._tags = tuple(
-            (key, value)
-            for key, value in ((MESH_SERVICE, options.target), (MESH_SOURCE, options.source))
-            if value
-        )
+        self._tags = transport.tags(options)
 
     @property
     def target(self) -> str:
@@ -173,10 +173,9 @@ class MeshChannel:
     def _details(self, method: str, timeout: float | None, metadata: Any, credentials: Any, wfr: Any) -> Any:
         self._check_open(method)
         md = grpc.aio.Metadata(*(metadata or ()))
-        if self._options.target and MESH_SERVICE not in md:
-            md.add(MESH_SERVICE, self._options.target)
-        if self._options.source and MESH_SOURCE not in md:
-            md.add(MESH_SOURCE, self._options.source)
+        for key, value in self._tags:
+            if key not in md:
+                md.add(key, value)
         return grpc.aio.ClientCallDetails(method, timeout, md, credentials, wfr)
 
     def _base(self, m: _Method, channel: grpc.aio.Channel, state: CallState, hook: StreamHook | None) -> Any:

@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from grpcmesh.sdk.channel import Attempt, StreamHook
+from grpcmesh.sdk.channel import Attempt, CallOptions, StreamHook
 from grpcmesh.sdk.cluster import Cluster, ClusterConfig, ClusterManager
 from grpcmesh.sdk.discovery import Endpoint, MemoryResolver, ResolveError, Resolver, resolver_from_url
 from grpcmesh.sdk.failures import Kind, classify_error
+from grpcmesh.sdk.headers import MESH_SOURCE
 from grpcmesh.sdk.hostport import split_host_port
 from grpcmesh.sdk.retry import rpc_error
 
@@ -80,6 +81,11 @@ class ClusterTransport:
         """One unary call through the target's cluster."""
         cluster = await self._cluster(target)
         return await cluster.invoke(attempt, idempotent=idempotent, timeout=timeout, method=method)
+
+    def tags(self, options: CallOptions) -> tuple[tuple[str, str], ...]:
+        """The caller's name (``x-mesh-source``) for the app it reaches; no routing header, as
+        nothing between routes."""
+        return ((MESH_SOURCE, options.source),) if options.source else ()
 
     async def stream(self, target: str) -> tuple[grpc.aio.Channel, StreamHook | None]:
         """A balanced endpoint's channel and a hook that reports the call's outcome."""

@@ -63,12 +63,17 @@ async def test_one_trace_and_one_request_id_end_to_end(
     for server_span in (s for s in finished if s.kind is SpanKind.SERVER):
         assert server_span.parent is not None
         assert by_id[server_span.parent.span_id].kind is SpanKind.CLIENT
-    # routing metadata names the target and the caller
-    assert [(s.metadata[MESH_SOURCE], s.metadata[MESH_SERVICE]) for s in chain.seen] == [
-        ("edge", "a"),
-        ("a", "b"),
-        ("b", "c"),
-    ]
+    # each app learns its caller; no call carries a routing header (direct mode needs none)
+    assert [s.metadata[MESH_SOURCE] for s in chain.seen] == ["edge", "a", "b"]
+    assert not any(MESH_SERVICE in s.metadata for s in chain.seen)
+
+
+async def test_each_target_is_reached_by_its_name_alone(chain: Chain, edge: AsyncMeshClient) -> None:
+    """Every hop serves the same proto service, so only the target name tells them apart: in
+    sidecar mode it travels as the channel's ``:authority`` (no routing header)."""
+    for name in ("c", "b", "a"):
+        assert await edge.stub(HopStub, target=name).Get({}, timeout=10) == {"hop": name}
+    assert not any(MESH_SERVICE in s.metadata for s in chain.seen)
 
 
 async def test_request_id_is_generated_at_the_edge_and_kept(chain: Chain, edge: AsyncMeshClient) -> None:

@@ -13,8 +13,11 @@ import asyncio
 from typing import Any
 
 import grpc
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from grpcmesh.sdk.interceptors.base import method_of, replace_details
 
@@ -41,8 +44,28 @@ def end_span(span: Span, code: grpc.StatusCode, details: str = "") -> None:
     span.end()
 
 
+_STARTUP_TEXTMAP = propagate.get_global_textmap()  # (tracecontext, baggage) unless OTEL_PROPAGATORS says
+_W3C_ONLY = isinstance(_STARTUP_TEXTMAP, CompositePropagator) and all(
+    isinstance(p, TraceContextTextMapPropagator | W3CBaggagePropagator)
+    for p in getattr(_STARTUP_TEXTMAP, "_propagators", (None,))
+)
+
+
+def _nothing_to_send(span: Span) -> bool:
+    """True when the propagators would write nothing: only the W3C ones, no trace (no tracer
+    provider and no incoming context) and no baggage. Skipping them saves a context per call."""
+    return (
+        _W3C_ONLY
+        and not span.get_span_context().is_valid
+        and propagate.get_global_textmap() is _STARTUP_TEXTMAP
+        and not baggage.get_all()
+    )
+
+
 def inject_into(metadata: list[tuple[str, Any]], span: Span) -> None:
     """Puts ``span``'s context (global propagator) into ``metadata``, replacing keys it writes."""
+    if _nothing_to_send(span):
+        return
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
     if carrier:
