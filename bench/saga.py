@@ -7,7 +7,8 @@ with the same ``x-idempotency-key`` metadata:
 
   script        await reserve; await charge; await ship — nothing persisted (the baseline)
   orchestrator  Orchestrator.start() → completed: 8 transitions + 8 history rows per saga
-                in 5 SQLite transactions (WAL, synchronous=FULL: an fsync each, before each call)
+                in 4 SQLite transactions (WAL, synchronous=FULL: an fsync each, before each call;
+                the first with the saga's creation)
 
 Sequential sagas give the latency percentiles (start → COMPLETED); 16 concurrent sagas
 give the throughput. Prints a table, the ratios and one JSON line (keys in bench/README.md).

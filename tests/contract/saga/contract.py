@@ -64,6 +64,23 @@ class SagaStoreContract:
         assert again.saga_id == "s1" == first.saga_id
         assert await store.get("s2") is None
 
+    async def test_create_with_events_stores_them_as_its_history(self, store: SagaStore) -> None:
+        """The orchestrator creates a saga with its first step RUNNING: two versions, one commit."""
+        initial = record("s1", key="order-8")
+        started = initial.with_step(0, status=StepStatus.RUNNING, attempts=1)
+        stored, created = await store.create(started, describe(None, initial), describe(initial, started))
+        assert created
+        assert await store.get("s1") == stored == started
+        history = await store.history("s1")
+        assert [(e.version, e.step, e.step_status) for e in history] == [
+            (1, "", None),
+            (2, "reserve", StepStatus.RUNNING),
+        ]
+        again, created = await store.create(record("s2", key="order-8"))
+        assert not created
+        assert again == started
+        assert len(await store.history("s1")) == 2
+
     async def test_save_is_a_compare_and_set_on_version(self, store: SagaStore) -> None:
         rec, _ = await store.create(record("s1"))
         nxt = rec.with_step(0, status=StepStatus.RUNNING, attempts=1)

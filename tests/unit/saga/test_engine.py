@@ -263,22 +263,28 @@ async def test_many_sagas_run_concurrently_without_conflicts(orch: Orchestrator,
         assert [e.version for e in await orch.history(final.saga_id)] == list(range(1, final.version + 1))
 
 
-async def test_a_result_commits_with_the_next_step_start_one_event_each(
+async def test_creation_and_each_result_commit_with_the_next_step_start_one_event_each(
     tmp_path: Path, caller: FakeCaller
 ) -> None:
     engine, store = orchestrator(tmp_path, caller)
     await store.open()
-    saves: list[int] = []
-    save = store.save
+    writes: list[tuple[str, int]] = []
+    create, save = store.create, store.save
 
-    async def counting(record: SagaRecord, *events: SagaEvent) -> None:
-        saves.append(len(events))
+    async def counting_create(record: SagaRecord, *events: SagaEvent) -> tuple[SagaRecord, bool]:
+        writes.append(("create", len(events)))
+        return await create(record, *events)
+
+    async def counting_save(record: SagaRecord, *events: SagaEvent) -> None:
+        writes.append(("save", len(events)))
         await save(record, *events)
 
-    store.save = counting  # type: ignore[method-assign]
+    store.create = counting_create  # type: ignore[method-assign]
+    store.save = counting_save  # type: ignore[method-assign]
     rec = await engine.start("order", "", {"sku": "a"})
     assert (await until_terminal(engine, rec.saga_id))[-1].status is SagaStatus.COMPLETED
-    assert saves == [1, 2, 2, 2]  # reserve RUNNING; its result + charge RUNNING; ...; ship + COMPLETED
+    # created with reserve RUNNING; its result + charge RUNNING; ...; ship + COMPLETED: 4 commits
+    assert writes == [("create", 2), ("save", 2), ("save", 2), ("save", 2)]
     history = await engine.history(rec.saga_id)
     assert [(e.version, e.step, e.step_status.name if e.step_status else "") for e in history] == [
         (1, "", ""),
@@ -314,7 +320,7 @@ async def test_a_store_failure_mid_saga_drives_it_again_without_a_restart(
     async def flaky_save(record: SagaRecord, *events: SagaEvent) -> None:
         nonlocal saves
         saves += 1
-        if saves == 2:  # the first step's start (the saga's creation was save 1)
+        if saves == 1:  # reserve's result + charge's start (creation stored reserve's start)
             raise OSError("the database is restarting")
         await real_save(record, *events)
 
@@ -323,7 +329,7 @@ async def test_a_store_failure_mid_saga_drives_it_again_without_a_restart(
         rec = await engine.start("order", "flaky", {"sku": "a"})
         final = await asyncio.wait_for(until_terminal(engine, rec.saga_id), 20)
         assert final[-1].status is SagaStatus.COMPLETED
-        assert saves > 2
+        assert saves > 1
         # reserve's result was not stored: reserve is re-issued, with the same idempotency key
         assert caller.methods() == [RESERVE, RESERVE, CHARGE, SHIP]
         assert caller.calls[0].key == caller.calls[1].key == f"{rec.saga_id}/reserve"

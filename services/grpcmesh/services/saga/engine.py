@@ -30,7 +30,7 @@ from grpcmesh.services.saga.domain import (
     WrongState,
     describe,
 )
-from grpcmesh.services.saga.runner import AbortSignal, SagaRunner
+from grpcmesh.services.saga.runner import AbortSignal, SagaRunner, start_step
 from grpcmesh.services.saga.store.base import SagaStore
 from grpcmesh.services.saga.watch import WatchHub
 
@@ -164,7 +164,11 @@ class Orchestrator:
             created_at=now,
             updated_at=now,
         )
-        stored, created = await self._store.create(record)
+        if record.steps:  # the first step's RUNNING commits with the creation: 4 commits, not 5
+            first = start_step(0)(record)
+            stored, created = await self._store.create(first, describe(None, record), describe(record, first))
+        else:
+            stored, created = await self._store.create(record)
         if not created:
             if stored.definition != definition or stored.input != saga_input:
                 raise InvalidRequest(
@@ -174,7 +178,7 @@ class Orchestrator:
             return await self.get(stored.saga_id)
         log.info("saga %s (%s) started, key %s", saga_id, definition, record.idempotency_key)
         self._current[saga_id] = stored
-        self._spawn(saga_id)
+        self._spawn(saga_id, started=bool(record.steps))
         return stored
 
     async def abort(self, saga_id: str, reason: str) -> SagaRecord:
@@ -234,13 +238,15 @@ class Orchestrator:
                 self._hub.publish(each)
             return record
 
-    def _spawn(self, saga_id: str) -> None:
+    def _spawn(self, saga_id: str, *, started: bool = False) -> None:
+        """Drives the saga unless a runner does already. ``started``: it was just created with its
+        first step RUNNING, so the first call follows at once (see :meth:`SagaRunner.run`)."""
         if saga_id in self._tasks:
             return
-        task = asyncio.create_task(self._drive(saga_id), name=f"saga-{saga_id}")
+        task = asyncio.create_task(self._drive(saga_id, started), name=f"saga-{saga_id}")
         self._tasks[saga_id] = task
 
-    async def _drive(self, saga_id: str) -> None:
+    async def _drive(self, saga_id: str, started: bool = False) -> None:
         try:
             record = await self.get(saga_id)
             definition = self._definitions.get(record.definition)
@@ -250,7 +256,7 @@ class Orchestrator:
                 await self._commit(saga_id, lambda r: r.evolve(status=SagaStatus.FAILED, error=message))
                 return
             abort = self._aborts.setdefault(saga_id, AbortSignal())
-            record = await self._runner.run(record, definition, abort)
+            record = await self._runner.run(record, definition, abort, started=started)
             log.info("saga %s finished %s", saga_id, record.status.name)
             self._retry_in.pop(saga_id, None)
         except Exception:

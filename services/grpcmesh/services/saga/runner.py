@@ -2,7 +2,8 @@
 
 Forward: for the first step not yet SUCCEEDED, persist RUNNING (attempts + 1), then
 call; on success persist SUCCEEDED with the result, in the same transaction as the next
-step's RUNNING (or the saga's COMPLETED). A non-retryable error or
+step's RUNNING (or the saga's COMPLETED). The first step's RUNNING is committed with the
+saga's creation, so a 3-step saga commits 4 times. A non-retryable error or
 exhausted retries persist the step FAILED and the saga COMPENSATING. Backward:
 for the newest step that may have taken effect (SUCCEEDED, or RUNNING when the
 outcome is unknown, e.g. after Abort) persist COMPENSATING, call its
@@ -28,7 +29,7 @@ from grpcmesh.services.saga.caller import StepCaller
 from grpcmesh.services.saga.definitions import Call, SagaDefinition, StepContext, StepRetry
 from grpcmesh.services.saga.domain import SagaRecord, SagaStatus, StepStatus, step_key
 
-__all__ = ["AbortRequested", "AbortSignal", "Commit", "SagaRunner"]
+__all__ = ["AbortRequested", "AbortSignal", "Commit", "SagaRunner", "start_step"]
 
 log = logging.getLogger("grpcmesh.saga")
 
@@ -45,7 +46,7 @@ def backoff(policy: StepRetry, attempt: int) -> float:
     return float(wait(cast(RetryCallState, SimpleNamespace(attempt_number=attempt))))
 
 
-def _start(index: int) -> Change:
+def start_step(index: int) -> Change:
     """The transition that marks step ``index`` RUNNING (one more attempt)."""
 
     def change(r: SagaRecord) -> SagaRecord:
@@ -69,9 +70,12 @@ class SagaRunner:
         self._caller = caller
         self._sleep = sleep
 
-    async def run(self, record: SagaRecord, definition: SagaDefinition, abort: AbortSignal) -> SagaRecord:
-        """Runs until the saga is terminal; returns the last committed record."""
-        started = False  # the next step's RUNNING was committed with the previous step's result
+    async def run(
+        self, record: SagaRecord, definition: SagaDefinition, abort: AbortSignal, *, started: bool = False
+    ) -> SagaRecord:
+        """Runs until the saga is terminal; returns the last committed record. ``started``: the
+        next step's RUNNING was committed with what came before (its creation, or the previous
+        step's result), so its call follows without a commit of its own."""
         while not record.terminal:
             if record.status is SagaStatus.RUNNING:
                 record, started = await self._forward(record, definition, abort, started)
@@ -93,7 +97,7 @@ class SagaRunner:
         try:
             key = step_key(sid, step.name)
             result = await self._attempts(
-                sid, step.action, ctx, step.retry, key, _start(index), abort, started
+                sid, step.action, ctx, step.retry, key, start_step(index), abort, started
             )
         except AbortRequested:
             # The call may have landed: the step stays RUNNING and is compensated.
@@ -106,7 +110,7 @@ class SagaRunner:
     async def _succeeded(
         self, sid: str, index: int, result: dict[str, Any], steps: int
     ) -> tuple[SagaRecord, bool]:
-        """Commits the step's result together with what follows it, so a 3-step saga commits 5
+        """Commits the step's result together with what follows it, so a 3-step saga commits 4
         times, not 8: the next step's RUNNING (still durable before its call), or COMPLETED.
         An abort requested meanwhile is left to :meth:`_forward` (compensation)."""
         nxt = index + 1
@@ -119,7 +123,7 @@ class SagaRunner:
             if nxt == steps:
                 return r.evolve(status=SagaStatus.COMPLETED)
             started.append(True)
-            return _start(nxt)(r)
+            return start_step(nxt)(r)
 
         record = await self._commit(
             sid, lambda r: r.with_step(index, status=StepStatus.SUCCEEDED, result=result), then

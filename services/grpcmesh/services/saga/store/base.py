@@ -24,9 +24,11 @@ class SagaStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
-        """Inserts ``record`` (version 1) and its creation event; if the idempotency key exists
-        returns that saga and False instead."""
+    async def create(self, record: SagaRecord, *events: SagaEvent) -> tuple[SagaRecord, bool]:
+        """Inserts ``record`` and its history in one transaction: ``events`` (one per version,
+        oldest first: the creation and what was committed with it), or with none its creation
+        event alone (``record`` at version 1). If the idempotency key exists, returns that saga
+        and False instead."""
         ...
 
     async def save(self, record: SagaRecord, *events: SagaEvent) -> None:

@@ -42,7 +42,8 @@ class PostgresSagaStore:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
+    async def create(self, record: SagaRecord, *events: SagaEvent) -> tuple[SagaRecord, bool]:
+        history = [event_row(record.saga_id, e) for e in events or (describe(None, record),)]
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO sagas (saga_id, idempotency_key, status, version, body)"
@@ -50,7 +51,8 @@ class PostgresSagaStore:
                 (record.saga_id, record.idempotency_key, record.status.name, record.version, dumps(record)),
             )
             if await cur.fetchone() is not None:
-                await conn.execute(_INSERT_EVENT, event_row(record.saga_id, describe(None, record)))
+                for row in history:
+                    await conn.execute(_INSERT_EVENT, row)
                 return record, True
             cur = await conn.execute(
                 "SELECT body FROM sagas WHERE idempotency_key = %s", (record.idempotency_key,)

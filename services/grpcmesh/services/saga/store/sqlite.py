@@ -2,8 +2,10 @@
 
 All statements run on a single worker thread (sqlite3 connections are not shared
 across threads). Writes use group commit: transitions of many sagas that arrive
-while a commit is in flight share the next transaction (each in its own savepoint,
-so a version conflict fails alone) and its one fsync. A writer is answered only
+while a commit is in flight share the next transaction and its one fsync. A write
+refused by a version conflict fails alone (it raises before it writes anything);
+any other failure rolls the group back and its writes are retried one per
+transaction, so no write takes its neighbours down. A writer is answered only
 after its group committed, so the engine never calls ahead of durable state.
 """
 
@@ -73,21 +75,35 @@ class SQLiteSagaStore:
                     future.set_exception(value)
 
     def _commit_group(self, bodies: list[Write]) -> list[Outcome]:
+        if len(bodies) > 1:
+            try:
+                return self._transaction(bodies)
+            except Exception:  # rolled back: one write's failure must not fail the others
+                pass
+        return [self._alone(body) for body in bodies]
+
+    def _alone(self, body: Write) -> Outcome:
+        try:
+            return self._transaction([body])[0]
+        except Exception as err:
+            return False, err
+
+    def _transaction(self, bodies: list[Write]) -> list[Outcome]:
+        """Runs ``bodies`` in one transaction (no savepoint each: a body that refuses raises
+        VersionConflict before writing, and anything else rolls the whole transaction back)."""
         db = self._conn()
         outcomes: list[Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for body in bodies:
-                db.execute("SAVEPOINT one")
                 try:
                     outcomes.append((True, body(db)))
-                except Exception as err:
-                    db.execute("ROLLBACK TO one")
-                    outcomes.append((False, err))
-                db.execute("RELEASE one")
+                except VersionConflict as refused:
+                    outcomes.append((False, refused))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         return outcomes
 
@@ -116,7 +132,9 @@ class SQLiteSagaStore:
             self._db = None
         self._pool.shutdown(wait=True)
 
-    async def create(self, record: SagaRecord) -> tuple[SagaRecord, bool]:
+    async def create(self, record: SagaRecord, *events: SagaEvent) -> tuple[SagaRecord, bool]:
+        history = [event_row(record.saga_id, e) for e in events or (describe(None, record),)]
+
         def insert(db: sqlite3.Connection) -> tuple[SagaRecord, bool]:
             row = db.execute(
                 "SELECT body FROM sagas WHERE idempotency_key = ?", (record.idempotency_key,)
@@ -133,7 +151,7 @@ class SQLiteSagaStore:
                         dumps(record),
                     ),
                 )
-                db.execute(_INSERT_EVENT, event_row(record.saga_id, describe(None, record)))
+                db.executemany(_INSERT_EVENT, history)
             return (record, True) if row is None else (loads(row[0]), False)
 
         result: tuple[SagaRecord, bool] = await self._write(insert)
