@@ -49,6 +49,7 @@ from grpcmesh.sdk.channel import Attempt, CallOptions, MeshChannel, StreamHook
 from grpcmesh.sdk.client_config import ClientConfig, ClientOptions
 from grpcmesh.sdk.direct import ClusterTransport
 from grpcmesh.sdk.errors import Unavailable
+from grpcmesh.sdk.headers import MESH_SERVICE, names_a_service
 from grpcmesh.sdk.interceptors import (
     DeadlineInterceptor,
     IdempotentMethods,
@@ -89,13 +90,15 @@ class _SidecarTransport:
         found = self._channels.get(target)
         if found is None:
             options: list[tuple[str, Any]] = [("grpc.enable_retries", 0)]
-            if target:
+            if names_a_service(target):
                 options.append(("grpc.default_authority", target))
             found = self._channels[target] = grpc.aio.insecure_channel(self.address, options=options)
         return found
 
     def tags(self, options: CallOptions) -> tuple[tuple[str, str], ...]:
-        return ()
+        """None, unless the target's name cannot be an authority the sidecar routes by."""
+        target = options.target
+        return ((MESH_SERVICE, target),) if target and not names_a_service(target) else ()
 
     async def unary(
         self,

@@ -23,6 +23,7 @@ __all__ = [
     "current_request_id",
     "ensure_request_id",
     "get",
+    "names_a_service",
     "new_request_id",
     "request_id_var",
 ]
@@ -50,6 +51,14 @@ HOP_BY_HOP = CONNECTION_SPECIFIC | {
 }
 
 Metadata = Sequence[tuple[str, str | bytes]]
+
+
+def names_a_service(host: str) -> bool:
+    """Whether an ``:authority`` host is a mesh service's name rather than an address: the
+    sidecar routes by such a host, and the SDK dials each target with its name as authority
+    only when it is one (a name like ``3d-print`` or ``localhost`` goes in ``x-mesh-service``)."""
+    return bool(host) and host != "localhost" and not host[0].isdigit() and host[0] != "["
+
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "grpcmesh_request_id", default=None

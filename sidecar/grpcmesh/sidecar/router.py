@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from grpcmesh.sdk.discovery import Resolver
-from grpcmesh.sdk.headers import MESH_SERVICE
+from grpcmesh.sdk.headers import MESH_SERVICE, names_a_service
 
 __all__ = ["GRPC_SERVICES_META", "RouteError", "Router", "candidates"]
 
@@ -71,7 +71,7 @@ class Router:
                 authority = v if isinstance(v, str) else v.decode()
         if authority and authority not in self._own:
             host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-            if host and host != "localhost" and not host[0].isdigit() and host[0] != "[":
+            if names_a_service(host):
                 return host  # a name the app dialled (not an address): the mesh service
         proto = _proto_service(method)
         return self._routes.get(proto) or self._learned.get(proto)

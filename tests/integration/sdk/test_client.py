@@ -40,6 +40,13 @@ async def test_sidecar_mode_sends_only_the_request_id_and_reuses_channels(chain:
     assert MESH_SOURCE not in md
 
 
+async def test_a_target_that_cannot_be_an_authority_travels_as_a_header(chain: Chain) -> None:
+    """``3d-print`` looks like an address to the sidecar's router, so it names itself."""
+    async with AsyncMeshClient(service="checkout", sidecar=chain.address("a")) as client:
+        assert await client.stub(HopStub, target="3d-print").Get({}) == {"hop": "a"}
+    assert chain.seen[0].metadata[MESH_SERVICE] == "3d-print"
+
+
 async def test_sidecar_mode_does_not_retry_by_default(chain: Chain) -> None:
     chain.hops["a"].unavailable_first = 1
     async with AsyncMeshClient(sidecar=chain.address("a")) as client:
