@@ -187,3 +187,35 @@ def test_serve_runs_until_sigterm_then_exits_cleanly(procs: ProcessGroup) -> Non
     out = proc.output()
     assert '"logger": "grpcmesh.access"' in out  # JSON access log with the request id
     assert '"request_id": "' in out
+
+
+async def test_incoming_trace_context_and_baggage_reach_the_handler_without_a_tracer_provider() -> None:
+    """With nothing to record the server opens no span, yet what the caller propagated (a
+    traceparent, baggage) is still the handler's context, so its own calls carry it on."""
+    import json
+
+    from opentelemetry import baggage, trace
+
+    async def where(request: bytes, context: Any) -> bytes:
+        span_context = trace.get_current_span().get_span_context()
+        seen = {"trace": format(span_context.trace_id, "032x"), "baggage": dict(baggage.get_all())}
+        return json.dumps(seen).encode()
+
+    def add(_impl: object, server: grpc.aio.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(where)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.v1.W", {"M": handler}),))
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with (
+        Server([(None, add, "t.v1.W")]) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        call = channel.unary_unary("/t.v1.W/M")
+        plain = json.loads(await call(b"", timeout=5))
+        traced = json.loads(
+            await call(b"", timeout=5, metadata=(("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),))
+        )
+        carried = json.loads(await call(b"", timeout=5, metadata=(("baggage", "tenant=acme"),)))
+    assert plain == {"trace": "0" * 32, "baggage": {}}
+    assert traced["trace"] == trace_id
+    assert carried["baggage"] == {"tenant": "acme"}

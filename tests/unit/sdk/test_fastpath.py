@@ -67,7 +67,7 @@ def client(channel: RecordingChannel, provider: TracerProvider, *interceptors: A
     mesh = AsyncMeshClient(
         "caller", sidecar="127.0.0.1:1", tracer_provider=provider, interceptors=interceptors
     )
-    mesh._transport._channel = channel  # type: ignore[union-attr,assignment]
+    mesh._transport._channels["svc"] = channel  # type: ignore[union-attr,assignment]
     return mesh
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import time
@@ -24,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from grpcmesh.sdk.errors import MeshError
 from grpcmesh.sdk.headers import REQUEST_ID, ensure_request_id, request_id_var
 from grpcmesh.sdk.interceptors.deadline import deadline_var
-from grpcmesh.sdk.interceptors.handlers import rebuild
+from grpcmesh.sdk.interceptors.handlers import Handler, rebuild
 from grpcmesh.sdk.interceptors.trace import rpc_attributes
 
 if TYPE_CHECKING:
@@ -68,21 +70,69 @@ INFRA_SERVICES = frozenset(
 """Services left alone by default: health probes and reflection would flood traces and logs."""
 
 
+_CACHE = 4096  # wrapped handlers kept, one per method (bounded: methods come from servicers)
+_NO_SPAN = contextlib.nullcontext(trace.INVALID_SPAN)
+
+
 class ServerContextInterceptor(_ServerInterceptor):
-    """Request id, trace span, deadline and logs for every served call (install first)."""
+    """Request id, trace span, deadline and logs for every served call (install first).
+
+    Per call it does only what the call needs: the wrapped handler is built once per method,
+    and without a recording tracer provider and without trace headers on the call (W3C or
+    whatever the global propagator reads) no span context is opened, as there is nothing to
+    record and nothing to propagate.
+    """
 
     def __init__(
         self, *, tracer_provider: trace.TracerProvider | None = None, skip: frozenset[str] = INFRA_SERVICES
     ) -> None:
         self._tracer = trace.get_tracer("grpcmesh.sdk.server", tracer_provider=tracer_provider)
+        self._given_provider = tracer_provider is not None
         self._skip = skip
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        self._attributes: dict[str, dict[str, str]] = {}
+        self._textmap: Any = None
+        self._fields: frozenset[str] = frozenset()
+
+    def _span(self, method: str, metadata: Any) -> contextlib.AbstractContextManager[Any]:
+        """The SERVER span's context manager, or a null one when there is nothing to do."""
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._textmap, self._fields = textmap, frozenset(textmap.fields)
+        fields = self._fields
+        incoming = any(k in fields for k, _ in metadata)
+        if not incoming and not self._given_provider and _not_recording(trace.get_tracer_provider()):
+            return _NO_SPAN
+        attributes = self._attributes.get(method)
+        if attributes is None:
+            attributes = self._attributes.setdefault(method, rpc_attributes(method))
+        carrier = {k: v for k, v in metadata if isinstance(v, str)} if incoming else {}
+        return self._traced(method, attributes, propagate.extract(carrier))
 
     @contextlib.contextmanager
-    def _scope(
-        self, method: str, metadata: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Iterator[_Rpc]:
+    def _traced(
+        self, method: str, attributes: dict[str, str], extracted: otel_context.Context
+    ) -> Iterator[Any]:
+        # The extracted context is the handler's (its baggage too, not only the parent span), so
+        # the calls it makes carry on what the caller sent.
+        token = otel_context.attach(extracted)
+        try:
+            with self._tracer.start_as_current_span(
+                method.lstrip("/"),
+                context=extracted,
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                yield span
+        finally:
+            otel_context.detach(token)
+
+    @contextlib.contextmanager
+    def _scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[_Rpc]:
+        metadata = context.invocation_metadata() or ()
         request_id, _ = ensure_request_id(metadata)
-        carrier = {k: v for k, v in metadata or () if isinstance(v, str)}
         remaining = context.time_remaining()
         started = time.monotonic()
         rpc = _Rpc(method, request_id)
@@ -91,16 +141,8 @@ class ServerContextInterceptor(_ServerInterceptor):
             deadline_var.set(None if remaining is None else started + remaining),
         )
         context.set_trailing_metadata(((REQUEST_ID, request_id),))
-        span_cm = self._tracer.start_as_current_span(
-            method.lstrip("/"),
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes=rpc_attributes(method),
-            record_exception=False,
-            set_status_on_exception=False,
-        )
         try:
-            with span_cm as span:
+            with self._span(method, metadata) as span:
                 try:
                     yield rpc
                     if rpc.code is grpc.StatusCode.OK:  # a handler may set_code() and return
@@ -120,19 +162,21 @@ class ServerContextInterceptor(_ServerInterceptor):
                     log.exception("unhandled %s in %s", type(exc).__name__, method)
                     raise
                 finally:
-                    span.set_attribute("rpc.grpc.status_code", rpc.code.value[0])
-                    if rpc.code is not grpc.StatusCode.OK:
-                        span.set_status(Status(StatusCode.ERROR, rpc.code.name))
-                    access_log.info(
-                        "%s %s",
-                        method,
-                        rpc.code.name,
-                        extra={
-                            "rpc_method": method,
-                            "grpc_code": rpc.code.name,
-                            "duration_ms": round((time.monotonic() - started) * 1000, 3),
-                        },
-                    )
+                    if span.is_recording():
+                        span.set_attribute("rpc.grpc.status_code", rpc.code.value[0])
+                        if rpc.code is not grpc.StatusCode.OK:
+                            span.set_status(Status(StatusCode.ERROR, rpc.code.name))
+                    if access_log.isEnabledFor(logging.INFO):
+                        access_log.info(
+                            "%s %s",
+                            method,
+                            rpc.code.name,
+                            extra={
+                                "rpc_method": method,
+                                "grpc_code": rpc.code.name,
+                                "duration_ms": round((time.monotonic() - started) * 1000, 3),
+                            },
+                        )
         finally:
             for var, token in zip((request_id_var, deadline_var), tokens, strict=True):
                 with contextlib.suppress(ValueError):
@@ -140,16 +184,27 @@ class ServerContextInterceptor(_ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        """Wraps the handler's behaviour in the request's context."""
+    ) -> Handler:
+        """Wraps the handler's behaviour in the request's context (built once per method)."""
         handler = await continuation(handler_call_details)
+        if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
+            return handler  # type: ignore[unreachable]
         method: str = handler_call_details.method
-        if handler is None or method.lstrip("/").partition("/")[0] in self._skip:
-            return handler
-        metadata = handler_call_details.invocation_metadata
-        return _wrap(handler, lambda context: self._scope(method, metadata, context))
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            if len(self._wrapped) >= _CACHE:
+                self._wrapped.clear()
+            skipped = method.lstrip("/").partition("/")[0] in self._skip
+            wrapped = handler if skipped else _wrap(handler, functools.partial(self._scope, method))
+            cached = self._wrapped[method] = (handler, wrapped)
+        return cached[1]
+
+
+def _not_recording(provider: trace.TracerProvider) -> bool:
+    """The global provider records nothing: never set (a proxy) or the no-op one."""
+    return isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def _code_of(context: Any) -> grpc.StatusCode:
