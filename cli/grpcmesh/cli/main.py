@@ -24,6 +24,7 @@ from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, v
 
 from grpcmesh.cli.errors import USAGE_ERROR, CommandError
 from grpcmesh.cli.helpfmt import polish
+from grpcmesh.sdk.logging import set_access_log
 
 __all__ = ["GROUP", "build_parser", "commands", "main"]
 
@@ -103,6 +104,7 @@ def main(argv: Sequence[str] | None = None, eps: Iterable[EntryPoint] | None = N
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    set_access_log(True if args.verbose else None)  # a line per served call: GRPCMESH_ACCESS_LOG=1 or -v
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

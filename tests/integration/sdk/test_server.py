@@ -175,7 +175,7 @@ def test_serve_runs_until_sigterm_then_exits_cleanly(procs: ProcessGroup) -> Non
         "from tests.support.chain import Hop\n"
         f"asyncio.run(serve(Hop('svc', []).servicer(), port={port}, name='svc', grace=2))\n"
     )
-    proc = procs.start([sys.executable, "-c", code], "serve", cwd=ROOT)
+    proc = procs.start([sys.executable, "-c", code], "serve", env={"GRPCMESH_ACCESS_LOG": "1"}, cwd=ROOT)
     proc.wait_output('"msg": "listening on 127.0.0.1:', timeout=20)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = channel.unary_unary(f"/{SERVICE}/Get", request_serializer=dumps, response_deserializer=loads)(
@@ -185,7 +185,7 @@ def test_serve_runs_until_sigterm_then_exits_cleanly(procs: ProcessGroup) -> Non
     proc.signal(signal.SIGTERM)
     assert proc.proc.wait(timeout=15) == 0
     out = proc.output()
-    assert '"logger": "grpcmesh.access"' in out  # JSON access log with the request id
+    assert '"logger": "grpcmesh.access"' in out  # JSON access log (asked for) with the request id
     assert '"request_id": "' in out
 
 

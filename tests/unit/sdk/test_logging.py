@@ -6,10 +6,11 @@ import io
 import json
 import logging
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from grpcmesh.sdk.headers import request_id_var
-from grpcmesh.sdk.logging import ContextFilter, JsonFormatter, configure_logging
+from grpcmesh.sdk.logging import ACCESS_LOG, ContextFilter, JsonFormatter, configure_logging, set_access_log
 
 
 def test_json_line_carries_request_id_trace_id_and_extras() -> None:
@@ -51,3 +52,19 @@ def test_configure_logging_is_idempotent() -> None:
     finally:
         root.handlers = before
         root.setLevel(level)
+
+
+def test_the_access_log_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    access = logging.getLogger(ACCESS_LOG)
+    level = access.level
+    try:
+        monkeypatch.delenv("GRPCMESH_ACCESS_LOG", raising=False)
+        assert set_access_log() is False
+        assert not access.isEnabledFor(logging.INFO)
+        monkeypatch.setenv("GRPCMESH_ACCESS_LOG", "1")
+        assert set_access_log() is True
+        assert access.isEnabledFor(logging.INFO)
+        assert set_access_log(False) is False
+        assert not access.isEnabledFor(logging.INFO)
+    finally:
+        access.setLevel(level)

@@ -34,6 +34,7 @@ from grpcmesh.sdk.headers import REQUEST_ID, ensure_request_id, request_id_var
 from grpcmesh.sdk.interceptors.deadline import deadline_var
 from grpcmesh.sdk.interceptors.handlers import Handler, rebuild
 from grpcmesh.sdk.interceptors.trace import rpc_attributes
+from grpcmesh.sdk.logging import ACCESS_LOG
 
 if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -42,7 +43,7 @@ else:
 
 __all__ = ["INFRA_SERVICES", "ServerContextInterceptor"]
 
-access_log = logging.getLogger("grpcmesh.access")
+access_log = logging.getLogger(ACCESS_LOG)
 log = logging.getLogger("grpcmesh.server")
 
 
