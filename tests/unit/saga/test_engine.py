@@ -19,6 +19,20 @@ CHARGE, REFUND = "/shop.Payments/Charge", "/shop.Payments/Refund"
 SHIP = "/shop.Shipping/Ship"
 
 
+async def left_in_flight(tmp_path: Path, step: str, key: str = "", caller: FakeCaller | None = None) -> str:
+    """A saga an orchestrator left behind: it exited (as a killed process would) while ``step``
+    was in flight; returns the saga's id. The store on ``tmp_path`` keeps the saga RUNNING."""
+    caller = caller or FakeCaller()
+    caller.block(step)
+    engine, store = orchestrator(tmp_path, caller)
+    await store.open()
+    rec = await engine.start("order", key, {"sku": "a"})
+    await caller.entered[step].wait()
+    await engine.close()
+    await store.close()
+    return rec.saga_id
+
+
 def statuses(rec: object) -> list[str]:
     return [s.status.name for s in rec.steps]  # type: ignore[attr-defined]
 
@@ -141,23 +155,16 @@ async def test_abort_mid_step_compensates_the_in_flight_step_too(
 
 
 async def test_resume_reissues_the_in_flight_step_with_the_same_key(tmp_path: Path) -> None:
-    first_caller = FakeCaller()
-    first_caller.block(CHARGE)
-    first, store = orchestrator(tmp_path, first_caller)
-    await store.open()
-    rec = await first.start("order", "k", {"sku": "a"})
-    await first_caller.entered[CHARGE].wait()
-    await first.close()  # the process "dies" with charge in flight
-    await store.close()
+    saga_id = await left_in_flight(tmp_path, CHARGE, "k")
 
     second_caller = FakeCaller()
     second, store2 = orchestrator(tmp_path, second_caller)
     await store2.open()
     assert await second.resume() == 1
-    final = (await until_terminal(second, rec.saga_id))[-1]
+    final = (await until_terminal(second, saga_id))[-1]
     assert final.status is SagaStatus.COMPLETED
     assert second_caller.methods() == [CHARGE, SHIP]  # reserve is not re-run
-    assert second_caller.calls[0].key == f"{rec.saga_id}/charge"
+    assert second_caller.calls[0].key == f"{saga_id}/charge"
     assert final.steps[1].attempts == 2
     await second.close()
     await store2.close()
@@ -229,24 +236,18 @@ async def test_paging_and_status_filter(orch: Orchestrator, caller: FakeCaller) 
 
 
 async def test_resume_reissues_an_in_flight_compensation(tmp_path: Path) -> None:
-    first_caller = FakeCaller()
-    first_caller.script[SHIP] = [FailedPrecondition("no")]
-    first_caller.block(REFUND)
-    first, store = orchestrator(tmp_path, first_caller)
-    await store.open()
-    rec = await first.start("order", "", {"sku": "a"})
-    await first_caller.entered[REFUND].wait()
-    await first.close()
-    await store.close()
+    failing_ship = FakeCaller()
+    failing_ship.script[SHIP] = [FailedPrecondition("no")]
+    saga_id = await left_in_flight(tmp_path, REFUND, caller=failing_ship)
 
     second_caller = FakeCaller()
     second, store2 = orchestrator(tmp_path, second_caller)
     await store2.open()
     await second.resume()
-    final = (await until_terminal(second, rec.saga_id))[-1]
+    final = (await until_terminal(second, saga_id))[-1]
     assert final.status is SagaStatus.COMPENSATED
     assert second_caller.methods() == [REFUND, RELEASE]
-    assert second_caller.calls[0].key == f"{rec.saga_id}/charge/compensate"
+    assert second_caller.calls[0].key == f"{saga_id}/charge/compensate"
     assert final.steps[1].compensation_attempts == 2
     await second.close()
     await store2.close()
@@ -340,14 +341,7 @@ async def test_a_store_failure_mid_saga_drives_it_again_without_a_restart(
 
 async def test_sweep_drives_unfinished_sagas_nothing_drives_and_only_those(tmp_path: Path) -> None:
     """A saga written by a previous active orchestrator after this one resumed is picked up."""
-    old_caller = FakeCaller()
-    old_caller.block(RESERVE)
-    old, store = orchestrator(tmp_path, old_caller)
-    await store.open()
-    rec = await old.start("order", "late", {"sku": "a"})
-    await old_caller.entered[RESERVE].wait()
-    await old.close()  # it exits with the saga RUNNING
-    await store.close()
+    saga_id = await left_in_flight(tmp_path, RESERVE, "late")
 
     caller = FakeCaller()
     new, store2 = orchestrator(tmp_path, caller)
@@ -355,7 +349,7 @@ async def test_sweep_drives_unfinished_sagas_nothing_drives_and_only_those(tmp_p
     try:
         assert await new.sweep() == 1
         assert await new.sweep() == 0  # already being driven
-        final = (await asyncio.wait_for(until_terminal(new, rec.saga_id), 20))[-1]
+        final = (await asyncio.wait_for(until_terminal(new, saga_id), 20))[-1]
         assert final.status is SagaStatus.COMPLETED
         assert await new.sweep() == 0
     finally:

@@ -33,7 +33,7 @@ from grpcmesh.sdk.errors import MeshError
 from grpcmesh.sdk.headers import REQUEST_ID, ensure_request_id, request_id_var
 from grpcmesh.sdk.interceptors.deadline import deadline_var
 from grpcmesh.sdk.interceptors.handlers import Handler, rebuild
-from grpcmesh.sdk.interceptors.trace import rpc_attributes
+from grpcmesh.sdk.interceptors.trace import propagation_fields, rpc_attributes
 from grpcmesh.sdk.logging import ACCESS_LOG
 
 if TYPE_CHECKING:
@@ -91,22 +91,15 @@ class ServerContextInterceptor(_ServerInterceptor):
         self._given_provider = tracer_provider is not None
         self._skip = skip
         self._wrapped: dict[str, tuple[Handler, Handler]] = {}
-        self._attributes: dict[str, dict[str, str]] = {}
-        self._textmap: Any = None
-        self._fields: frozenset[str] = frozenset()
 
-    def _span(self, method: str, metadata: Any) -> contextlib.AbstractContextManager[Any]:
+    def _span(
+        self, method: str, attributes: dict[str, str], metadata: Any
+    ) -> contextlib.AbstractContextManager[Any]:
         """The SERVER span's context manager, or a null one when there is nothing to do."""
-        textmap = propagate.get_global_textmap()
-        if textmap is not self._textmap:
-            self._textmap, self._fields = textmap, frozenset(textmap.fields)
-        fields = self._fields
+        fields = propagation_fields()
         incoming = any(k in fields for k, _ in metadata)
         if not incoming and not self._given_provider and _not_recording(trace.get_tracer_provider()):
             return _NO_SPAN
-        attributes = self._attributes.get(method)
-        if attributes is None:
-            attributes = self._attributes.setdefault(method, rpc_attributes(method))
         carrier = {k: v for k, v in metadata if isinstance(v, str)} if incoming else {}
         return self._traced(method, attributes, propagate.extract(carrier))
 
@@ -131,7 +124,9 @@ class ServerContextInterceptor(_ServerInterceptor):
             otel_context.detach(token)
 
     @contextlib.contextmanager
-    def _scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[_Rpc]:
+    def _scope(
+        self, method: str, attributes: dict[str, str], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Iterator[_Rpc]:
         metadata = context.invocation_metadata() or ()
         request_id, _ = ensure_request_id(metadata)
         remaining = context.time_remaining()
@@ -143,7 +138,7 @@ class ServerContextInterceptor(_ServerInterceptor):
         )
         context.set_trailing_metadata(((REQUEST_ID, request_id),))
         try:
-            with self._span(method, metadata) as span:
+            with self._span(method, attributes, metadata) as span:
                 try:
                     yield rpc
                     if rpc.code is grpc.StatusCode.OK:  # a handler may set_code() and return
@@ -198,7 +193,8 @@ class ServerContextInterceptor(_ServerInterceptor):
             if len(self._wrapped) >= _CACHE:
                 self._wrapped.clear()
             skipped = method.lstrip("/").partition("/")[0] in self._skip
-            wrapped = handler if skipped else _wrap(handler, functools.partial(self._scope, method))
+            scope = functools.partial(self._scope, method, rpc_attributes(method))
+            wrapped = handler if skipped else _wrap(handler, scope)
             cached = self._wrapped[method] = (handler, wrapped)
         return cached[1]
 

@@ -14,14 +14,11 @@ from typing import Any
 
 import grpc
 from opentelemetry import baggage, propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from grpcmesh.sdk.interceptors.base import method_of, replace_details
 
-__all__ = ["TraceInterceptor", "end_span", "inject_into", "rpc_attributes"]
+__all__ = ["TraceInterceptor", "end_span", "inject_into", "propagation_fields", "rpc_attributes"]
 
 _pending: set[asyncio.Task[None]] = set()
 
@@ -44,21 +41,24 @@ def end_span(span: Span, code: grpc.StatusCode, details: str = "") -> None:
     span.end()
 
 
-_STARTUP_TEXTMAP = propagate.get_global_textmap()  # (tracecontext, baggage) unless OTEL_PROPAGATORS says
-_W3C_ONLY = isinstance(_STARTUP_TEXTMAP, CompositePropagator) and all(
-    isinstance(p, TraceContextTextMapPropagator | W3CBaggagePropagator)
-    for p in getattr(_STARTUP_TEXTMAP, "_propagators", (None,))
-)
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_fields_of: tuple[object, frozenset[str]] = (None, frozenset())
+
+
+def propagation_fields() -> frozenset[str]:
+    """The header names the global propagator reads and writes (recomputed when it changes)."""
+    global _fields_of
+    textmap = propagate.get_global_textmap()
+    if _fields_of[0] is not textmap:
+        _fields_of = (textmap, frozenset(textmap.fields))
+    return _fields_of[1]
 
 
 def _nothing_to_send(span: Span) -> bool:
-    """True when the propagators would write nothing: only the W3C ones, no trace (no tracer
+    """True when the propagators would write nothing: W3C ones only, no trace (no tracer
     provider and no incoming context) and no baggage. Skipping them saves a context per call."""
     return (
-        _W3C_ONLY
-        and not span.get_span_context().is_valid
-        and propagate.get_global_textmap() is _STARTUP_TEXTMAP
-        and not baggage.get_all()
+        not span.get_span_context().is_valid and propagation_fields() <= _W3C_FIELDS and not baggage.get_all()
     )
 
 

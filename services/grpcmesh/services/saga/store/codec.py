@@ -5,9 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grpcmesh.services.saga.domain import SagaEvent, SagaRecord, SagaStatus, StepRecord, StepStatus
+from grpcmesh.services.saga.domain import (
+    SagaEvent,
+    SagaRecord,
+    SagaStatus,
+    StepRecord,
+    StepStatus,
+    describe,
+)
 
-__all__ = ["EVENT_COLUMNS", "dumps", "event_from_row", "event_row", "insert_event", "loads", "schema"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "creation_rows",
+    "dumps",
+    "event_from_row",
+    "event_row",
+    "insert_event",
+    "loads",
+    "schema",
+]
 
 EVENT_COLUMNS = "saga_id, version, at, status, step, step_status, attempt, error"
 
@@ -58,6 +74,12 @@ def event_row(saga_id: str, event: SagaEvent) -> EventRow:
         event.attempt,
         event.error,
     )
+
+
+def creation_rows(record: SagaRecord, events: tuple[SagaEvent, ...]) -> list[EventRow]:
+    """The history rows a new saga is created with: ``events``, or its creation event alone
+    (the port's :meth:`SagaStore.create` contract, for every adapter)."""
+    return [event_row(record.saga_id, e) for e in events or (describe(None, record),)]
 
 
 def event_from_row(row: Any) -> SagaEvent:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
-from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus, describe
+from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus
 from grpcmesh.services.saga.store.base import VersionConflict
 from grpcmesh.services.saga.store.codec import (
     EVENT_COLUMNS,
+    creation_rows,
     dumps,
     event_from_row,
     event_row,
@@ -43,7 +44,7 @@ class PostgresSagaStore:
         await self._pool.close()
 
     async def create(self, record: SagaRecord, *events: SagaEvent) -> tuple[SagaRecord, bool]:
-        history = [event_row(record.saga_id, e) for e in events or (describe(None, record),)]
+        history = creation_rows(record, events)
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO sagas (saga_id, idempotency_key, status, version, body)"
@@ -51,8 +52,8 @@ class PostgresSagaStore:
                 (record.saga_id, record.idempotency_key, record.status.name, record.version, dumps(record)),
             )
             if await cur.fetchone() is not None:
-                for row in history:
-                    await conn.execute(_INSERT_EVENT, row)
+                for event in history:
+                    await conn.execute(_INSERT_EVENT, event)
                 return record, True
             cur = await conn.execute(
                 "SELECT body FROM sagas WHERE idempotency_key = %s", (record.idempotency_key,)

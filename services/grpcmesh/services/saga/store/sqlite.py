@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus, describe
+from grpcmesh.services.saga.domain import ACTIVE, SagaEvent, SagaRecord, SagaStatus
 from grpcmesh.services.saga.store.base import VersionConflict
 from grpcmesh.services.saga.store.codec import (
     EVENT_COLUMNS,
+    creation_rows,
     dumps,
     event_from_row,
     event_row,
@@ -133,7 +134,7 @@ class SQLiteSagaStore:
         self._pool.shutdown(wait=True)
 
     async def create(self, record: SagaRecord, *events: SagaEvent) -> tuple[SagaRecord, bool]:
-        history = [event_row(record.saga_id, e) for e in events or (describe(None, record),)]
+        history = creation_rows(record, events)
 
         def insert(db: sqlite3.Connection) -> tuple[SagaRecord, bool]:
             row = db.execute(
